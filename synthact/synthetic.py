@@ -1,0 +1,398 @@
+"""Synthetic latent activation vectors (paper section 4.3 and Appendix A).
+
+Each construction takes the SAE latent activations of base activations, ``acts [B, d_sae]``
+(what ``sae.encode`` returns), and moves every active latent of a row to another latent while
+keeping its activation VALUE. The result is a new latent activation vector ``[B, d_sae]`` with the
+same dtype and device as ``acts``; decoding it (``sae.decode``, which adds ``b_dec``) happens
+elsewhere.
+
+Conventions shared by the three constructions:
+
+- A latent is *active* in a row when its activation is > 0 (SAE latent activations are never
+  negative; a negative entry is rejected). Active latents are visited in increasing index order.
+- A row with no active latent stays all-zero (its decoding is ``b_dec``).
+- Within a row the chosen latents are distinct, so two moved values never land on one latent and
+  add up: the output row holds exactly the input row's multiset of nonzero values.
+- Sparsity: ``log_sparsity [d_sae]`` is ``log10(firing frequency + 1e-10)`` from the SAE release.
+  A latent is dead when ``log_sparsity <= -10``. "Similar sparsity" ranks latents by the absolute
+  difference of LINEAR frequency ``f = 10 ** log_sparsity`` (computed in float64). Equal frequency
+  distances are ranked by lower latent index first.
+- Determinism: all randomness comes from the ``generator`` argument; the same ``acts`` and the same
+  generator state give the same output.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+DEAD_LOG_SPARSITY = -10.0
+"""A latent with ``log_sparsity <= DEAD_LOG_SPARSITY`` never fired (``log10(0 + 1e-10)``)."""
+
+_ROWS_PER_CHUNK = 128
+"""Rows processed together by ``synthetic_structured`` (bounds a ``[rows, d_sae]`` buffer)."""
+
+
+def synthetic_random(acts: Tensor, log_sparsity: Tensor, generator: torch.Generator) -> Tensor:
+    """Move each active latent to a uniformly random non-dead latent, keeping its value.
+
+    The latents of one row are drawn WITHOUT replacement (a uniform random subset of the non-dead
+    latents, in uniform random order), so two active latents never land on one latent. A latent may
+    land on itself or on another of the row's active latents.
+
+    Args:
+        acts: ``[B, d_sae]`` latent activations (>= 0).
+        log_sparsity: ``[d_sae]`` log10 firing frequencies; non-dead means ``> -10``.
+        generator: source of randomness, on ``acts``' device.
+
+    Returns:
+        ``[B, d_sae]`` synthetic latent activations, same dtype and device as ``acts``.
+    """
+    _check_acts(acts)
+    log_sparsity = _check_log_sparsity(log_sparsity, acts)
+    _check_generator(generator, acts)
+    latents, counts = _active_latents(acts)
+    alive = (log_sparsity > DEAD_LOG_SPARSITY).nonzero().squeeze(1)
+    n_max = latents.shape[1]
+    if n_max > len(alive):
+        raise ValueError(
+            f"a row has {n_max} active latents but only {len(alive)} latents are non-dead; "
+            "synthetic_random needs at least as many non-dead latents as active ones"
+        )
+    moved = torch.full_like(latents, -1)
+    for row in counts.nonzero().squeeze(1).tolist():
+        n = int(counts[row])
+        draw = torch.randperm(len(alive), generator=generator, device=acts.device)[:n]
+        moved[row, :n] = alive[draw]
+    return _place(acts, latents, moved)
+
+
+def synthetic_baseline(
+    acts: Tensor, log_sparsity: Tensor, generator: torch.Generator, k: int = 10
+) -> Tensor:
+    """Move each active latent to one of the ``k`` most similarly sparse latents ("bag of latents").
+
+    For each active latent ``i`` of a row, in index order: rank ALL latents ``j`` by
+    ``|f_j - f_i|`` (ties: lower index first), excluding ``i`` itself and the latents already chosen
+    in this row (dead latents are NOT excluded), and pick uniformly among the first ``k``. The
+    chosen latent gets ``i``'s value.
+
+    Args:
+        acts: ``[B, d_sae]`` latent activations (>= 0).
+        log_sparsity: ``[d_sae]`` log10 firing frequencies.
+        generator: source of randomness, on ``acts``' device.
+        k: how many of the most similarly-sparse latents to pick from (paper: 10).
+
+    Returns:
+        ``[B, d_sae]`` synthetic latent activations, same dtype and device as ``acts``.
+    """
+    _check_acts(acts)
+    freq = _frequencies(_check_log_sparsity(log_sparsity, acts))
+    _check_generator(generator, acts)
+    _check_positive_int(k, "k")
+    latents, counts = _active_latents(acts)
+    n_rows, n_max = latents.shape
+    if n_max == 0:
+        return torch.zeros_like(acts)
+    if k > len(freq) - n_max:
+        raise ValueError(
+            f"k={k} is too large: with d_sae={len(freq)} and a row of {n_max} active latents, the "
+            f"last latent of that row has only {len(freq) - n_max} latents left to choose from"
+        )
+    picks = torch.randint(k, (n_rows, n_max), generator=generator, device=acts.device)
+    # Rows sorted by decreasing count, so the rows still active at step t are a prefix.
+    order = counts.argsort(descending=True, stable=True)
+    latents, counts, picks = latents[order], counts[order], picks[order]
+    # A latent's first k + n_max - 1 neighbours hold k that are neither chosen nor itself.
+    # (Padding slots, -1, are ranked as latent 0; they are never read.)
+    queries, slot_query = torch.unique(latents.clamp(min=0), return_inverse=True)
+    everyone = torch.arange(len(freq), device=acts.device)
+    candidates = _frequency_neighbours(freq, everyone, queries, k + n_max - 1)[slot_query]
+    moved = torch.full_like(latents, -1)
+    for t in range(n_max):
+        n = int((counts > t).sum())
+        options = candidates[:n, t]  # [n, L]
+        free = ~(options[:, :, None] == moved[:n, None, :t]).any(dim=2)
+        nth_free = free.cumsum(dim=1)
+        hit = free & (nth_free == picks[:n, t, None] + 1)
+        moved[:n, t] = options.gather(1, hit.int().argmax(dim=1, keepdim=True)).squeeze(1)
+    unsorted = order.argsort()
+    return _place(acts, latents[unsorted], moved[unsorted])
+
+
+def synthetic_structured(
+    acts: Tensor,
+    log_sparsity: Tensor,
+    W_dec: Tensor,
+    generator: torch.Generator,
+    cos_target: float = 0.42,
+    n_candidates: int = 100,
+    match_top_cos: bool = True,
+    *,
+    exclude_dead_candidates: bool = False,
+    reserve_top_synth: bool = False,
+) -> Tensor:
+    """Move the active latents so that their decoder geometry around the top latent is kept.
+
+    Per row with at least one active latent (cosines are between rows of ``W_dec``, ``b_dec`` is not
+    subtracted; a latent's cosine with itself is taken as exactly 1):
+
+    1. ``top`` = the latent with the largest activation (ties: lowest index).
+    2. candidates = the ``n_candidates`` latents closest to ``top`` in linear frequency, ``top``
+       excluded (ties: lower index first).
+    3. ``top_synth`` = the candidate whose cosine with ``top`` is closest to ``cos_target`` (ties:
+       the candidate closer in frequency). With ``match_top_cos=False`` ("structured w/o cos sim"),
+       ``top_synth`` = the candidate closest in frequency.
+    4. For each active latent ``i`` in index order, ``c_i = cos(top, i)``; pick the unused latent
+       ``j`` (any latent, dead ones included) whose ``cos(top_synth, j)`` is closest to ``c_i``
+       (ties: lowest index) and give it ``i``'s value. For ``i = top``, ``c_i = 1`` picks
+       ``top_synth`` itself unless an earlier latent already took it.
+
+    Paper text vs the authors' code (the code is the default):
+
+    - ``exclude_dead_candidates``: False (code) ranks all latents in step 2; True (paper text:
+      "100 non-dead SAE latents") ranks only non-dead ones.
+    - ``reserve_top_synth``: False (code) handles ``top`` inside the index-order loop of step 4;
+      True (paper text: ``top_synth`` "becomes the top latent ... for each remaining active
+      latent") gives ``top_synth`` to ``top`` first, so no other latent can take it.
+
+    Args:
+        acts: ``[B, d_sae]`` latent activations (>= 0).
+        log_sparsity: ``[d_sae]`` log10 firing frequencies.
+        W_dec: ``[d_sae, d_model]`` SAE decoder (no zero rows).
+        generator: accepted so all constructions share one call form; this construction is
+            deterministic (every tie has a rule above), so it draws nothing from it.
+        cos_target: target cosine of ``top_synth`` with ``top`` (paper: 0.42, the mean cosine
+            between real activations w.r.t. ``b_dec``).
+        n_candidates: size of the frequency neighbourhood of ``top`` (paper: 100).
+        match_top_cos: False gives "structured w/o cos sim" (Appendix A).
+        exclude_dead_candidates: see above.
+        reserve_top_synth: see above.
+
+    Returns:
+        ``[B, d_sae]`` synthetic latent activations, same dtype and device as ``acts``.
+    """
+    _check_acts(acts)
+    log_sparsity = _check_log_sparsity(log_sparsity, acts)
+    freq = _frequencies(log_sparsity)
+    unit = _unit_decoder_rows(W_dec, acts)
+    _check_generator(generator, acts)
+    _check_positive_int(n_candidates, "n_candidates")
+    if not (isinstance(cos_target, (int, float)) and -1.0 <= cos_target <= 1.0):
+        raise ValueError(f"cos_target must be a number in [-1, 1], got {cos_target!r}")
+    latents, counts = _active_latents(acts)
+    if latents.shape[1] == 0:
+        return torch.zeros_like(acts)
+    rows = (counts > 0).nonzero().squeeze(1)
+    top = acts[rows].argmax(dim=1)
+    if exclude_dead_candidates:
+        pool = (log_sparsity > DEAD_LOG_SPARSITY).nonzero().squeeze(1)
+    else:
+        pool = torch.arange(len(freq), device=acts.device)
+    tops, row_query = torch.unique(top, return_inverse=True)
+    candidates = _frequency_neighbours(freq, pool, tops, n_candidates)[row_query]
+    moved = torch.full_like(latents, -1)
+    for chunk in torch.split(torch.arange(len(rows), device=acts.device), _ROWS_PER_CHUNK):
+        top_synth = _pick_top_synth(unit, top[chunk], candidates[chunk], cos_target, match_top_cos)
+        moved[rows[chunk]] = _match_cosines(
+            unit, latents[rows[chunk]], top[chunk], top_synth, reserve_top_synth
+        )
+    return _place(acts, latents, moved)
+
+
+def _pick_top_synth(
+    unit: Tensor, top: Tensor, candidates: Tensor, cos_target: float, match_top_cos: bool
+) -> Tensor:
+    """``top [R]``, ``candidates [R, n]`` ranked by frequency -> ``top_synth [R]``."""
+    if not match_top_cos:
+        return candidates[:, 0]
+    cos = torch.bmm(unit[candidates], unit[top].unsqueeze(2)).squeeze(2)  # [R, n]
+    best = (cos - cos_target).abs().argmin(dim=1, keepdim=True)
+    return candidates.gather(1, best).squeeze(1)
+
+
+def _match_cosines(
+    unit: Tensor, latents: Tensor, top: Tensor, top_synth: Tensor, reserve_top_synth: bool
+) -> Tensor:
+    """Step 4 of ``synthetic_structured`` for ``R`` rows.
+
+    Args:
+        unit: ``[d_sae, d_model]`` unit-norm decoder rows.
+        latents: ``[R, n_max]`` active latents in index order, padded with -1.
+        top, top_synth: ``[R]``.
+
+    Returns:
+        ``[R, n_max]`` the latent each active latent moves to, padded with -1.
+    """
+    order = (latents >= 0).sum(dim=1).argsort(descending=True, stable=True)
+    latents, top, top_synth = latents[order], top[order], top_synth[order]
+    counts = (latents >= 0).sum(dim=1)
+    rows = torch.arange(len(top), device=top.device)
+    synth_cos = unit[top_synth] @ unit.T  # [R, d_sae]
+    synth_cos[rows, top_synth] = 1.0
+    is_top = latents == top[:, None]
+    top_cos = (unit[latents.clamp(min=0)] * unit[top][:, None, :]).sum(dim=2)  # [R, n_max]
+    top_cos[is_top] = 1.0
+    moved = torch.full_like(latents, -1)
+    reserved = top_synth[:, None] if reserve_top_synth else moved[:, :0]
+    for t in range(latents.shape[1]):
+        n = int((counts > t).sum())
+        gap = (synth_cos[:n] - top_cos[:n, t, None]).abs_()
+        gap.scatter_(1, torch.cat([reserved[:n], moved[:n, :t]], dim=1), math.inf)
+        nearest = gap.argmin(dim=1)
+        if reserve_top_synth:
+            nearest = torch.where(is_top[:n, t], top_synth[:n], nearest)
+        moved[:n, t] = nearest
+    return moved[order.argsort()]
+
+
+def _frequency_neighbours(freq: Tensor, pool: Tensor, queries: Tensor, n: int) -> Tensor:
+    """The ``n`` latents of ``pool`` closest in frequency to each query, the query excluded.
+
+    Ranking key: ``(|freq[j] - freq[q]|, j)``. Exact without a sort per query: the pool is sorted
+    once by (frequency up, index up) and once by (frequency down, index up); the first ``n + 1``
+    latents at or above the query's frequency in the first order, and the first ``n`` strictly
+    below it in the second, are each already in key order and together hold the answer. (This
+    assumes distinct frequencies keep distinct float64 distances to the query, which holds for
+    frequencies above ~1e-9 read from a float32 log-sparsity; equal frequencies are exact ties.)
+
+    Args:
+        freq: ``[d_sae]`` float64 linear frequencies.
+        pool: ``[P]`` eligible latent ids in increasing order.
+        queries: ``[Q]`` latent ids.
+        n: neighbours wanted per query.
+
+    Returns:
+        ``[Q, n]`` latent ids, nearest first.
+    """
+    pool_freq = freq[pool]
+    up = pool_freq.sort(stable=True).indices
+    down = pool_freq.sort(descending=True, stable=True).indices
+    query_freq = freq[queries]
+    at_or_above = torch.searchsorted(pool_freq[up], query_freq, side="left")
+    below = torch.searchsorted(-pool_freq[down], -query_freq, side="right")
+    position = torch.cat(
+        [
+            at_or_above[:, None] + torch.arange(n + 1, device=pool.device),
+            below[:, None] + torch.arange(n, device=pool.device),
+        ],
+        dim=1,
+    )
+    in_pool = position < len(pool)
+    position = position.clamp(max=len(pool) - 1)
+    half = n + 1
+    ids = torch.cat([pool[up][position[:, :half]], pool[down][position[:, half:]]], dim=1)
+    distance = (freq[ids] - query_freq[:, None]).abs()
+    distance = distance.masked_fill(~in_pool | (ids == queries[:, None]), math.inf)
+    by_index = ids.argsort(dim=1)
+    ids, distance = ids.gather(1, by_index), distance.gather(1, by_index)
+    by_distance = distance.argsort(dim=1, stable=True)[:, :n]
+    if not distance.gather(1, by_distance).isfinite().all():
+        raise ValueError(
+            f"not enough latents to rank: {n} neighbours are needed but the pool holds only "
+            f"{len(pool)} latents (lower n_candidates / k, or use a larger SAE)"
+        )
+    return ids.gather(1, by_distance)
+
+
+def _active_latents(acts: Tensor) -> tuple[Tensor, Tensor]:
+    """``acts [B, d_sae]`` -> (actives ``[B, n_max]`` ascending, -1 padded; ``counts [B]``)."""
+    row, col = (acts > 0).nonzero(as_tuple=True)  # row-major: columns ascend within a row
+    counts = torch.bincount(row, minlength=acts.shape[0])
+    n_max = int(counts.max()) if len(counts) else 0
+    slot = torch.arange(len(row), device=acts.device) - (counts.cumsum(0) - counts)[row]
+    latents = torch.full((acts.shape[0], n_max), -1, dtype=torch.long, device=acts.device)
+    latents[row, slot] = col
+    return latents, counts
+
+
+def _place(acts: Tensor, latents: Tensor, moved: Tensor) -> Tensor:
+    """``out[b, moved[b, s]] = acts[b, latents[b, s]]`` for every active slot; zero elsewhere."""
+    out = torch.zeros_like(acts)
+    row = torch.arange(acts.shape[0], device=acts.device)[:, None].expand_as(latents)
+    slot = latents >= 0
+    out[row[slot], moved[slot]] = acts[row[slot], latents[slot]]
+    return out
+
+
+def _frequencies(log_sparsity: Tensor) -> Tensor:
+    """Linear firing frequencies ``10 ** log_sparsity`` in float64."""
+    return 10.0 ** log_sparsity.double()
+
+
+def _check_acts(acts: Tensor) -> None:
+    if not isinstance(acts, Tensor):
+        raise TypeError(f"acts must be a torch.Tensor [B, d_sae], got {type(acts).__name__}")
+    if acts.ndim != 2:
+        raise ValueError(
+            f"acts must be [B, d_sae] latent activations, got shape {tuple(acts.shape)} "
+            "(use acts[None] for a single vector)"
+        )
+    if not acts.is_floating_point():
+        raise TypeError(f"acts must be floating point, got {acts.dtype}")
+    if not acts.isfinite().all():
+        raise ValueError("acts contains NaN or inf")
+    if (acts < 0).any():
+        raise ValueError("acts contains negative values; pass SAE latent activations (sae.encode)")
+
+
+def _check_log_sparsity(log_sparsity: Tensor | None, acts: Tensor) -> Tensor:
+    """Validate and move ``log_sparsity`` to ``acts``' device."""
+    if log_sparsity is None:
+        raise ValueError(
+            "log_sparsity is None: load the SAE with "
+            "SAE.from_pretrained_with_cfg_and_sparsity(release, sae_id), which returns "
+            "(sae, cfg_dict, log_sparsity); SAE.from_pretrained returns no sparsity"
+        )
+    if not isinstance(log_sparsity, Tensor):
+        raise TypeError(f"log_sparsity must be a torch.Tensor, got {type(log_sparsity).__name__}")
+    d_sae = acts.shape[1]
+    if log_sparsity.shape != (d_sae,):
+        raise ValueError(
+            f"log_sparsity must have shape ({d_sae},) to match acts [B, {d_sae}], "
+            f"got {tuple(log_sparsity.shape)}"
+        )
+    if log_sparsity.isnan().any():
+        raise ValueError("log_sparsity contains NaN")
+    return log_sparsity.detach().to(acts.device)
+
+
+def _unit_decoder_rows(W_dec: Tensor, acts: Tensor) -> Tensor:
+    """Validate ``W_dec [d_sae, d_model]``; return its rows at unit norm on ``acts``' device."""
+    if not isinstance(W_dec, Tensor):
+        raise TypeError(f"W_dec must be a torch.Tensor, got {type(W_dec).__name__}")
+    d_sae = acts.shape[1]
+    if W_dec.ndim != 2 or W_dec.shape[0] != d_sae:
+        raise ValueError(
+            f"W_dec must be [d_sae={d_sae}, d_model] (sae.W_dec), got {tuple(W_dec.shape)}"
+        )
+    W_dec = W_dec.detach().to(acts.device)
+    if W_dec.dtype != torch.float64:
+        W_dec = W_dec.float()
+    if not W_dec.isfinite().all():
+        raise ValueError("W_dec contains NaN or inf")
+    norms = W_dec.norm(dim=1, keepdim=True)
+    if (norms == 0).any():
+        zero = (norms[:, 0] == 0).nonzero().squeeze(1)[:5].tolist()
+        raise ValueError(f"W_dec has zero rows (e.g. latents {zero}); their cosine is undefined")
+    return W_dec / norms
+
+
+def _check_generator(generator: torch.Generator, acts: Tensor) -> None:
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), "
+            f"got {type(generator).__name__}"
+        )
+    if generator.device.type != acts.device.type:
+        raise ValueError(
+            f"generator is on {generator.device} but acts is on {acts.device}; "
+            f"use torch.Generator(device={str(acts.device)!r})"
+        )
+
+
+def _check_positive_int(value: int, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
