@@ -1,0 +1,300 @@
+"""Activations that perturbations start from (bases) and head towards (targets).
+
+Implements REPLICATION.md "Target and base types": real activations collected at a hook, the
+Gaussian fitted to them, synthetic activations built from SAE latents, SAE reconstructions, and
+the bases of the plateau (AP) experiment. Every function returns float32 CPU tensors and takes
+an explicit ``torch.Generator`` where it draws random numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property, partial
+
+import torch
+from sae_lens import SAE
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+from transformer_lens.hook_points import HookPoint
+
+from synthact import synthetic
+
+SYNTHETIC_TYPES = (
+    "synthetic-random",
+    "synthetic-baseline",
+    "synthetic-structured",
+    "structured-no-cos",
+)
+"""Target types built by ``decode(construction(encode(A)))``."""
+
+TARGET_TYPES = ("real", "random", *SYNTHETIC_TYPES, "reconstruction")
+"""Canonical names of the perturbation targets (REPLICATION.md "Target and base types")."""
+
+BASE_TYPES = ("real", "synthetic-baseline", "synthetic-structured", "random")
+"""Canonical names of the plateau (AP) experiment's bases."""
+
+# A construction maps (latents [B, d_sae], log_sparsity [d_sae], W_dec [d_sae, d], generator) to
+# synthetic latents [B, d_sae]; lookups go through the module so its functions stay replaceable.
+_CONSTRUCTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "synthetic-random": lambda z, ls, w_dec, g: synthetic.synthetic_random(z, ls, g),
+    "synthetic-baseline": lambda z, ls, w_dec, g: synthetic.synthetic_baseline(z, ls, g),
+    "synthetic-structured": lambda z, ls, w_dec, g: synthetic.synthetic_structured(z, ls, w_dec, g),
+    "structured-no-cos": lambda z, ls, w_dec, g: synthetic.synthetic_structured(
+        z, ls, w_dec, g, match_top_cos=False
+    ),
+}
+
+
+def _check_kind(kind: str, kinds: tuple[str, ...]) -> None:
+    if kind not in kinds:
+        raise ValueError(f"unknown type {kind!r}; expected one of {', '.join(kinds)}")
+
+
+def _check_generator(generator: object) -> None:
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
+def _check_matrix(x: object, name: str, width: int | None = None) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"{name} must be a 2-D tensor [rows, features] with at least one row")
+    if width is not None and x.shape[1] != width:
+        raise ValueError(f"{name} has {x.shape[1]} features per row, the SAE expects {width}")
+
+
+# --- real activations -----------------------------------------------------------------------
+
+
+class _HookReached(Exception):
+    """Raised by the capturing hook so that nothing after the hook is computed."""
+
+
+def collect_activations(
+    model: HookedTransformer,
+    tokens: torch.Tensor,
+    hook: str,
+    *,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> torch.Tensor:
+    """The activation at ``hook`` at the last position of each prompt.
+
+    The forward pass ends as soon as the hook has fired (the capturing hook raises), so no later
+    layer, nor the rest of the hook's own block, is computed; the result equals
+    ``run_with_cache(tokens)[hook][:, -1]``.
+
+    Args:
+        model: the transformer.
+        tokens: ``[n, pos]`` integer prompts (no BOS is added).
+        hook: a hook name of ``model`` whose activation is ``[batch, pos, d]``.
+        batch_size: prompts per forward pass.
+        progress: show a progress bar over batches.
+
+    Returns:
+        ``[n, d]`` float32 on CPU.
+    """
+    if hook not in model.hook_dict:
+        raise ValueError(f"{hook!r} is not a hook of this model (see model.hook_dict)")
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
+        raise ValueError("tokens must be an integer tensor [n_prompts, n_positions]")
+    if tokens.numel() == 0:
+        raise ValueError("tokens is empty: need at least one prompt of at least one token")
+    _check_batch_size(batch_size)
+    captured: list[torch.Tensor] = []
+
+    def capture(act: torch.Tensor, hook: HookPoint) -> None:
+        if act.ndim != 3:
+            raise ValueError(f"{hook.name} gives activations {list(act.shape)}; need [b, pos, d]")
+        captured.append(act[:, -1].float().cpu())
+        raise _HookReached
+
+    starts = range(0, len(tokens), batch_size)
+    with torch.no_grad(), model.hooks(fwd_hooks=[(hook, capture)]):
+        for start in tqdm(starts, desc=f"collect {hook}", disable=not progress):
+            n_before = len(captured)
+            with contextlib.suppress(_HookReached):
+                model(tokens[start : start + batch_size].to(model.cfg.device), return_type=None)
+            if len(captured) == n_before:
+                raise RuntimeError(f"hook {hook!r} never fired during the forward pass")
+    return torch.cat(captured)
+
+
+def real_pairs(
+    n_prompts: int, n: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` (base, target) pairs of distinct prompts from a pool of ``n_prompts``.
+
+    Bases are the first ``n`` entries of a random permutation (so no base repeats); each target
+    is uniformly random among the ``n_prompts - 1`` other prompts.
+
+    Returns:
+        ``(base_idx [n], target_idx [n])``, int64 indices into the pool.
+    """
+    _check_generator(generator)
+    if n_prompts < 2:
+        raise ValueError(f"need at least 2 prompts to form pairs, got {n_prompts}")
+    if not 1 <= n <= n_prompts:
+        raise ValueError(f"n must be between 1 and n_prompts={n_prompts} (distinct bases), got {n}")
+    base_idx = torch.randperm(n_prompts, generator=generator)[:n]
+    offset = torch.randint(n_prompts - 1, (n,), generator=generator)
+    target_idx = offset + (offset >= base_idx).long()
+    return base_idx, target_idx
+
+
+# --- Gaussian ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Gaussian:
+    """A multivariate normal; ``mean [d]`` and ``cov [d, d]`` in float64 on CPU."""
+
+    mean: torch.Tensor
+    cov: torch.Tensor
+
+    def __post_init__(self) -> None:
+        d = self.mean.shape[-1] if self.mean.ndim == 1 else -1
+        if d < 1 or self.cov.shape != (d, d):
+            raise ValueError("Gaussian needs mean [d] and cov [d, d]")
+        if self.mean.dtype != torch.float64 or self.cov.dtype != torch.float64:
+            raise ValueError("Gaussian needs float64 mean and cov (fit_gaussian makes them)")
+
+    @cached_property
+    def scale(self) -> torch.Tensor:
+        """``[d, d]`` matrix ``S = V sqrt(L)`` with ``S S^T = cov``.
+
+        ``cov = V diag(L) V^T`` by symmetric eigendecomposition; eigenvalues below zero (round-off
+        of a covariance that is only positive semi-definite, e.g. fitted on fewer rows than
+        dimensions or on collinear features) are clipped to 0. Unlike a Cholesky factor this
+        exists for every PSD covariance, and samples stay in the covariance's range.
+        """
+        eigenvalues, eigenvectors = torch.linalg.eigh(self.cov)
+        return eigenvectors * eigenvalues.clamp(min=0).sqrt()
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``[n, d]`` float32 CPU samples ``mean + S z``, ``z ~ N(0, I)`` drawn from ``generator``.
+
+        The authors sampled with ``torch.distributions.MultivariateNormal`` (Cholesky factor);
+        the distribution is the same, the random stream is not.
+        """
+        _check_generator(generator)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        z = torch.randn(
+            n, len(self.mean), generator=generator, dtype=torch.float64, device=generator.device
+        )
+        return (self.mean + z.cpu() @ self.scale.T).float()
+
+
+def fit_gaussian(acts: torch.Tensor) -> Gaussian:
+    """Mean and unbiased covariance (``np.cov``, ddof=1) of ``acts [N, d]``, in float64.
+
+    The paper fits 32,000 real activations at the input hook.
+    """
+    _check_matrix(acts, "acts")
+    if len(acts) < 2:
+        raise ValueError(f"need at least 2 activations to fit a covariance, got {len(acts)}")
+    x = acts.detach().to("cpu", torch.float64)
+    if not torch.isfinite(x).all():
+        raise ValueError("acts contain NaN or infinite values")
+    return Gaussian(mean=x.mean(0), cov=torch.cov(x.T, correction=1))
+
+
+# --- SAE encode / decode ----------------------------------------------------------------------
+
+
+def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int):
+    """``fn`` over row blocks of ``x``, without grad; rows concatenated as float32 CPU."""
+    _check_batch_size(batch_size)
+    with torch.no_grad():
+        return torch.cat(
+            [fn(x[i : i + batch_size]).float().cpu() for i in range(0, len(x), batch_size)]
+        )
+
+
+def encode(sae: SAE, acts: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
+    """``sae.encode`` of ``acts [B, d_in]`` -> latent activations ``[B, d_sae]`` (float32 CPU)."""
+    _check_matrix(acts, "acts", sae.cfg.d_in)
+    return _batched(lambda x: sae.encode(x.to(sae.device)), acts, batch_size)
+
+
+def decode(sae: SAE, latents: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
+    """``sae.decode`` (adds ``b_dec``) of ``latents [B, d_sae]`` -> ``[B, d_in]`` (float32 CPU)."""
+    _check_matrix(latents, "latents", sae.cfg.d_sae)
+    return _batched(lambda z: sae.decode(z.to(sae.device, sae.dtype)), latents, batch_size)
+
+
+def reconstruct(sae: SAE, acts: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
+    """The SAE reconstruction ``decode(encode(acts))``, ``[B, d_in]`` float32 CPU."""
+    _check_matrix(acts, "acts", sae.cfg.d_in)
+    return _batched(lambda x: sae.decode(sae.encode(x.to(sae.device))), acts, batch_size)
+
+
+# --- synthetic activations, targets and plateau bases -----------------------------------------
+
+
+def synthetic_targets(
+    sae: SAE,
+    acts: torch.Tensor,
+    kind: str,
+    log_sparsity: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """``decode(construction(encode(acts)))`` for ``kind`` in ``SYNTHETIC_TYPES``.
+
+    ``acts [B, d_in]`` are the activations whose latents are re-assigned (the base activation A
+    in REPLICATION.md). "structured-no-cos" is the structured construction with
+    ``match_top_cos=False`` (top_synth chosen by sparsity similarity alone).
+
+    Returns:
+        ``[B, d_in]`` float32 CPU; the decoder bias ``b_dec`` is included.
+    """
+    _check_kind(kind, SYNTHETIC_TYPES)
+    _check_generator(generator)
+    if not isinstance(log_sparsity, torch.Tensor):
+        raise ValueError(
+            "log_sparsity is required (got None?): load the SAE with "
+            "SAE.from_pretrained_with_cfg_and_sparsity and pass its sparsity tensor"
+        )
+    if log_sparsity.shape != (sae.cfg.d_sae,):
+        raise ValueError(f"log_sparsity must be [{sae.cfg.d_sae}], got {list(log_sparsity.shape)}")
+    w_dec = sae.W_dec.detach().float().cpu()
+    latents = _CONSTRUCTIONS[kind](encode(sae, acts), log_sparsity.cpu(), w_dec, generator)
+    return decode(sae, latents)
+
+
+def plateau_bases(
+    kind: str,
+    acts: torch.Tensor,
+    *,
+    sae: SAE,
+    log_sparsity: torch.Tensor,
+    gaussian: Gaussian,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Bases of type ``kind`` (``BASE_TYPES``) for the plateau (AP) experiment.
+
+    real: the prompts' own activations ``acts [n, d]``; synthetic-baseline /
+    synthetic-structured: built from ``acts`` by ``synthetic_targets``; random: ``n`` Gaussian
+    samples. The AP experiment then steps from the base towards a fresh
+    ``gaussian.sample(n, generator)``.
+
+    Returns:
+        ``[n, d]`` float32 CPU.
+    """
+    _check_kind(kind, BASE_TYPES)
+    builders = {
+        "real": lambda: acts.to("cpu", torch.float32, copy=True),
+        "random": lambda: gaussian.sample(len(acts), generator),
+        **{
+            k: partial(synthetic_targets, sae, acts, k, log_sparsity, generator)
+            for k in ("synthetic-baseline", "synthetic-structured")
+        },
+    }
+    return builders[kind]()

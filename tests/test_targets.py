@@ -1,0 +1,384 @@
+"""Unit tests of synthact.targets on a tiny transformer and hand-built SAEs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sae_lens import StandardSAE, StandardSAEConfig
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from synthact import synthetic, targets
+from synthact.targets import (
+    BASE_TYPES,
+    SYNTHETIC_TYPES,
+    TARGET_TYPES,
+    Gaussian,
+    collect_activations,
+    decode,
+    encode,
+    fit_gaussian,
+    plateau_bases,
+    real_pairs,
+    reconstruct,
+    synthetic_targets,
+)
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def model() -> HookedTransformer:
+    cfg = HookedTransformerConfig(
+        n_layers=3,
+        d_model=16,
+        n_ctx=10,
+        d_head=4,
+        n_heads=4,
+        d_mlp=32,
+        d_vocab=50,
+        act_fn="gelu_new",
+        normalization_type="LN",
+        seed=0,
+    )
+    return HookedTransformer(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def tokens() -> torch.Tensor:
+    return torch.randint(50, (7, 10), generator=gen(1))
+
+
+def make_sae(W_enc, b_enc, W_dec, b_dec, **cfg) -> StandardSAE:
+    """A StandardSAE with the given weights ([d_in, d_sae], [d_sae], [d_sae, d_in], [d_in])."""
+    W_enc, W_dec = torch.as_tensor(W_enc).float(), torch.as_tensor(W_dec).float()
+    sae = StandardSAE(StandardSAEConfig(d_in=W_enc.shape[0], d_sae=W_enc.shape[1], **cfg))
+    with torch.no_grad():
+        sae.W_enc.copy_(W_enc)
+        sae.b_enc.copy_(torch.as_tensor(b_enc).float())
+        sae.W_dec.copy_(W_dec)
+        sae.b_dec.copy_(torch.as_tensor(b_dec).float())
+    return sae
+
+
+D_IDENTITY = 128
+"""Enough latents for the constructions' neighbourhoods (100 candidates, 10 neighbours)."""
+
+
+def identity_sae() -> StandardSAE:
+    """encode(x) = relu(x - b_dec), decode(z) = z + b_dec, with a nonzero b_dec."""
+    b_dec = torch.linspace(-1.0, 1.0, D_IDENTITY)
+    return make_sae(torch.eye(D_IDENTITY), torch.zeros(D_IDENTITY), torch.eye(D_IDENTITY), b_dec)
+
+
+def sparse_acts(sae: StandardSAE, n: int, n_active: int, seed: int) -> torch.Tensor:
+    """``[n, d]`` activations whose latents under ``identity_sae`` have ``n_active`` nonzeros."""
+    g = gen(seed)
+    latents = torch.zeros(n, D_IDENTITY)
+    for row in latents:
+        row[torch.randperm(D_IDENTITY, generator=g)[:n_active]] = torch.rand(n_active, generator=g)
+    return latents - (latents == 0).float() + sae.b_dec.detach()
+
+
+def log_sparsity_ramp() -> torch.Tensor:
+    return torch.linspace(-5.0, -1.0, D_IDENTITY)
+
+
+# --- collect_activations ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "hook", ["blocks.1.hook_resid_pre", "blocks.0.hook_resid_post", "blocks.2.hook_resid_mid"]
+)
+def test_collect_activations_equals_full_run(model, tokens, hook):
+    _, cache = model.run_with_cache(tokens)
+    got = collect_activations(model, tokens, hook, batch_size=3)
+    assert got.dtype == torch.float32 and got.device.type == "cpu"
+    torch.testing.assert_close(got, cache[hook][:, -1], rtol=0, atol=1e-6)
+
+
+def test_collect_activations_runs_nothing_after_the_hook(model, tokens):
+    called: list[str] = []
+    watched = ["blocks.0.hook_resid_post", "blocks.1.ln1.hook_scale", "blocks.2.hook_resid_pre"]
+    for name in watched:
+        model.add_hook(name, lambda act, hook: called.append(hook.name))
+    try:
+        collect_activations(model, tokens, "blocks.1.hook_resid_pre")
+    finally:
+        model.reset_hooks()
+    assert set(called) == {"blocks.0.hook_resid_post"}
+
+
+def test_collect_activations_leaves_no_hook_behind(model, tokens):
+    collect_activations(model, tokens, "blocks.1.hook_resid_pre")
+    assert all(not hp.fwd_hooks for hp in model.hook_dict.values())
+
+
+@pytest.mark.parametrize(
+    ("hook", "toks", "batch_size"),
+    [
+        ("blocks.9.hook_resid_pre", None, 4),
+        ("blocks.1.hook_resid_pre", torch.zeros(3, 10), 4),
+        ("blocks.1.hook_resid_pre", torch.zeros(10, dtype=torch.long), 4),
+        ("blocks.1.hook_resid_pre", None, 0),
+    ],
+)
+def test_collect_activations_rejects_bad_input(model, tokens, hook, toks, batch_size):
+    with pytest.raises(ValueError):
+        collect_activations(model, tokens if toks is None else toks, hook, batch_size=batch_size)
+
+
+def test_collect_activations_rejects_hook_without_positions(model, tokens):
+    with pytest.raises(ValueError, match=r"\[b, pos, d\]"):
+        collect_activations(model, tokens, "blocks.0.attn.hook_pattern")
+
+
+# --- Gaussian ----------------------------------------------------------------------------------
+
+
+def test_fit_gaussian_is_np_mean_and_unbiased_cov():
+    acts = torch.randn(50, 4, generator=gen(0)) * torch.tensor([1.0, 2.0, 3.0, 4.0])
+    g = fit_gaussian(acts)
+    assert g.mean.dtype == torch.float64 and g.cov.dtype == torch.float64
+    np.testing.assert_allclose(g.mean.numpy(), acts.double().numpy().mean(0), rtol=1e-12)
+    np.testing.assert_allclose(g.cov.numpy(), np.cov(acts.double().numpy().T), rtol=1e-12)
+
+
+def test_gaussian_recovers_a_known_distribution():
+    mean = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    root = torch.tensor([[1.0, 0.0, 0.0], [0.5, 2.0, 0.0], [-1.0, 0.3, 0.7]], dtype=torch.float64)
+    cov = root @ root.T
+    acts = mean + torch.randn(40_000, 3, generator=gen(2), dtype=torch.float64) @ root.T
+    fitted = fit_gaussian(acts.float())
+    torch.testing.assert_close(fitted.mean, mean, atol=0.05, rtol=0)
+    torch.testing.assert_close(fitted.cov, cov, atol=0.08, rtol=0)
+    samples = fitted.sample(40_000, gen(3))
+    assert samples.shape == (40_000, 3) and samples.dtype == torch.float32
+    torch.testing.assert_close(samples.double().mean(0), mean, atol=0.05, rtol=0)
+    torch.testing.assert_close(torch.cov(samples.double().T), cov, atol=0.1, rtol=0)
+
+
+def test_gaussian_sample_is_deterministic_per_generator():
+    g = fit_gaussian(torch.randn(30, 5, generator=gen(0)))
+    torch.testing.assert_close(g.sample(8, gen(7)), g.sample(8, gen(7)), rtol=0, atol=0)
+    assert not torch.equal(g.sample(8, gen(7)), g.sample(8, gen(8)))
+
+
+@pytest.mark.parametrize("case", ["fewer rows than dims", "collinear features"])
+def test_gaussian_samples_a_semidefinite_covariance_within_its_range(case):
+    if case == "fewer rows than dims":
+        acts = torch.randn(5, 12, generator=gen(0), dtype=torch.float64)
+    else:
+        base = torch.randn(200, 3, generator=gen(0), dtype=torch.float64)
+        acts = torch.cat([base, base[:, :1] - 2 * base[:, 1:2], 3 * base[:, 2:]], dim=1)
+    g = fit_gaussian(acts)
+    assert torch.linalg.eigvalsh(g.cov).min() < 1e-10 * g.cov.diagonal().max()
+    samples = g.sample(20_000, gen(1)).double()
+    assert torch.isfinite(samples).all()
+    centred = (acts - acts.mean(0)).T  # [d, N]: its column span is the covariance's range
+    range_basis, _ = torch.linalg.qr(centred)
+    offsets = samples - g.mean
+    outside = offsets - offsets @ range_basis @ range_basis.T
+    assert outside.norm() / offsets.norm() < 1e-5
+    torch.testing.assert_close(
+        torch.cov(samples.T), g.cov, atol=0.05 * float(g.cov.diagonal().max()), rtol=0
+    )
+
+
+@pytest.mark.parametrize(
+    "acts",
+    [torch.randn(1, 4), torch.tensor([[0.0, 1.0], [float("nan"), 2.0]]), torch.randn(5)],
+    ids=["one row", "nan", "1-d"],
+)
+def test_fit_gaussian_rejects_bad_input(acts):
+    with pytest.raises(ValueError):
+        fit_gaussian(acts)
+
+
+def test_gaussian_sample_needs_a_generator_and_a_count():
+    g = fit_gaussian(torch.randn(10, 2))
+    with pytest.raises(TypeError, match=r"torch\.Generator"):
+        g.sample(3, 0)
+    with pytest.raises(ValueError, match="positive int"):
+        g.sample(0, gen(0))
+
+
+def test_gaussian_rejects_inconsistent_parameters():
+    with pytest.raises(ValueError, match=r"cov \[d, d\]"):
+        Gaussian(torch.zeros(3, dtype=torch.float64), torch.eye(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="float64"):
+        Gaussian(torch.zeros(2), torch.eye(2))
+
+
+# --- real pairs -------------------------------------------------------------------------------
+
+
+def test_real_pairs_are_distinct_and_bases_unique():
+    base, target = real_pairs(50, 40, gen(0))
+    assert base.shape == target.shape == (40,)
+    assert (base != target).all()
+    assert len(set(base.tolist())) == 40
+    assert ((base >= 0) & (base < 50) & (target >= 0) & (target < 50)).all()
+    again = real_pairs(50, 40, gen(0))
+    assert torch.equal(base, again[0]) and torch.equal(target, again[1])
+
+
+def test_real_pairs_target_is_uniform_over_the_other_prompts():
+    g = gen(3)
+    counts = torch.zeros(4, 4)
+    for _ in range(2000):
+        base, target = real_pairs(4, 4, g)
+        counts[base, target] += 1
+    assert counts.diagonal().sum() == 0
+    off_diagonal = counts[~torch.eye(4, dtype=torch.bool)]
+    expected = 2000 / 3
+    assert ((off_diagonal - expected).abs() < 5 * expected**0.5).all()
+
+
+@pytest.mark.parametrize(("n_prompts", "n"), [(1, 1), (10, 11), (10, 0)])
+def test_real_pairs_rejects_bad_sizes(n_prompts, n):
+    with pytest.raises(ValueError):
+        real_pairs(n_prompts, n, gen(0))
+
+
+# --- SAE encode / decode ----------------------------------------------------------------------
+
+W_ENC = [[1.0, 0.0, 2.0, -1.0], [0.0, 1.0, 1.0, 0.0], [1.0, -1.0, 0.0, 1.0]]  # [d_in=3, d_sae=4]
+B_ENC = [0.0, -0.5, 0.1, 0.0]
+W_DEC = [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.5, 0.5, 0.5], [0.0, 0.0, -1.0]]
+B_DEC = [0.3, -0.2, 0.1]
+
+
+@pytest.mark.parametrize("apply_b_dec_to_input", [True, False])
+def test_encode_decode_reconstruct_use_the_sae_formulas(apply_b_dec_to_input):
+    sae = make_sae(W_ENC, B_ENC, W_DEC, B_DEC, apply_b_dec_to_input=apply_b_dec_to_input)
+    x = torch.randn(9, 3, generator=gen(0))
+    shift = torch.tensor(B_DEC) if apply_b_dec_to_input else torch.zeros(3)
+    z = torch.relu((x - shift) @ torch.tensor(W_ENC) + torch.tensor(B_ENC))
+    assert (z > 0).any() and (z == 0).any()
+    x_hat = z @ torch.tensor(W_DEC) + torch.tensor(B_DEC)
+    torch.testing.assert_close(encode(sae, x, batch_size=2), z)
+    torch.testing.assert_close(decode(sae, z, batch_size=4), x_hat)
+    torch.testing.assert_close(reconstruct(sae, x, batch_size=1000), x_hat)
+
+
+def test_encode_decode_check_shapes():
+    sae = make_sae(W_ENC, B_ENC, W_DEC, B_DEC)
+    with pytest.raises(ValueError, match="SAE expects 3"):
+        encode(sae, torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="SAE expects 4"):
+        decode(sae, torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="2-D"):
+        reconstruct(sae, torch.zeros(3))
+    with pytest.raises(ValueError, match="at least one row"):
+        encode(sae, torch.zeros(0, 3))
+
+
+# --- synthetic targets ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", SYNTHETIC_TYPES)
+def test_synthetic_targets_decode_the_construction_with_b_dec(kind, monkeypatch):
+    sae = make_sae(W_ENC, B_ENC, W_DEC, B_DEC)
+    x = torch.randn(5, 3, generator=gen(4))
+    log_sparsity = torch.tensor([-1.0, -2.0, -3.0, -4.0])
+    made = torch.rand(5, 4, generator=gen(5))
+    seen = {}
+
+    def construction(acts, ls, *rest, **kwargs):
+        seen.update(acts=acts, ls=ls, rest=rest, kwargs=kwargs)
+        return made
+
+    monkeypatch.setattr(synthetic, "synthetic_random", construction)
+    monkeypatch.setattr(synthetic, "synthetic_baseline", construction)
+    monkeypatch.setattr(synthetic, "synthetic_structured", construction)
+    g = gen(6)
+    got = synthetic_targets(sae, x, kind, log_sparsity, g)
+    torch.testing.assert_close(got, made @ torch.tensor(W_DEC) + torch.tensor(B_DEC))
+    torch.testing.assert_close(seen["acts"], encode(sae, x))
+    assert torch.equal(seen["ls"], log_sparsity)
+    assert seen["rest"][-1] is g
+    if kind in ("synthetic-structured", "structured-no-cos"):
+        torch.testing.assert_close(seen["rest"][0], torch.tensor(W_DEC))
+    assert seen["kwargs"] == ({"match_top_cos": False} if kind == "structured-no-cos" else {})
+
+
+@pytest.mark.parametrize("kind", SYNTHETIC_TYPES)
+def test_synthetic_targets_keep_the_latent_values(kind):
+    sae = identity_sae()  # decode(z) - b_dec = z, so the target shows the synthetic latents
+    x = sparse_acts(sae, 6, n_active=8, seed=7)
+    log_sparsity = log_sparsity_ramp()
+    got = synthetic_targets(sae, x, kind, log_sparsity, gen(8))
+    assert got.shape == (6, D_IDENTITY) and got.dtype == torch.float32
+    moved = got - sae.b_dec.detach()
+    base = encode(sae, x)
+    for row_moved, row_base in zip(moved, base, strict=True):
+        values = row_moved[row_moved.abs() > 1e-6].sort().values
+        torch.testing.assert_close(values, row_base[row_base > 0].sort().values)
+    torch.testing.assert_close(got, synthetic_targets(sae, x, kind, log_sparsity, gen(8)))
+
+
+@pytest.mark.parametrize(
+    ("kind", "log_sparsity", "generator", "error", "match"),
+    [
+        ("synthetic-bogus", torch.zeros(4), gen(0), ValueError, "synthetic-baseline"),
+        ("real", torch.zeros(4), gen(0), ValueError, "expected one of"),
+        ("synthetic-random", None, gen(0), ValueError, "from_pretrained_with_cfg_and_sparsity"),
+        ("synthetic-random", torch.zeros(3), gen(0), ValueError, r"\[4\]"),
+        ("synthetic-random", torch.zeros(4), 0, TypeError, r"torch\.Generator"),
+    ],
+)
+def test_synthetic_targets_reject_bad_input(kind, log_sparsity, generator, error, match):
+    sae = make_sae(W_ENC, B_ENC, W_DEC, B_DEC)
+    with pytest.raises(error, match=match):
+        synthetic_targets(sae, torch.randn(2, 3), kind, log_sparsity, generator)
+
+
+# --- plateau bases and type names -------------------------------------------------------------
+
+
+def test_type_names_are_the_canonical_ones():
+    assert set(TARGET_TYPES) == {
+        "real",
+        "random",
+        "synthetic-baseline",
+        "synthetic-structured",
+        "synthetic-random",
+        "structured-no-cos",
+        "reconstruction",
+    }
+    assert set(BASE_TYPES) == {"real", "random", "synthetic-baseline", "synthetic-structured"}
+    assert set(SYNTHETIC_TYPES) == set(targets._CONSTRUCTIONS)
+
+
+@pytest.mark.parametrize("kind", BASE_TYPES)
+def test_plateau_bases(kind):
+    sae = identity_sae()
+    acts = sparse_acts(sae, 6, n_active=8, seed=9)
+    log_sparsity = log_sparsity_ramp()
+    gaussian = fit_gaussian(torch.randn(40, D_IDENTITY, generator=gen(10)))
+    got = plateau_bases(
+        kind, acts, sae=sae, log_sparsity=log_sparsity, gaussian=gaussian, generator=gen(11)
+    )
+    expected = {
+        "real": lambda: acts,
+        "random": lambda: gaussian.sample(6, gen(11)),
+        "synthetic-baseline": lambda: synthetic_targets(sae, acts, kind, log_sparsity, gen(11)),
+        "synthetic-structured": lambda: synthetic_targets(sae, acts, kind, log_sparsity, gen(11)),
+    }[kind]()
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    assert got.data_ptr() != acts.data_ptr()
+
+
+def test_plateau_bases_reject_unknown_kind():
+    with pytest.raises(ValueError, match="synthetic-structured"):
+        plateau_bases(
+            "synthetic-random",
+            torch.zeros(2, D_IDENTITY),
+            sae=identity_sae(),
+            log_sparsity=log_sparsity_ramp(),
+            gaussian=fit_gaussian(torch.randn(5, D_IDENTITY)),
+            generator=gen(0),
+        )
