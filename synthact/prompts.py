@@ -1,0 +1,131 @@
+"""Prompt sampling shared by subjects: pre-tokenized rows and token streams -> ``[n, length]`` ids.
+
+Every sampler is a pure function of its data and an explicit ``torch.Generator``: the same
+generator state gives the same prompts. Within one call the prompts are distinct rows (or distinct
+window starts), drawn uniformly without replacement. No BOS token is added.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+PROMPT_LEN = 10
+"""Tokens per prompt; the perturbed position is the last one (index 9)."""
+PARQUET_BATCH_ROWS = 4096
+"""Rows decoded at a time when reading prefixes from a parquet file (bounds memory)."""
+
+
+def read_parquet_prefixes(
+    paths: Sequence[str | Path], length: int = PROMPT_LEN, column: str = "input_ids"
+) -> torch.Tensor:
+    """The first ``length`` tokens of every row of pre-tokenized parquet files, in file order.
+
+    Args:
+        paths: parquet files whose ``column`` holds one token-id list per row.
+        length: tokens kept per row (rows shorter than this are an error).
+        column: the token-id column.
+
+    Returns:
+        ``[n_rows, length]`` int64 (CPU), rows of ``paths[0]`` first.
+    """
+    _check_length(length)
+    if not paths:
+        raise ValueError("no parquet files given")
+    chunks = []
+    for path in paths:
+        parquet = pq.ParquetFile(path)
+        if column not in parquet.schema_arrow.names:
+            raise ValueError(
+                f"{path} has no column {column!r} (columns: {parquet.schema_arrow.names})"
+            )
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=[column]):
+            tokens = batch.column(0)
+            shortest = pc.min(pc.list_value_length(tokens)).as_py()
+            if shortest is not None and shortest < length:
+                raise ValueError(f"{path} has a row of {shortest} tokens; prompts need {length}")
+            prefixes = pc.list_flatten(pc.list_slice(tokens, 0, length)).to_numpy()
+            chunks.append(torch.from_numpy(prefixes.astype("int64").reshape(-1, length)))
+    return torch.cat(chunks)
+
+
+def sample_rows(prefixes: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` distinct rows of ``prefixes`` ``[n_rows, length]``, uniformly at random.
+
+    Returns:
+        ``[n, length]`` int64 (CPU).
+    """
+    if prefixes.ndim != 2:
+        raise ValueError(f"prefixes must be [n_rows, length], got shape {tuple(prefixes.shape)}")
+    _check_count(n, len(prefixes), "rows")
+    rows = torch.randperm(len(prefixes), generator=_cpu_generator(generator))[:n]
+    return prefixes[rows].to(torch.int64)
+
+
+def sample_windows(
+    stream: torch.Tensor, n: int, generator: torch.Generator, *, length: int = PROMPT_LEN
+) -> torch.Tensor:
+    """``n`` windows of ``length`` consecutive tokens of ``stream`` ``[n_tokens]``.
+
+    Window starts are distinct and uniform over all ``n_tokens - length + 1`` starts (windows may
+    overlap).
+
+    Returns:
+        ``[n, length]`` int64 (CPU).
+    """
+    _check_length(length)
+    if stream.ndim != 1:
+        raise ValueError(f"stream must be 1-D [n_tokens], got shape {tuple(stream.shape)}")
+    n_starts = len(stream) - length + 1
+    _check_count(n, max(n_starts, 0), f"windows of {length} tokens")
+    starts = torch.randperm(n_starts, generator=_cpu_generator(generator))[:n]
+    return stream[starts[:, None] + torch.arange(length)].to(torch.int64)
+
+
+def token_stream(tokenizer: PreTrainedTokenizerBase, text: str) -> torch.Tensor:
+    """``text`` tokenized as one sequence, no special tokens: ``[n_tokens]`` int64 (CPU)."""
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    if not ids:
+        raise ValueError("the text has no tokens")
+    return torch.tensor(ids, dtype=torch.int64)
+
+
+def pydoc_topics_text() -> str:
+    """English text available offline: CPython's ``pydoc_data.topics`` help pages, joined.
+
+    The topics (the language reference sections shown by ``help("if")`` etc.) are joined in
+    sorted key order with blank lines. The text ships with the interpreter, so it differs
+    between Python versions (3.11.7: 79 topics, 465,126 characters).
+    """
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[key] for key in sorted(topics))
+
+
+def _check_length(length: int) -> None:
+    if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 1:
+        raise ValueError(f"prompt length must be a positive int, got {length!r}")
+
+
+def _check_count(n: int, available: int, what: str) -> None:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if n > available:
+        raise ValueError(f"asked for {n} distinct prompts but only {available} {what} exist")
+
+
+def _cpu_generator(generator: torch.Generator) -> torch.Generator:
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if generator.device.type != "cpu":
+        raise ValueError(f"generator must be a CPU torch.Generator, got one on {generator.device}")
+    return generator

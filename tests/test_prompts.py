@@ -1,0 +1,142 @@
+"""Unit tests of synthact.prompts: row prefixes, token windows, parquet reading."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from synthact import prompts
+from synthact.prompts import (
+    PROMPT_LEN,
+    read_parquet_prefixes,
+    sample_rows,
+    sample_windows,
+    token_stream,
+)
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture
+def prefixes() -> torch.Tensor:
+    """200 distinct rows: row i is [i*100, i*100 + 1, ...]."""
+    return torch.arange(200)[:, None] * 100 + torch.arange(PROMPT_LEN)
+
+
+def test_sample_rows_shape_dtype_and_distinct_rows(prefixes: torch.Tensor) -> None:
+    tokens = sample_rows(prefixes.to(torch.int32), 50, gen(0))
+    assert tokens.shape == (50, PROMPT_LEN) and tokens.dtype == torch.int64
+    row_ids = tokens[:, 0] // 100
+    assert len(set(row_ids.tolist())) == 50
+    assert torch.equal(tokens, prefixes[row_ids])
+
+
+def test_sample_rows_deterministic_per_seed(prefixes: torch.Tensor) -> None:
+    assert torch.equal(sample_rows(prefixes, 20, gen(1)), sample_rows(prefixes, 20, gen(1)))
+    assert not torch.equal(sample_rows(prefixes, 20, gen(1)), sample_rows(prefixes, 20, gen(2)))
+
+
+def test_sample_rows_can_take_every_row(prefixes: torch.Tensor) -> None:
+    tokens = sample_rows(prefixes, len(prefixes), gen(0))
+    assert sorted(tokens[:, 0].tolist()) == prefixes[:, 0].tolist()
+
+
+@pytest.mark.parametrize("n", [0, -1, 201, 2.5, True])
+def test_sample_rows_rejects_bad_counts(prefixes: torch.Tensor, n: object) -> None:
+    with pytest.raises(ValueError, match=r"n must be|distinct prompts"):
+        sample_rows(prefixes, n, gen(0))  # type: ignore[arg-type]
+
+
+def test_sample_rows_rejects_bad_inputs(prefixes: torch.Tensor) -> None:
+    with pytest.raises(TypeError, match=r"torch\.Generator"):
+        sample_rows(prefixes, 3, 0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"\[n_rows, length\]"):
+        sample_rows(prefixes.flatten(), 3, gen(0))
+
+
+def test_sample_windows_are_consecutive_distinct_slices() -> None:
+    stream = torch.arange(1000, 1300)
+    tokens = sample_windows(stream, 100, gen(0))
+    assert tokens.shape == (100, PROMPT_LEN) and tokens.dtype == torch.int64
+    assert torch.equal(tokens - tokens[:, :1], torch.arange(PROMPT_LEN).expand(100, -1))
+    starts = tokens[:, 0]
+    assert len(set(starts.tolist())) == 100
+    assert starts.min() >= 1000 and starts.max() <= 1300 - PROMPT_LEN
+
+
+def test_sample_windows_cover_every_start_and_respect_length() -> None:
+    stream = torch.arange(20)
+    tokens = sample_windows(stream, 20 - 4 + 1, gen(3), length=4)
+    assert sorted(tokens[:, 0].tolist()) == list(range(17))
+    with pytest.raises(ValueError, match="only 17 windows"):
+        sample_windows(stream, 18, gen(3), length=4)
+
+
+def test_sample_windows_deterministic_per_seed() -> None:
+    stream = torch.randint(0, 50257, (5000,), generator=gen(9))
+    assert torch.equal(sample_windows(stream, 64, gen(4)), sample_windows(stream, 64, gen(4)))
+    assert not torch.equal(sample_windows(stream, 64, gen(4)), sample_windows(stream, 64, gen(5)))
+
+
+def test_sample_windows_rejects_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="1-D"):
+        sample_windows(torch.zeros(3, 30, dtype=torch.int64), 2, gen(0))
+    with pytest.raises(ValueError, match="only 0 windows"):
+        sample_windows(torch.arange(5), 1, gen(0))
+    with pytest.raises(ValueError, match="prompt length"):
+        sample_windows(torch.arange(50), 1, gen(0), length=0)
+
+
+def write_token_parquet(path, rows: list[list[int]]) -> None:
+    table = pa.table(
+        {"input_ids": pa.array(rows, type=pa.list_(pa.int32())), "n": range(len(rows))}
+    )
+    pq.write_table(table, path, row_group_size=7)
+
+
+def test_read_parquet_prefixes_keeps_first_tokens_in_file_order(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prompts, "PARQUET_BATCH_ROWS", 5)  # several batches per file
+    rows_a = [list(range(i, i + 12 + i % 3)) for i in range(23)]
+    rows_b = [list(range(500 + i, 520 + i)) for i in range(4)]
+    write_token_parquet(tmp_path / "a.parquet", rows_a)
+    write_token_parquet(tmp_path / "b.parquet", rows_b)
+    prefixes = read_parquet_prefixes([tmp_path / "a.parquet", tmp_path / "b.parquet"])
+    expected = torch.tensor([row[:PROMPT_LEN] for row in rows_a + rows_b])
+    assert prefixes.dtype == torch.int64
+    assert torch.equal(prefixes, expected)
+
+
+def test_read_parquet_prefixes_rejects_short_rows_and_missing_column(tmp_path) -> None:
+    write_token_parquet(tmp_path / "short.parquet", [list(range(12)), list(range(9))])
+    with pytest.raises(ValueError, match="row of 9 tokens"):
+        read_parquet_prefixes([tmp_path / "short.parquet"])
+    with pytest.raises(ValueError, match="no column 'tokens'"):
+        read_parquet_prefixes([tmp_path / "short.parquet"], 5, column="tokens")
+    with pytest.raises(ValueError, match="no parquet files"):
+        read_parquet_prefixes([])
+
+
+class RecordingTokenizer:
+    """Stands in for a Hugging Face tokenizer: one id per character, records the call."""
+
+    def __init__(self) -> None:
+        self.kwargs: dict[str, object] = {}
+
+    def __call__(self, text: str, **kwargs: object) -> dict[str, list[int]]:
+        self.kwargs = kwargs
+        return {"input_ids": [ord(c) for c in text]}
+
+
+def test_token_stream_adds_no_special_tokens() -> None:
+    tokenizer = RecordingTokenizer()
+    stream = token_stream(tokenizer, "abc")  # type: ignore[arg-type]
+    assert stream.tolist() == [97, 98, 99] and stream.dtype == torch.int64
+    assert tokenizer.kwargs["add_special_tokens"] is False
+    with pytest.raises(ValueError, match="no tokens"):
+        token_stream(tokenizer, "")  # type: ignore[arg-type]
