@@ -1,0 +1,308 @@
+"""The ``planted`` subject: a hand-built transformer whose sensitivity effects exist by design.
+
+A positive control for the claims. The model stores sparse features in superposition and reads
+each one through a saturating ramp, so perturbing towards a real activation (a few strong
+features) crosses ramps earlier than perturbing towards a Gaussian sample (weak projections on all
+features), and a real activation sits on a plateau (its ramps are saturated). The SAE at
+``blocks.1.hook_resid_pre`` is the ground truth: its decoder rows are the planted features.
+
+Construction (constants in `PlantedConfig`):
+
+- Features: ``n_features`` random unit directions ``f_i`` in ``d_model`` dimensions, with firing
+  weights ``p_i ∝ (i + zipf_offset) ** -zipf_exponent``.
+- Token embeddings: token ``v`` is ``sum_k a_k f_{i_k}`` over ``features_per_token`` distinct
+  features drawn with the weights ``p`` (without replacement), magnitudes
+  ``a = magnitude * exp(magnitude_log_std * z)``, ``z ~ N(0, 1)``.
+- Position embedding: one vector ``b`` (norm ``offset_norm``) at every position, so the
+  activation at ``blocks.1.hook_resid_pre`` is ``W_E[token] + b`` at every position. The default
+  norm puts the mean activation norm near GPT-2's 56, so the scale rule gives GPT-2's constants.
+- Block 0 and all attention weights are zero; there is no layer norm.
+- Block 1 MLP (ReLU): per feature two neurons whose difference is the ramp
+  ``r_i(x) = clamp((f_i·(x - b) - ramp_start·m) / ((ramp_end - ramp_start)·m), 0, 1)``
+  (``m`` = ``magnitude``; the biases cancel ``b``), written back as ``gain · r_i(x) · f_i``.
+  ``gain = 0`` is an exact null: ``hook_resid_post == hook_resid_pre``.
+- Unembedding: the output vocabulary is the feature set,
+  ``logits_i = unembed_scale · f_i·(resid - b)`` (the next "token" is one of the active
+  features), so KL curves exist and are cheap.
+- SAE (JumpReLU): ``W_dec`` rows = ``f_i``, ``W_enc = W_dec.T``, ``b_dec = b``, ``b_enc = 0``,
+  threshold ``sae_threshold · m``.
+
+Prompts: ``PROMPT_LEN`` token ids, uniform over the vocabulary (so the perturbed last position
+carries ``features_per_token`` features drawn by the Zipf weights); within one draw the last tokens
+are distinct (successive random permutations of the vocabulary), as distinct dataset rows are, so
+two prompts of a draw never share an activation while ``n <= d_vocab``. ``log_sparsity`` is
+``log10(firing frequency + 1e-10)`` of the SAE over this prompt distribution, computed exactly
+from all ``d_vocab`` last tokens (see `vocabulary_log_sparsity`); latents that never fire are dead
+(``-10``).
+
+Measured with the defaults (seed 0): mean activation norm 54.5 (scale factor 1), SAE FVU 0.0105
+and L0 3.13 on the subject's own activations, no dead latents, top firing frequency 0.26.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from sae_lens import JumpReLUSAE, JumpReLUSAEConfig
+from sae_lens.saes.sae import SAEMetadata
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from synthact.subjects import PROMPT_LEN, Subject
+
+HOOK_IN = "blocks.1.hook_resid_pre"
+HOOK_OUT = "blocks.1.hook_resid_post"
+
+
+@dataclass(frozen=True)
+class PlantedConfig:
+    """Constants of the planted construction (see the module docstring for the formulas).
+
+    Attributes:
+        d_model: residual width.
+        n_features: number of planted features (= SAE width ``d_sae``).
+        d_vocab: number of input tokens; each embeds ``features_per_token`` features. At least
+            the number of prompts drawn at once (32,000 for the Gaussian) keeps their last
+            tokens distinct.
+        features_per_token: active features per token (the SAE's ideal L0).
+        zipf_offset, zipf_exponent: feature weights ``p_i ∝ (i + zipf_offset) ** -zipf_exponent``.
+        magnitude: ``m``, the median feature magnitude in an embedding.
+        magnitude_log_std: magnitudes are ``m * exp(magnitude_log_std * z)``.
+        offset_norm: norm of the position embedding ``b`` (the same at every position).
+        ramp_start, ramp_end: the readout ramp rises from ``ramp_start·m`` to ``ramp_end·m``.
+        gain: output of a saturated ramp, written along its feature (0 = exact null).
+        unembed_scale: logits over the features are ``unembed_scale · f_i·(resid - b)``.
+        sae_threshold: JumpReLU threshold in units of ``m``.
+        d_head, n_heads: attention shape (all attention weights are zero).
+    """
+
+    d_model: int = 512
+    n_features: int = 1024
+    d_vocab: int = 50257
+    features_per_token: int = 3
+    zipf_offset: float = 3.0
+    zipf_exponent: float = 1.2
+    magnitude: float = 20.0
+    magnitude_log_std: float = 0.3
+    offset_norm: float = 40.0
+    ramp_start: float = 0.3
+    ramp_end: float = 0.4
+    gain: float = 30.0
+    unembed_scale: float = 0.2
+    sae_threshold: float = 0.35
+    d_head: int = 64
+    n_heads: int = 8
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ramp_start < self.ramp_end:
+            raise ValueError(
+                f"need 0 <= ramp_start < ramp_end, got {self.ramp_start}, {self.ramp_end}"
+            )
+        if self.gain < 0 or self.magnitude <= 0 or self.sae_threshold <= 0:
+            raise ValueError("gain must be >= 0; magnitude and sae_threshold must be > 0")
+        if not 1 <= self.features_per_token <= self.n_features:
+            raise ValueError(
+                f"features_per_token must be in [1, n_features={self.n_features}], "
+                f"got {self.features_per_token}"
+            )
+        if self.d_head * self.n_heads != self.d_model:
+            raise ValueError("d_head * n_heads must equal d_model")
+        if self.d_vocab < 1 or self.offset_norm < 0:
+            raise ValueError("d_vocab must be >= 1 and offset_norm >= 0")
+
+
+@dataclass(frozen=True)
+class PlantedWeights:
+    """The planted ground truth, float64 on CPU.
+
+    Attributes:
+        features: ``[n_features, d_model]`` unit feature directions (the SAE decoder rows).
+        offset: ``[d_model]`` position embedding ``b`` (the SAE's ``b_dec``).
+        token_embeddings: ``[d_vocab, d_model]`` ``W_E`` (features only, without ``b``).
+    """
+
+    features: torch.Tensor
+    offset: torch.Tensor
+    token_embeddings: torch.Tensor
+
+
+def planted_weights(cfg: PlantedConfig, seed: int) -> PlantedWeights:
+    """Draw the features, offset and token embeddings of ``cfg`` from ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    features = torch.randn(cfg.n_features, cfg.d_model, generator=gen, dtype=torch.float64)
+    features /= features.norm(dim=1, keepdim=True)
+    offset = torch.randn(cfg.d_model, generator=gen, dtype=torch.float64)
+    offset *= cfg.offset_norm / offset.norm()
+    ranks = torch.arange(cfg.n_features, dtype=torch.float64)
+    log_weights = -cfg.zipf_exponent * torch.log(ranks + cfg.zipf_offset)
+    chosen = _draw_without_replacement(log_weights, cfg.d_vocab, cfg.features_per_token, gen)
+    z = torch.randn(cfg.d_vocab, cfg.features_per_token, generator=gen, dtype=torch.float64)
+    magnitudes = cfg.magnitude * torch.exp(cfg.magnitude_log_std * z)  # [d_vocab, k]
+    embeddings = torch.zeros(cfg.d_vocab, cfg.d_model, dtype=torch.float64)
+    for k in range(cfg.features_per_token):
+        embeddings += magnitudes[:, k, None] * features[chosen[:, k]]
+    return PlantedWeights(features, offset, embeddings)
+
+
+def _draw_without_replacement(
+    log_weights: torch.Tensor, n_rows: int, k: int, gen: torch.Generator, chunk: int = 8192
+) -> torch.Tensor:
+    """``[n_rows, k]`` distinct indices per row, drawn successively with probability ∝ weights.
+
+    Gumbel top-k: the k largest ``log_weights + G``, ``G = -log(-log U)`` standard Gumbel, are
+    distributed as k successive draws without replacement (as ``torch.multinomial(...,
+    replacement=False)``, which is several times slower and larger at this size). Float32 keys
+    (only their order matters); ``U`` is kept above 0 so every key is finite.
+    """
+    log_weights = log_weights.float()
+    tiny = torch.finfo(torch.float32).tiny
+    rows = []
+    for start in range(0, n_rows, chunk):
+        u = torch.rand(min(chunk, n_rows - start), len(log_weights), generator=gen).clamp_(tiny)
+        rows.append((log_weights - (-u.log()).log()).topk(k, dim=1).indices)
+    return torch.cat(rows)
+
+
+def planted_state_dict(cfg: PlantedConfig, weights: PlantedWeights) -> dict[str, torch.Tensor]:
+    """The nonzero parameters of the planted HookedTransformer (float64; all others are zero)."""
+    f, b = weights.features, weights.offset
+    width = (cfg.ramp_end - cfg.ramp_start) * cfg.magnitude
+    # Neuron pairs (2i, 2i+1) read feature i: relu(u - start) - relu(u - end) is the ramp.
+    w_in = (f / width).repeat_interleave(2, dim=0).T  # [d_model, 2 n_features]
+    starts = torch.tensor([cfg.ramp_start, cfg.ramp_end], dtype=torch.float64) * cfg.magnitude
+    b_in = -((f @ b)[:, None] + starts[None, :]).flatten() / width
+    w_out = torch.stack([f, -f], dim=1).flatten(0, 1) * cfg.gain  # [2 n_features, d_model]
+    return {
+        "embed.W_E": weights.token_embeddings,
+        "pos_embed.W_pos": b.expand(PROMPT_LEN, -1),
+        "blocks.1.mlp.W_in": w_in,
+        "blocks.1.mlp.b_in": b_in,
+        "blocks.1.mlp.W_out": w_out,
+        "unembed.W_U": cfg.unembed_scale * f.T,
+        "unembed.b_U": -cfg.unembed_scale * (f @ b),
+    }
+
+
+def build_model(cfg: PlantedConfig, weights: PlantedWeights) -> HookedTransformer:
+    """The planted HookedTransformer (float64, CPU, eval mode)."""
+    model_cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=cfg.d_model,
+        n_ctx=PROMPT_LEN,
+        d_head=cfg.d_head,
+        n_heads=cfg.n_heads,
+        d_mlp=2 * cfg.n_features,
+        d_vocab=cfg.d_vocab,
+        d_vocab_out=cfg.n_features,
+        act_fn="relu",
+        normalization_type=None,
+        positional_embedding_type="standard",
+        default_prepend_bos=False,
+        init_weights=False,
+        dtype=torch.float64,
+        model_name="planted",
+    )
+    model = HookedTransformer(model_cfg)
+    planted = planted_state_dict(cfg, weights)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.copy_(planted[name] if name in planted else torch.zeros_like(param))
+    return model.eval()
+
+
+def build_sae(cfg: PlantedConfig, weights: PlantedWeights) -> JumpReLUSAE:
+    """The ground-truth JumpReLU SAE (float64, CPU): decoder rows = features, W_enc = W_dec.T."""
+    sae = JumpReLUSAE(
+        JumpReLUSAEConfig(
+            d_in=cfg.d_model,
+            d_sae=cfg.n_features,
+            dtype="float64",
+            metadata=SAEMetadata(hook_name=HOOK_IN, model_name="planted"),
+        )
+    )
+    with torch.no_grad():
+        sae.W_dec.copy_(weights.features)
+        sae.W_enc.copy_(weights.features.T)
+        sae.b_dec.copy_(weights.offset)
+        sae.b_enc.zero_()
+        sae.threshold.fill_(cfg.sae_threshold * cfg.magnitude)
+    return sae.eval()
+
+
+def sample_planted_prompts(d_vocab: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``[n, PROMPT_LEN]`` int64 token ids, each uniform over ``range(d_vocab)``.
+
+    The last tokens are the first ``n`` of successive random permutations of the vocabulary, so
+    they are distinct when ``n <= d_vocab``; the other positions are independent uniform draws.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    n_perms = -(-n // d_vocab)
+    last = torch.cat([torch.randperm(d_vocab, generator=generator) for _ in range(n_perms)])
+    prefix = torch.randint(0, d_vocab, (n, PROMPT_LEN - 1), generator=generator)
+    return torch.cat([prefix, last[:n, None]], dim=1)
+
+
+@torch.no_grad()
+def vocabulary_log_sparsity(
+    sae: JumpReLUSAE, weights: PlantedWeights, chunk: int = 8192
+) -> torch.Tensor:
+    """``[d_sae]`` ``log10(firing frequency + 1e-10)`` of ``sae`` over the prompt distribution.
+
+    The last-position activation at ``blocks.1.hook_resid_pre`` is ``W_E[v] + b`` for last token
+    ``v`` (attention and block 0 are zero), and last tokens are uniform, so the firing frequency
+    is exactly the fraction of the ``d_vocab`` tokens on which a latent fires.
+    """
+    counts = torch.zeros(sae.cfg.d_sae, dtype=torch.float64)
+    for embeddings in weights.token_embeddings.split(chunk):
+        counts += (sae.encode(embeddings + weights.offset) > 0).sum(dim=0)
+    return torch.log10(counts / len(weights.token_embeddings) + 1e-10)
+
+
+def load_planted(
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    *,
+    gain: float = 30.0,
+    seed: int = 0,
+    **construction_kwargs: float | int,
+) -> Subject:
+    """Build the planted subject (seconds; identical weights for the same arguments).
+
+    Args:
+        device: torch device of the model and SAE.
+        dtype: dtype of the model and SAE (built in float64, then cast).
+        gain: ramp output (30 = the positive control, 0 = the exact null ``planted-null``).
+        seed: draws the features, offset and token embeddings.
+        **construction_kwargs: any other `PlantedConfig` field.
+
+    Returns:
+        A `Subject` named ``planted`` (or ``planted-null`` for gain 0) with
+        hook_in ``blocks.1.hook_resid_pre`` and hook_out ``blocks.1.hook_resid_post``.
+    """
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype such as torch.float32, got {dtype!r}")
+    unknown = set(construction_kwargs) - {f.name for f in dataclasses.fields(PlantedConfig)}
+    if unknown:
+        raise TypeError(f"unknown PlantedConfig fields {sorted(unknown)}")
+    cfg = PlantedConfig(gain=gain, **construction_kwargs)
+    weights = planted_weights(cfg, seed)
+    model, sae = build_model(cfg, weights), build_sae(cfg, weights)
+    log_sparsity = vocabulary_log_sparsity(sae, weights).to(torch.float32)
+    model.to(dtype, print_details=False)
+    model.to(device, print_details=False)
+    sae.to(device=device, dtype=dtype)
+
+    def sample_prompts(n: int, generator: torch.Generator) -> torch.Tensor:
+        return sample_planted_prompts(cfg.d_vocab, n, generator)
+
+    return Subject(
+        name="planted" if gain > 0 else "planted-null",
+        model=model,
+        sae=sae,
+        log_sparsity=log_sparsity,
+        sample_prompts=sample_prompts,
+        hook_in=HOOK_IN,
+        hook_out=HOOK_OUT,
+    )
