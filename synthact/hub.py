@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -45,6 +44,7 @@ from filelock import FileLock, Timeout
 from huggingface_hub import constants, try_to_load_from_cache
 from safetensors.torch import save_file
 
+from synthact.cache import default_cache_dir
 from synthact.prompts import pydoc_topics_text, sample_windows, token_stream
 
 if TYPE_CHECKING:
@@ -215,11 +215,6 @@ def use_hub_cache(hub_dir: str | Path, *, offline: bool = True) -> Iterator[Path
 # --- the null-gpt2 hub: where it lives, built once ---------------------------------------------
 
 
-def synthact_cache_dir() -> Path:
-    """``$SYNTHACT_CACHE`` or ``~/.cache/synthact``."""
-    return Path(os.environ.get("SYNTHACT_CACHE") or Path.home() / ".cache" / "synthact")
-
-
 def ensure_null_hub(cache_dir: str | Path | None = None, *, seed: int = NULL_SEED) -> Path:
     """The null-gpt2 hub cache ``<cache>/null-gpt2/hub``, built first if needed.
 
@@ -228,13 +223,13 @@ def ensure_null_hub(cache_dir: str | Path | None = None, *, seed: int = NULL_SEE
     without a matching ``build.json`` (interrupted build, other recipe or seed) is rebuilt.
 
     Args:
-        cache_dir: defaults to `synthact_cache_dir`.
+        cache_dir: defaults to `synthact.cache.default_cache_dir`.
         seed: seeds every random choice of the build.
 
     Returns:
         The hub directory (pass it to `use_hub_cache`).
     """
-    root = Path(cache_dir or synthact_cache_dir()) / "null-gpt2"
+    root = Path(cache_dir or default_cache_dir()) / "null-gpt2"
     hub_dir, marker = root / "hub", root / "build.json"
     if _is_built(hub_dir, marker, seed):
         return hub_dir

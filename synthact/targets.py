@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 
 import torch
 from sae_lens import SAE
@@ -31,9 +31,6 @@ SYNTHETIC_TYPES = (
 
 TARGET_TYPES = ("real", "random", *SYNTHETIC_TYPES, "reconstruction")
 """Canonical names of the perturbation targets (REPLICATION.md "Target and base types")."""
-
-BASE_TYPES = ("real", "synthetic-baseline", "synthetic-structured", "random")
-"""Canonical names of the plateau (AP) experiment's bases."""
 
 # A construction maps (latents [B, d_sae], log_sparsity [d_sae], W_dec [d_sae, d], generator) to
 # synthetic latents [B, d_sae]; lookups go through the module so its functions stay replaceable.
@@ -267,34 +264,3 @@ def synthetic_targets(
     w_dec = sae.W_dec.detach().float().cpu()
     latents = _CONSTRUCTIONS[kind](encode(sae, acts), log_sparsity.cpu(), w_dec, generator)
     return decode(sae, latents)
-
-
-def plateau_bases(
-    kind: str,
-    acts: torch.Tensor,
-    *,
-    sae: SAE,
-    log_sparsity: torch.Tensor,
-    gaussian: Gaussian,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Bases of type ``kind`` (``BASE_TYPES``) for the plateau (AP) experiment.
-
-    real: the prompts' own activations ``acts [n, d]``; synthetic-baseline /
-    synthetic-structured: built from ``acts`` by ``synthetic_targets``; random: ``n`` Gaussian
-    samples. The AP experiment then steps from the base towards a fresh
-    ``gaussian.sample(n, generator)``.
-
-    Returns:
-        ``[n, d]`` float32 CPU.
-    """
-    _check_kind(kind, BASE_TYPES)
-    builders = {
-        "real": lambda: acts.to("cpu", torch.float32, copy=True),
-        "random": lambda: gaussian.sample(len(acts), generator),
-        **{
-            k: partial(synthetic_targets, sae, acts, k, log_sparsity, generator)
-            for k in ("synthetic-baseline", "synthetic-structured")
-        },
-    }
-    return builders[kind]()

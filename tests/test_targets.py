@@ -10,7 +10,6 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from synthact import synthetic, targets
 from synthact.targets import (
-    BASE_TYPES,
     SYNTHETIC_TYPES,
     TARGET_TYPES,
     Gaussian,
@@ -18,7 +17,6 @@ from synthact.targets import (
     decode,
     encode,
     fit_gaussian,
-    plateau_bases,
     real_pairs,
     reconstruct,
     synthetic_targets,
@@ -336,7 +334,7 @@ def test_synthetic_targets_reject_bad_input(kind, log_sparsity, generator, error
         synthetic_targets(sae, torch.randn(2, 3), kind, log_sparsity, generator)
 
 
-# --- plateau bases and type names -------------------------------------------------------------
+# --- type names -------------------------------------------------------------
 
 
 def test_type_names_are_the_canonical_ones():
@@ -349,36 +347,4 @@ def test_type_names_are_the_canonical_ones():
         "structured-no-cos",
         "reconstruction",
     }
-    assert set(BASE_TYPES) == {"real", "random", "synthetic-baseline", "synthetic-structured"}
     assert set(SYNTHETIC_TYPES) == set(targets._CONSTRUCTIONS)
-
-
-@pytest.mark.parametrize("kind", BASE_TYPES)
-def test_plateau_bases(kind):
-    sae = identity_sae()
-    acts = sparse_acts(sae, 6, n_active=8, seed=9)
-    log_sparsity = log_sparsity_ramp()
-    gaussian = fit_gaussian(torch.randn(40, D_IDENTITY, generator=gen(10)))
-    got = plateau_bases(
-        kind, acts, sae=sae, log_sparsity=log_sparsity, gaussian=gaussian, generator=gen(11)
-    )
-    expected = {
-        "real": lambda: acts,
-        "random": lambda: gaussian.sample(6, gen(11)),
-        "synthetic-baseline": lambda: synthetic_targets(sae, acts, kind, log_sparsity, gen(11)),
-        "synthetic-structured": lambda: synthetic_targets(sae, acts, kind, log_sparsity, gen(11)),
-    }[kind]()
-    torch.testing.assert_close(got, expected, rtol=0, atol=0)
-    assert got.data_ptr() != acts.data_ptr()
-
-
-def test_plateau_bases_reject_unknown_kind():
-    with pytest.raises(ValueError, match="synthetic-structured"):
-        plateau_bases(
-            "synthetic-random",
-            torch.zeros(2, D_IDENTITY),
-            sae=identity_sae(),
-            log_sparsity=log_sparsity_ramp(),
-            gaussian=fit_gaussian(torch.randn(5, D_IDENTITY)),
-            generator=gen(0),
-        )
