@@ -1,0 +1,300 @@
+"""Figures and tables in the paper's layout, from experiment results.
+
+Used by the claim tests (Allure attachments) and by ``synthact replicate`` (files under reports/).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import scipy.stats
+
+from synthact import stats
+
+COLORS = {
+    "real": "#ff7f0e",
+    "random": "#1f77b4",
+    "synthetic-baseline": "#9467bd",
+    "synthetic-structured": "#2ca02c",
+    "synthetic-random": "#7f7f7f",
+    "structured-no-cos": "#bcbd22",
+    "reconstruction": "#8c564b",
+}
+"""The paper's colours: model-generated orange, random blue, baseline purple, structured green."""
+
+LABELS = {
+    "real": "model-generated (real)",
+    "random": "random (Gaussian)",
+    "synthetic-baseline": "synthetic-baseline",
+    "synthetic-structured": "synthetic-structured",
+    "synthetic-random": "synthetic-random",
+    "structured-no-cos": "structured w/o cos sim",
+    "reconstruction": "SAE reconstruction",
+}
+
+
+@cache
+def paper_numbers() -> dict:
+    """The paper's reported numbers (synthact/data/paper_numbers.json)."""
+    text = resources.files("synthact").joinpath("data/paper_numbers.json").read_text()
+    return json.loads(text)
+
+
+def paper_rows(table: str, mode: str) -> dict[str, list[float | None]]:
+    """``{type: [mean, std, ks]}`` of one paper table in one step mode (empty if not reported)."""
+    return paper_numbers()["tables"][table]["rows"].get(mode, {})
+
+
+def summary(steps: Mapping[str, np.ndarray], reference: str = "real") -> dict[str, dict]:
+    """Mean, std (ddof 0) and KS against ``reference`` of each type's step distribution."""
+    return {kind: stats.summary_row(values, steps[reference]) for kind, values in steps.items()}
+
+
+def summary_csv(
+    steps: Mapping[str, np.ndarray],
+    paper: Mapping[str, list] | None = None,
+    reference: str = "real",
+) -> str:
+    """CSV of ours (mean, std, KS, n) beside the paper's row for each type."""
+    paper = paper or {}
+    lines = ["type,n,mean,std,ks,paper_mean,paper_std,paper_ks"]
+    for kind, row in summary(steps, reference).items():
+        ref = paper.get(kind, [None, None, None])
+        cells = [kind, len(steps[kind]), row["mean"], row["std"], row["ks"], *ref]
+        lines.append(",".join(_fmt(c) for c in cells))
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(
+    steps: Mapping[str, np.ndarray],
+    paper: Mapping[str, list] | None = None,
+    reference: str = "real",
+) -> str:
+    """The same as `summary_csv`, as a markdown table: ours | paper for mean, std and KS."""
+    paper = paper or {}
+    lines = [
+        "| type | mean | std | KS | paper mean | paper std | paper KS |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind, row in summary(steps, reference).items():
+        ref = paper.get(kind, [None, None, None])
+        cells = [LABELS.get(kind, kind), row["mean"], row["std"], row["ks"], *ref]
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def step_figure(
+    steps: Mapping[str, np.ndarray], *, title: str, xlabel: str, max_step: int = 100
+) -> plt.Figure:
+    """Histogram (left) and cumulative frequency (right) of step distributions, as Figures 2/3."""
+    fig, (hist, cdf) = plt.subplots(1, 2, figsize=(11, 4))
+    bins = np.arange(0, max_step + 6, 5)
+    for kind, values in steps.items():
+        color, label = COLORS.get(kind), LABELS.get(kind, kind)
+        hist.hist(values, bins=bins, alpha=0.45, color=color, label=label)
+        xs = np.sort(values)
+        cdf.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=color, label=label)
+    hist.set(xlabel=xlabel, ylabel="count", title="histogram")
+    cdf.set(xlabel=xlabel, ylabel="cumulative frequency", title="cumulative", ylim=(0, 1.01))
+    hist.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(
+    curves: Mapping[str, np.ndarray], *, title: str, ylabel: str, n_examples: int = 10
+) -> plt.Figure:
+    """Example curves (thin) and their mean (dashed) per type, as Figure 1."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind, values in curves.items():
+        color = COLORS.get(kind)
+        for curve in values[:n_examples]:
+            ax.plot(curve, color=color, alpha=0.25, linewidth=0.8)
+        ax.plot(values.mean(axis=0), color=color, linestyle="--", label=LABELS.get(kind, kind))
+    ax.set(xlabel="perturbation step", ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def png(fig: plt.Figure) -> bytes:
+    """Render a figure to PNG bytes and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def select(steps: Mapping[str, np.ndarray], kinds: Iterable[str]) -> dict[str, np.ndarray]:
+    return {kind: steps[kind] for kind in kinds if kind in steps}
+
+
+def latent_rows(latents) -> list[tuple[str, float, float]]:
+    """(quantity, ours, paper) for Appendix E and the scale facts of a `LatentResult`."""
+    paper, scale = paper_numbers()["appendix_e"], paper_numbers()["scale"]
+    s, f = latents.stats, latents.scale_facts
+    return [
+        ("mean active latents (L0)", float(s.l0.mean()), paper["mean_active_latents"]),
+        ("top latent share of latent norm", float(s.norm_share[:, 0].mean()), paper["top_share"]),
+        ("second latent share", float(s.norm_share[:, 1].mean()), paper["second_share"]),
+        ("mean pairwise cosine", float(s.pairwise_cos.mean()), paper["mean_pairwise_cosine"]),
+        ("mean cosine with top latent", float(s.top_cos.mean()), paper["mean_cosine_with_top"]),
+        ("activation norm", float(f.act_norm.mean()), scale["activation_norm"]),
+        ("base-target distance", float(f.distance.mean()), scale["base_target_distance"]),
+        ("cosine w.r.t. b_dec", float(f.cos_b_dec.mean()), scale["mean_cosine_wrt_b_dec"]),
+    ]
+
+
+def latent_markdown(latents) -> str:
+    """Appendix E and scale facts, ours beside the paper, as a markdown table."""
+    lines = ["| quantity | ours | paper |", "|---|---|---|"]
+    lines += [f"| {name} | {ours:.3f} | {paper:g} |" for name, ours, paper in latent_rows(latents)]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One of our table numbers beside the paper's, with the tolerance its sample sizes allow."""
+
+    kind: str
+    quantity: str
+    ours: float
+    paper: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.ours - self.paper) <= self.tolerance
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind} {self.quantity}: ours {self.ours:.2f}, "
+            f"paper {self.paper:.2f} ± {self.tolerance:.2f}"
+        )
+
+
+def agreement(
+    steps: Mapping[str, np.ndarray], paper: Mapping[str, list], reference: str = "real"
+) -> list[Agreement]:
+    """Mean, std and KS of each type in ``paper`` against the paper's (`stats.row_tolerances`).
+
+    The std tolerance uses our sample's kurtosis (step distributions have sentinel spikes).
+    """
+    n_paper = paper_numbers()["n"]
+    rows = []
+    for kind, (mean, std, ks) in paper.items():
+        ours = stats.summary_row(steps[kind], steps[reference])
+        kurtosis = max(float(scipy.stats.kurtosis(steps[kind], fisher=False)), 1.0)
+        tolerance = stats.row_tolerances(
+            ours,
+            {"std": ours["std"] if std is None else std},
+            n_ours=ours["n"],
+            n_paper=n_paper,
+            kurtosis=kurtosis,
+        )
+        for quantity, value in (("mean", mean), ("std", std), ("ks", ks)):
+            if value is not None and not (quantity == "ks" and kind == reference):
+                rows.append(Agreement(kind, quantity, ours[quantity], value, tolerance[quantity]))
+    return rows
+
+
+def agreement_markdown(rows: Iterable[Agreement]) -> str:
+    lines = ["| type | quantity | ours | paper | tolerance | agrees |", "|---|---|---|---|---|---|"]
+    lines += [
+        f"| {r.kind} | {r.quantity} | {r.ours:.2f} | {r.paper:.2f} | {r.tolerance:.2f} | {r.ok} |"
+        for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def latent_figure(latents) -> plt.Figure:
+    """Figures E.1 and E.2: active-latent counts, norm share by rank, cosine histograms."""
+    s = latents.stats
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
+    axes[0].hist(s.l0, bins=30, color=COLORS["real"])
+    axes[0].set(title="active latents per activation", xlabel="L0", ylabel="count")
+    axes[1].bar(np.arange(1, s.norm_share.shape[1] + 1), s.norm_share.mean(axis=0))
+    axes[1].set(title="mean share of the latent norm", xlabel="rank")
+    axes[2].hist(s.pairwise_cos, bins=60, color=COLORS["random"])
+    axes[2].set(title="pairwise cosine of active latents", xlabel="cosine")
+    axes[3].hist(s.top_cos, bins=60, color=COLORS["synthetic-structured"])
+    axes[3].set(title="cosine with the top latent", xlabel="cosine")
+    fig.tight_layout()
+    return fig
+
+
+def table_steps(lab, table: str, mode: str) -> dict[str, np.ndarray]:
+    """Our step distributions for the types of one paper table."""
+    spec = paper_numbers()["tables"][table]
+    result = lab.result(spec["experiment"], mode)
+    return {k: result.steps(k, spec["metric"], spec["signal"]) for k in paper_rows(table, mode)}
+
+
+def replicate(lab, out: Path) -> list[Path]:
+    """Write every paper table (markdown, ours beside the paper) and figure (PNG) under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    written, sections = [], [f"# Replication on {lab.config.subject}\n", _config_markdown(lab)]
+    for table, spec in paper_numbers()["tables"].items():
+        for mode in spec["rows"]:
+            steps = table_steps(lab, table, mode)
+            name = f"table-{table}-{mode}".replace(".", "")
+            title = f"{spec['title']} ({mode} step)"
+            sections += [f"## {title}\n", summary_markdown(steps, paper_rows(table, mode))]
+            sections += [agreement_markdown(agreement(steps, paper_rows(table, mode)))]
+            written.append(
+                _save(
+                    step_figure(steps, title=title, xlabel=spec["metric"].upper()),
+                    out / f"{name}.png",
+                )
+            )
+            sections.append(f"![{title}]({name}.png)\n")
+    written.append(_save(_example_curves(lab), out / "figure-1.png"))
+    latents = lab.latent_statistics()
+    written.append(_save(latent_figure(latents), out / "appendix-e.png"))
+    sections += [
+        "## Appendix E and scale facts\n",
+        latent_markdown(latents),
+        "![Appendix E](appendix-e.png)\n",
+    ]
+    sections.insert(2, "![Figure 1](figure-1.png)\n")
+    (out / "tables.md").write_text("\n".join(sections))
+    return [out / "tables.md", *written]
+
+
+def _example_curves(lab) -> plt.Figure:
+    result = lab.sensitivity("absolute")
+    curves = {k: result.curves(k) for k in ("real", "random")}
+    return curves_figure(
+        curves, title="Figure 1: L2 distance at the output hook", ylabel="L2 distance"
+    )
+
+
+def _config_markdown(lab) -> str:
+    scale = lab.scale
+    items = {**vars(lab.config), "step": scale.step, "AP threshold": scale.ap_threshold}
+    return "\n".join(f"- {k}: {v}" for k, v in items.items()) + "\n"
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.write_bytes(png(fig))
+    return path

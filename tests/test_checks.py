@@ -1,0 +1,60 @@
+"""Claim checks pass on data built to satisfy the hypothesis and fail on data that does not."""
+
+import numpy as np
+import pytest
+
+from synthact import checks
+
+
+@pytest.fixture
+def steps():
+    rng = np.random.default_rng(0)
+    n = 500
+    real = rng.normal(40, 10, n).round()
+    return {
+        "real": real,
+        "near": (real + rng.normal(0, 1, n)).round(),  # almost the real distribution
+        "shifted": rng.normal(55, 10, n).round(),  # clearly later and different
+        "mid": rng.normal(45, 10, n).round(),
+    }
+
+
+def test_earlier(steps):
+    assert checks.earlier(steps, "real", "shifted").passed
+    assert not checks.earlier(steps, "shifted", "real").passed
+    assert not checks.earlier(steps, "real", "near").passed
+
+
+def test_ks_thresholds(steps):
+    assert checks.ks_above(steps, "real", "shifted", 0.3).passed
+    assert not checks.ks_above(steps, "real", "near", 0.3).passed
+    assert checks.ks_below(steps, "near", "real", 0.1).passed
+    assert not checks.ks_below(steps, "shifted", "real", 0.1).passed
+
+
+def test_closer_and_non_inferiority(steps):
+    assert checks.closer(steps, "mid", "shifted").passed
+    assert not checks.closer(steps, "shifted", "mid").passed
+    # mid is not closer than near, but within a slack of 0.5 of it
+    assert not checks.closer(steps, "mid", "near").passed
+    assert checks.closer(steps, "mid", "near", slack=0.5).passed
+
+
+def test_fraction_between(steps):
+    assert checks.fraction_between(steps["real"], 10, 70, 0.9, "real").passed
+    assert not checks.fraction_between(steps["real"], 40, 70, 0.9, "real").passed
+
+
+def test_check_is_deterministic(steps):
+    assert checks.closer(steps, "mid", "shifted") == checks.closer(steps, "mid", "shifted")
+
+
+def test_bound_check_needs_one_side(steps):
+    with pytest.raises(ValueError, match="exactly one"):
+        checks.bound_check("x", lambda x: x.mean(axis=-1), [steps["real"]])
+
+
+def test_markdown_lists_every_check(steps):
+    found = [checks.earlier(steps, "real", "shifted"), checks.earlier(steps, "shifted", "real")]
+    text = checks.checks_markdown(found)
+    assert "| pass |" in text and "| FAIL |" in text
