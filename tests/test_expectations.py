@@ -1,0 +1,64 @@
+"""claims/expectations.toml: valid verdicts, lookup order, and coverage of every claim test."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from fixtures.expectations import VERDICTS, expectation, load_expectations
+from synthact.subjects import SUBJECTS
+
+CLAIMS = Path(__file__).resolve().parent.parent / "claims"
+
+
+def claim_ids() -> set[str]:
+    """Every id in a @pytest.mark.claim("...") decorator under claims/."""
+    ids = set()
+    for path in CLAIMS.glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "claim":
+                ids.add(node.args[0].value)
+    return ids
+
+
+def test_every_paper_claim_has_a_test():
+    assert claim_ids() == {f"C{i}" for i in range(1, 14)} | {"tables"}
+
+
+def test_file_names_known_subjects_and_verdicts():
+    table = load_expectations()
+    assert set(table["subjects"]) <= set(SUBJECTS)
+    for section in table["subjects"].values():
+        for key, value in section.items():
+            if key != "why":
+                assert value in VERDICTS, (key, value)
+
+
+@pytest.mark.parametrize("claim", sorted(claim_ids()))
+def test_gpt2_small_asserts_every_claim(claim):
+    assert expectation("gpt2-small", claim, "absolute")[0] == "holds"
+
+
+@pytest.mark.parametrize("subject", ["null-gpt2", "planted-null"])
+@pytest.mark.parametrize(
+    ("claim", "variant"), [("C1", "absolute"), ("C1", "relative"), ("C11", "random")]
+)
+def test_negative_controls_must_fail_c1_and_c11(subject, claim, variant):
+    verdict, why = expectation(subject, claim, variant)
+    assert verdict == "fails" and why
+
+
+@pytest.mark.parametrize(
+    ("claim", "variant"), [("C1", "absolute"), ("C1", "relative"), ("C11", "random")]
+)
+def test_positive_control_asserts_c1_and_c11(claim, variant):
+    assert expectation("planted", claim, variant)[0] == "holds"
+
+
+def test_lookup_order():
+    assert expectation("null-gpt2", "C5", "relative")[0] == "not judged"
+    assert expectation("null-gpt2", "C11", "synthetic-baseline")[0] == "not judged"
+    assert expectation("planted", "C7", "relative")[0] == "holds"
+    assert expectation("planted", "C7", "absolute")[0] == "not judged"
+    assert expectation("unlisted-subject", "C3", None)[0] == "holds"
+    assert expectation("unlisted-subject", "tables", None)[0] == "not judged"
