@@ -9,7 +9,7 @@ an explicit ``torch.Generator`` where it draws random numbers.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -148,6 +148,22 @@ def real_pairs(
 # --- Gaussian ---------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the Gaussian's float64 linear algebra on one thread.
+
+    BLAS/LAPACK split these products and the eigendecomposition differently with more threads,
+    which changes the last bits of every sample: the same seed would give other numbers with
+    ``-n 1`` and ``-n 4``.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass(frozen=True, eq=False)
 class Gaussian:
     """A multivariate normal; ``mean [d]`` and ``cov [d, d]`` in float64 on CPU."""
@@ -171,8 +187,9 @@ class Gaussian:
         dimensions or on collinear features) are clipped to 0. Unlike a Cholesky factor this
         exists for every PSD covariance, and samples stay in the covariance's range.
         """
-        eigenvalues, eigenvectors = torch.linalg.eigh(self.cov)
-        return eigenvectors * eigenvalues.clamp(min=0).sqrt()
+        with _one_thread():
+            eigenvalues, eigenvectors = torch.linalg.eigh(self.cov)
+            return eigenvectors * eigenvalues.clamp(min=0).sqrt()
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``[n, d]`` float32 CPU samples ``mean + S z``, ``z ~ N(0, I)`` drawn from ``generator``.
@@ -186,7 +203,9 @@ class Gaussian:
         z = torch.randn(
             n, len(self.mean), generator=generator, dtype=torch.float64, device=generator.device
         )
-        return (self.mean + z.cpu() @ self.scale.T).float()
+        scale = self.scale
+        with _one_thread():
+            return (self.mean + z.cpu() @ scale.T).float()
 
 
 def fit_gaussian(acts: torch.Tensor) -> Gaussian:
@@ -200,7 +219,8 @@ def fit_gaussian(acts: torch.Tensor) -> Gaussian:
     x = acts.detach().to("cpu", torch.float64)
     if not torch.isfinite(x).all():
         raise ValueError("acts contain NaN or infinite values")
-    return Gaussian(mean=x.mean(0), cov=torch.cov(x.T, correction=1))
+    with _one_thread():
+        return Gaussian(mean=x.mean(0), cov=torch.cov(x.T, correction=1))
 
 
 # --- SAE encode / decode ----------------------------------------------------------------------

@@ -1,0 +1,82 @@
+"""Reports and the command line, end to end on a small planted run."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from synthact import report
+from synthact.cache import ResultCache
+from synthact.cli import main
+from synthact.experiments import Lab, RunConfig
+
+SMALL = {"n": 20, "n_gaussian": 600, "n_latent_stats": 100}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Lab:
+    cache = ResultCache(tmp_path_factory.mktemp("cache"))
+    return Lab(RunConfig("planted", **SMALL), cache, progress=False)
+
+
+def test_replicate_writes_every_table_and_figure(lab, tmp_path):
+    written = report.replicate(lab, tmp_path)
+    text = (tmp_path / "tables.md").read_text()
+    for spec in report.paper_numbers()["tables"].values():
+        assert spec["title"] in text
+    pngs = [p for p in written if p.suffix == ".png"]
+    assert len(pngs) == 2 + sum(len(s["rows"]) for s in report.paper_numbers()["tables"].values())
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
+
+
+def test_summary_csv_puts_ours_beside_the_paper():
+    steps = {"real": np.array([1, 2, 3, 4]), "random": np.array([3, 4, 5, 6])}
+    lines = report.summary_csv(steps, report.paper_rows("1", "absolute")).splitlines()
+    assert lines[0] == "type,n,mean,std,ks,paper_mean,paper_std,paper_ks"
+    assert lines[2].startswith("random,4,4.50,") and lines[2].endswith(",52.49,10.21,0.45")
+
+
+def test_agreement_flags_numbers_outside_the_tolerance():
+    rng = np.random.default_rng(0)
+    paper = report.paper_rows("1", "absolute")
+    steps = {kind: rng.normal(mean, std, 1000).round() for kind, (mean, std, _) in paper.items()}
+    steps["random"] = rng.normal(70, 10, 1000).round()
+    rows = {(r.kind, r.quantity): r for r in report.agreement(steps, paper)}
+    assert rows[("real", "mean")].ok and rows[("real", "std")].ok
+    assert not rows[("random", "mean")].ok
+    assert ("real", "ks") not in rows
+
+
+def test_experiments_do_not_depend_on_the_thread_count(tmp_path):
+    """The same seed gives bit-identical curves with 1 and 2 torch threads (-n 4 vs -n 1)."""
+    results, before = [], torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            fresh = Lab(RunConfig("planted", **SMALL), ResultCache(tmp_path / str(threads)))
+            results.append([fresh.sensitivity("relative").arrays, fresh.plateau().arrays])
+    finally:
+        torch.set_num_threads(before)
+    for one_thread, two_threads in zip(*results, strict=True):
+        assert one_thread.keys() == two_threads.keys()
+        for key in one_thread:
+            np.testing.assert_array_equal(one_thread[key], two_threads[key], err_msg=key)
+
+
+def test_cli_lists_subjects(capsys):
+    main(["subjects"])
+    out = capsys.readouterr().out
+    assert "gpt2-small" in out and "null-gpt2" in out and "planted" in out
+
+
+def test_cli_rejects_an_unknown_subject():
+    run = subprocess.run(
+        [sys.executable, "-m", "synthact.cli", "replicate", "--subject", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode != 0
+    assert "unknown subject" in run.stderr.lower() and "gpt2-small" in run.stderr
