@@ -19,13 +19,14 @@ def _replicate(args: argparse.Namespace) -> None:
     from synthact.cache import ResultCache
     from synthact.experiments import Lab, RunConfig
     from synthact.report import replicate
+    from synthact.subjects import resolve_device
 
     config = RunConfig(
         subject=args.subject,
         n=args.n,
         seed=args.seed,
         n_gaussian=args.n_gaussian,
-        device=args.device,
+        device=resolve_device(args.device),
         dtype=args.dtype,
     )
     lab = Lab(config, ResultCache(args.cache))
@@ -57,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--n", type=int, default=1000, help="perturbations per type (paper: 1000)")
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--n-gaussian", type=int, default=32_000)
-    rep.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    rep.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     rep.add_argument("--dtype", default="float32")
     rep.add_argument("--out", default="reports", help="output folder (default reports/)")
     rep.add_argument("--cache", default=None, help="result cache (default ~/.cache/synthact)")

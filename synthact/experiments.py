@@ -26,7 +26,7 @@ from synthact import metrics
 from synthact.cache import Arrays, ResultCache
 from synthact.latents import LatentStats, ScaleFacts, latent_statistics, scale_facts
 from synthact.perturb import perturbation_curves
-from synthact.subjects import Subject, load_subject
+from synthact.subjects import SUBJECTS, Subject, load_subject
 from synthact.targets import (
     SYNTHETIC_TYPES,
     Gaussian,
@@ -98,6 +98,10 @@ class RunConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.subject not in SUBJECTS:
+            raise ValueError(
+                f"unknown subject {self.subject!r}; known subjects: {', '.join(SUBJECTS)}"
+            )
         if self.n < 2:
             raise ValueError(f"n must be at least 2 perturbations per type, got {self.n}")
         if self.n_gaussian < 2:

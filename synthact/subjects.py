@@ -91,7 +91,7 @@ def load_subject(name: str, device: str = "cpu", dtype: str | torch.dtype = "flo
 
     Args:
         name: a key of `SUBJECTS`.
-        device: ``cpu``, ``cuda`` (or ``cuda:N``) or ``mps``.
+        device: ``cpu``, ``cuda`` (or ``cuda:N``), ``mps`` or ``auto`` (see `resolve_device`).
         dtype: ``float32`` (default), ``float16``, ``bfloat16`` or ``float64``, by name or as a
             ``torch.dtype``.
 
@@ -102,7 +102,7 @@ def load_subject(name: str, device: str = "cpu", dtype: str | torch.dtype = "flo
     """
     if name not in SUBJECTS:
         raise ValueError(f"unknown subject {name!r}; known subjects: {', '.join(SUBJECTS)}")
-    device = _resolve_device(device)
+    device = resolve_device(device)
     torch_dtype = _resolve_dtype(dtype)
     subject = dataclasses.replace(SUBJECTS[name].loader(device, torch_dtype), name=name)
     validate_subject(subject)
@@ -167,7 +167,12 @@ def _check_log_sparsity(name: str, log_sparsity: torch.Tensor | None, d_sae: int
         raise ValueError(f"subject {name!r}: log_sparsity has non-finite values; {what_to_do}")
 
 
-def _resolve_device(device: str) -> str:
+def resolve_device(device: str) -> str:
+    """Check a device name; ``"auto"`` picks cuda if available, else mps, else cpu."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError) as error:

@@ -92,3 +92,8 @@ def test_join_needs_same_mode_and_scale():
         _result("absolute").join(_result("relative"))
     with pytest.raises(ValueError, match="cannot join"):
         _result("absolute").join(Result("null-gpt2", "reconstruction", "absolute", Scale(1.0), {}))
+
+
+def test_run_config_rejects_unknown_subject():
+    with pytest.raises(ValueError, match="unknown subject 'gpt3'.*gpt2-small"):
+        RunConfig(subject="gpt3")

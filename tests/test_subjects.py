@@ -321,3 +321,12 @@ def test_offline_check_runs_before_any_loading(
     monkeypatch.setattr(SAE, "from_pretrained_with_cfg_and_sparsity", must_not_load)
     with hub.use_hub_cache(tmp_path, offline=True), pytest.raises(RuntimeError, match="gpt2"):
         subjects.SUBJECTS["gpt2-small"].loader("cpu", torch.float32)
+
+
+def test_auto_device_picks_an_available_one() -> None:
+    from synthact.subjects import resolve_device
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available() and torch.backends.mps.is_available():
+        expected = "mps"
+    assert resolve_device("auto") == expected
