@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -218,15 +219,16 @@ class Lab:
     """Computes and caches the experiments of one `RunConfig`.
 
     The subject is loaded only when something has to be computed, so a run whose results are all
-    cached never loads a model.
+    cached never loads a model. Progress bars show by default when stderr is a terminal (the
+    CLI, ``pytest -s``), not in captured test output.
     """
 
     def __init__(
-        self, config: RunConfig, cache: ResultCache | None = None, *, progress: bool = True
+        self, config: RunConfig, cache: ResultCache | None = None, *, progress: bool | None = None
     ):
         self.config = config
         self.cache = cache if cache is not None else ResultCache()
-        self.progress = progress
+        self.progress = sys.stderr.isatty() if progress is None else progress
         self._results: dict[str, Arrays] = {}
 
     @cached_property

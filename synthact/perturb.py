@@ -430,7 +430,8 @@ def _curves(
     kl = torch.zeros(start.shape[0], setup.n_steps) if setup.kl else None
     runner_group = None
     chunks = _chunks(start.shape[0], setup.n_steps, setup.rows)
-    for group, prompts, steps in tqdm(chunks, disable=not progress, desc=runner_type.__name__):
+    desc = f"{setup.mode} curves" + (" (naive)" if runner_type is _NaiveRunner else "")
+    for group, prompts, steps in tqdm(chunks, disable=not progress, desc=desc, unit="chunk"):
         if group != runner_group:
             runner, runner_group = runner_type(model, setup, setup.tokens[group]), group
         x = _path_points(
