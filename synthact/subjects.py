@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -216,9 +217,12 @@ def load_jb_gpt2(device: str, dtype: torch.dtype) -> tuple[HookedTransformer, SA
     """
     model = HookedTransformer.from_pretrained(hub.GPT2_REPO, device=device, dtype=dtype)
     dtype_name = next(name for name, value in DTYPES.items() if value == dtype)
-    sae, _, log_sparsity = SAE.from_pretrained_with_cfg_and_sparsity(
-        hub.SAE_RELEASE, hub.SAE_ID, device=device, dtype=dtype_name
-    )
+    with warnings.catch_warnings():
+        # The release asks for center_writing_weights, which the default processing above applies.
+        warnings.filterwarnings("ignore", r"\s*This SAE has non-empty model_from_pretrained_kwargs")
+        sae, _, log_sparsity = SAE.from_pretrained_with_cfg_and_sparsity(
+            hub.SAE_RELEASE, hub.SAE_ID, device=device, dtype=dtype_name
+        )
     if log_sparsity is None:
         raise RuntimeError(
             f"SAELens returned no sparsity for {hub.SAE_RELEASE}/{hub.SAE_ID}: "

@@ -95,5 +95,5 @@ def test_join_needs_same_mode_and_scale():
 
 
 def test_run_config_rejects_unknown_subject():
-    with pytest.raises(ValueError, match="unknown subject 'gpt3'.*gpt2-small"):
+    with pytest.raises(ValueError, match=r"unknown subject 'gpt3'.*gpt2-small"):
         RunConfig(subject="gpt3")
