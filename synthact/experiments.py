@@ -26,7 +26,7 @@ import torch
 from synthact import metrics
 from synthact.cache import Arrays, ResultCache
 from synthact.latents import LatentStats, ScaleFacts, latent_statistics, scale_facts
-from synthact.perturb import perturbation_curves
+from synthact.perturb import MODES, perturbation_curves
 from synthact.subjects import SUBJECTS, Subject, load_subject
 from synthact.targets import (
     SYNTHETIC_TYPES,
@@ -38,7 +38,6 @@ from synthact.targets import (
     synthetic_targets,
 )
 
-MODES = ("absolute", "relative")
 SENSITIVITY_TYPES = ("real", "random", *SYNTHETIC_TYPES)
 KL_TYPES = ("real", "random", "synthetic-baseline", "synthetic-structured")
 PLATEAU_TYPES = ("real", "random", "synthetic-baseline", "synthetic-structured")
