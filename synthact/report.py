@@ -204,7 +204,7 @@ def agreement(
     rows = []
     for kind, (mean, std, ks) in paper.items():
         ours = stats.summary_row(steps[kind], steps[reference])
-        kurtosis = max(float(scipy.stats.kurtosis(steps[kind], fisher=False)), 1.0)
+        kurtosis = _kurtosis(steps[kind])
         tolerance = stats.row_tolerances(
             ours,
             {"std": ours["std"] if std is None else std},
@@ -216,6 +216,13 @@ def agreement(
             if value is not None and not (quantity == "ks" and kind == reference):
                 rows.append(Agreement(kind, quantity, ours[quantity], value, tolerance[quantity]))
     return rows
+
+
+def _kurtosis(x: np.ndarray) -> float:
+    """Pearson kurtosis of ``x``; 3 (a normal's) for a constant sample, where it is undefined."""
+    if np.ptp(x) == 0:
+        return 3.0
+    return max(float(scipy.stats.kurtosis(x, fisher=False)), 1.0)
 
 
 def agreement_markdown(rows: Iterable[Agreement]) -> str:

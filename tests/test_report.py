@@ -49,6 +49,14 @@ def test_agreement_flags_numbers_outside_the_tolerance():
     assert ("real", "ks") not in rows
 
 
+def test_agreement_of_a_constant_sample_is_defined():
+    paper = report.paper_rows("1", "absolute")
+    steps = {kind: np.full(100, 5) for kind in paper}
+    rows = report.agreement(steps, paper)
+    assert all(np.isfinite(r.tolerance) for r in rows)
+    assert not any(r.ok for r in rows if r.quantity == "mean")
+
+
 def test_experiments_do_not_depend_on_the_thread_count(tmp_path):
     """The same seed gives bit-identical curves with 1 and 2 torch threads (-n 4 vs -n 1)."""
     results, before = [], torch.get_num_threads()
