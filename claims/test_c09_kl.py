@@ -19,13 +19,7 @@ def test_c09_kl_keeps_l2_ordering(kl, evidence):
     not asserted), 0.69: random is asserted furthest.
     """
     steps = evidence.distributions(kl, KINDS, signal="kl", table="C.1")
-    found = [
-        checks.closer(steps, "synthetic-baseline", "random"),
-        checks.closer(steps, "synthetic-structured", "random"),
-    ]
-    if kl.mode == "absolute":
-        found.append(checks.closer(steps, "synthetic-structured", "synthetic-baseline"))
-    evidence.verdict(*found)
+    evidence.verdict(*checks.paper_ordering(steps, kl.mode))
 
 
 @pytest.mark.claim("C9")

@@ -58,3 +58,17 @@ def test_markdown_lists_every_check(steps):
     found = [checks.earlier(steps, "real", "shifted"), checks.earlier(steps, "shifted", "real")]
     text = checks.checks_markdown(found)
     assert "| pass |" in text and "| FAIL |" in text
+
+
+def test_paper_ordering_orders_structured_and_baseline_in_absolute_mode_only(steps):
+    named = {
+        "real": steps["real"],
+        "synthetic-structured": steps["near"],
+        "synthetic-baseline": steps["mid"],
+        "random": steps["shifted"],
+    }
+    assert len(checks.paper_ordering(named, "relative")) == 2
+    absolute = checks.paper_ordering(named, "absolute")
+    assert len(absolute) == 3 and all(c.passed for c in absolute)
+    swapped = {**named, "synthetic-structured": steps["mid"], "synthetic-baseline": steps["near"]}
+    assert not all(c.passed for c in checks.paper_ordering(swapped, "absolute"))
