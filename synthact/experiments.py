@@ -229,6 +229,7 @@ class Lab:
         self.cache = cache if cache is not None else ResultCache()
         self.progress = sys.stderr.isatty() if progress is None else progress
         self._results: dict[str, Arrays] = {}
+        self._targets: dict[str, torch.Tensor] = {}
 
     @cached_property
     def subject(self) -> Subject:
@@ -291,7 +292,15 @@ class Lab:
         return self.acts[self.pairs[0]]
 
     def targets(self, kind: str) -> torch.Tensor:
-        """Target activations [n, d] of one type, from the pairs' base (and target) activations."""
+        """Target activations [n, d] of one type, from the pairs' base (and target) activations.
+
+        Built once per Lab: both step modes, and the plateau bases, use the same vectors.
+        """
+        if kind not in self._targets:
+            self._targets[kind] = self._build_targets(kind)
+        return self._targets[kind]
+
+    def _build_targets(self, kind: str) -> torch.Tensor:
         if kind == "real":
             return self.acts[self.pairs[1]]
         if kind == "random":
