@@ -17,8 +17,7 @@ def test_c05_real_blowups_mid_path(sensitivity_relative, evidence):
     real = steps["real"]
     evidence.verdict(
         checks.fraction_between(real, 30, 70, 0.9, "real MS steps"),
-        checks.bound_check("median real MS step > 45", _median, [real], above=45.0),
-        checks.bound_check("median real MS step < 55", _median, [real], below=55.0),
+        *checks.within("median real MS step", _median, real, 45.0, 55.0),
     )
 
 

@@ -10,6 +10,10 @@ TOLERANCE = 0.10
 COS_TOLERANCE = 0.05
 
 
+def _mean(x):
+    return x.mean(axis=-1)
+
+
 @pytest.mark.claim("C13")
 def test_c13_scale_facts(latent_statistics, evidence):
     """Activation norm about 56, base-target distance about 40 (step 80), mean cosine between real
@@ -41,13 +45,5 @@ def test_c13_scale_facts(latent_statistics, evidence):
         ),
         ("cosine w.r.t. b_dec", facts.cos_b_dec, paper["mean_cosine_wrt_b_dec"], COS_TOLERANCE),
     ):
-        mean = lambda v: v.mean(axis=-1)  # noqa: E731
-        found += [
-            checks.bound_check(
-                f"mean {name} > {target - tol:g}", mean, [values], above=target - tol
-            ),
-            checks.bound_check(
-                f"mean {name} < {target + tol:g}", mean, [values], below=target + tol
-            ),
-        ]
+        found += checks.within(f"mean {name}", _mean, values, target - tol, target + tol)
     evidence.verdict(*found)

@@ -126,6 +126,20 @@ def paper_ordering(steps: Mapping[str, np.ndarray], mode: str) -> list[Check]:
     return found
 
 
+def within(
+    name: str,
+    stat: Callable[[np.ndarray], np.ndarray | float],
+    x: np.ndarray,
+    low: float,
+    high: float,
+) -> list[Check]:
+    """``low < stat(x) < high``: lower bound above ``low``, upper bound below ``high``."""
+    return [
+        bound_check(f"{name} > {low:g}", stat, [x], above=low),
+        bound_check(f"{name} < {high:g}", stat, [x], below=high),
+    ]
+
+
 def fraction_between(x: np.ndarray, low: float, high: float, at_least: float, name: str) -> Check:
     """At least ``at_least`` of ``x`` lies in [low, high]: lower bound of the fraction."""
     return bound_check(

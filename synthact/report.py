@@ -145,10 +145,6 @@ def png(fig: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
-def select(steps: Mapping[str, np.ndarray], kinds: Iterable[str]) -> dict[str, np.ndarray]:
-    return {kind: steps[kind] for kind in kinds if kind in steps}
-
-
 def latent_rows(latents) -> list[tuple[str, float, float]]:
     """(quantity, ours, paper) for Appendix E and the scale facts of a `LatentResult`."""
     paper, scale = paper_numbers()["appendix_e"], paper_numbers()["scale"]

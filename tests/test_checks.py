@@ -72,3 +72,14 @@ def test_paper_ordering_orders_structured_and_baseline_in_absolute_mode_only(ste
     assert len(absolute) == 3 and all(c.passed for c in absolute)
     swapped = {**named, "synthetic-structured": steps["mid"], "synthetic-baseline": steps["near"]}
     assert not all(c.passed for c in checks.paper_ordering(swapped, "absolute"))
+
+
+def test_within_checks_both_sides(steps):
+    median = lambda x: np.median(x, axis=-1)  # noqa: E731
+    inside = checks.within("median", median, steps["real"], 30, 50)
+    assert [c.statement for c in inside] == ["median > 30", "median < 50"]
+    assert all(c.passed for c in inside)
+    assert [c.passed for c in checks.within("median", median, steps["real"], 30, 39)] == [
+        True,
+        False,
+    ]
