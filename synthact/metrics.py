@@ -10,6 +10,10 @@ Definitions follow the authors' code, which produced the paper's tables; where t
 differs, the text's variant is a keyword (named in each docstring). Scale-dependent constants
 (``flat_slope``, the AP ``threshold``, the absolute ``step``) are GPT-2's defaults; other subjects
 pass their own.
+
+Which metrics read cut curves (`CUT_METRICS`): with absolute steps the authors cut the L2 and KL
+curves at ``floor(||T - A|| / step)`` points for MS (``l2s[:target_step]``) and, in the plateau
+notebook, for AP; AUC and NL were computed on the full, uncut curves.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ import numpy as np
 import torch
 
 ArrayLike = np.ndarray | torch.Tensor
+
+CUT_METRICS = ("ms", "ap")
+"""Metrics computed on absolute-step curves cut at their target (see the module docstring)."""
 
 
 def _prepare(curves: ArrayLike, lengths: ArrayLike | int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -89,8 +96,9 @@ def ms_step(
     slopes = first differences ``v_i - v_{i-1}`` (i >= 1) with ``slopes[0] = v_1 - v_0`` repeated in
     front, so ``slopes`` has one entry per point. If no slope is ``> flat_slope`` the curve is flat
     and the result is ``flat_value``; otherwise it is the index of the largest slope, the first one
-    on ties (as ``np.argmax``; a maximal first difference therefore gives 0). A curve of one point
-    has no slope and is flat.
+    on ties (a maximal first difference therefore gives 0; the authors' ``np.argsort(slopes)[::-1]``
+    leaves exact ties to the sort, which only matters for that repeated first slope). A curve of one
+    point has no slope and is flat.
 
     Args:
         curves: ``[k]`` or ``[B, k]``.
@@ -114,23 +122,25 @@ def auc_step(
     *,
     start: int = 5,
     triangle: Literal["points", "span"] = "points",
+    include_last: bool = False,
 ) -> int | np.ndarray:
     """Area-under-curve (AUC) step: where a triangle most outgrows the area under the curve.
 
-    For each ``s >= start``: ``ratio_s = (v_s * w_s / 2) / trapz(v_0..v_s)`` (unit spacing) and the
-    result is the ``s`` of the largest ratio (first on ties). The triangle's width ``w_s`` is
-    ``s + 1`` (``triangle="points"``, the authors' code, default) or ``s`` (``triangle="span"``,
-    the paper's text: the triangle (0, 0), (x, 0), (x, f(x))).
-
-    Degenerate cases: a curve with fewer than ``start + 1`` points is searched from its last index
-    only; an ``s`` whose area is ``<= 0`` (the curve is 0 up to ``s``) has no ratio and is never
-    chosen; a curve with no ratio at all returns its last index ``L - 1`` (no blowup located).
+    For each candidate ``s``: ``ratio_s = (v_s * w_s / 2) / trapz(v_0..v_s)`` (unit spacing), or 0
+    where that area is 0; the result is the ``s`` of the largest ratio (first on ties). As in the
+    authors' code, the candidates are ``s = start .. L - 2``: the last point is never considered
+    (``include_last=True`` adds it). The triangle's width ``w_s`` is ``s + 1``
+    (``triangle="points"``, the authors' code, default) or ``s`` (``triangle="span"``, the
+    paper's text: the triangle (0, 0), (x, 0), (x, f(x))). A curve that is 0 throughout has only
+    zero ratios and gives ``start``.
 
     Args:
-        curves: ``[k]`` or ``[B, k]``.
-        lengths: ``[B]`` points used per curve (default: all ``k``).
+        curves: ``[k]`` or ``[B, k]``; the tables use the full, uncut curves.
+        lengths: ``[B]`` points used per curve (default: all ``k``); each needs a candidate, i.e.
+            at least ``start + 2`` points (``start + 1`` with ``include_last``).
         start: first candidate step.
         triangle: ``"points"`` (code) or ``"span"`` (paper text).
+        include_last: also consider the last point ``s = L - 1``.
     """
     if start < 0:
         raise ValueError(f"start must be >= 0, got {start}")
@@ -138,16 +148,21 @@ def auc_step(
     if triangle not in widths:
         raise ValueError(f"triangle must be one of {sorted(widths)}, got {triangle!r}")
     values, lengths = _prepare(curves, lengths)
+    needed = start + (1 if include_last else 2)
+    if (lengths < needed).any():
+        raise ValueError(
+            f"auc_step needs curves of at least {needed} points (candidates from step {start}), "
+            f"got one of {int(lengths.min())}"
+        )
+    last = lengths - (needed - start)  # the last candidate of each curve
     n_rows, k = values.shape
     s = np.arange(k)
     trapezoids = (values[:, 1:] + values[:, :-1]) / 2
     area = np.concatenate([np.zeros((n_rows, 1)), np.cumsum(trapezoids, axis=1)], axis=1)
     triangle_area = values * (s + widths[triangle]) / 2
-    first = np.minimum(start, lengths - 1)[:, None]
-    candidate = (s >= first) & (s < lengths[:, None]) & (area > 0)
-    ratio = np.divide(triangle_area, area, out=np.full_like(area, -np.inf), where=candidate)
-    best = np.where(candidate.any(axis=1), ratio.argmax(axis=1), lengths - 1)
-    return _output(best, curves)
+    ratio = np.divide(triangle_area, area, out=np.zeros_like(area), where=area != 0)
+    candidate = (s >= start) & (s <= last[:, None])
+    return _output(np.where(candidate, ratio, -np.inf).argmax(axis=1), curves)
 
 
 def nl_step(

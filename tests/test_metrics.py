@@ -28,14 +28,14 @@ def reference_ms(v, flat_slope=0.02, flat_value=99):
     return slopes.index(max(slopes))
 
 
-def reference_auc(v, start=5, triangle="points"):
-    best, best_ratio = len(v) - 1, -np.inf
-    for s in range(min(start, len(v) - 1), len(v)):
-        area = np.trapezoid(v[: s + 1])
-        width = s + 1 if triangle == "points" else s
-        if area > 0 and v[s] * width / 2 / area > best_ratio:
-            best, best_ratio = s, v[s] * width / 2 / area
-    return best
+def reference_auc(v, start=5, triangle="points", include_last=False):
+    """The authors' loop: ratio of the first i points, i = 1 .. len - 1 (the last point unseen)."""
+    ratios = []
+    for i in range(1, len(v) + include_last):
+        area = np.trapezoid(v[:i])
+        width = i if triangle == "points" else i - 1
+        ratios.append(0 if area == 0 else v[i - 1] * width / 2 / area)
+    return int(np.argmax(ratios[start:])) + start
 
 
 def reference_nl(v, tol=0.20, fit_end=9):
@@ -66,6 +66,7 @@ CASES = [
     (ms_step, reference_ms, {"flat_slope": 0.3, "flat_value": 7}),
     (auc_step, reference_auc, {}),
     (auc_step, reference_auc, {"start": 12, "triangle": "span"}),
+    (auc_step, reference_auc, {"include_last": True}),
     (nl_step, reference_nl, {}),
     (nl_step, reference_nl, {"tol": 0.10, "fit_end": 5}),
     (ap_step, reference_ap, {}),
@@ -83,7 +84,8 @@ def test_batch_matches_per_curve_reference(metric, reference, kwargs):
     curves = random_curves(300, seed=1)
     if metric is not nl_step:  # the tables' NL rule assumes a positive line
         curves[::3] = random_walks(100, seed=10)
-    lengths = np.random.default_rng(2).integers(1, K + 1, 300)
+    shortest = 14 if metric is auc_step else 1  # AUC needs a candidate after its start
+    lengths = np.random.default_rng(2).integers(shortest, K + 1, 300)
     lengths[:20] = K
     padded = np.where(np.arange(K) < lengths[:, None], curves, np.nan)
     expected = [reference(c[:n], **kwargs) for c, n in zip(curves, lengths, strict=True)]
@@ -99,7 +101,7 @@ def test_batch_matches_per_curve_reference(metric, reference, kwargs):
 @pytest.mark.parametrize("metric", METRICS.values())
 def test_torch_input_equals_numpy(metric):
     curves = random_curves(50, seed=3).astype(np.float32)
-    lengths = np.random.default_rng(4).integers(1, K + 1, 50)
+    lengths = np.random.default_rng(4).integers(7, K + 1, 50)
     expected = metric(curves, lengths)
     np.testing.assert_array_equal(
         metric(torch.from_numpy(curves), torch.from_numpy(lengths)), expected
@@ -152,16 +154,27 @@ def test_auc_step_function_and_ramp():
 
 
 def test_auc_triangle_width_code_vs_paper():
-    curve = np.array([0.0, 1.0, 2.2])
+    curve = np.array([0.0, 1.0, 2.2, 0.0])
     assert auc_step(curve, start=1, triangle="points") == 1  # ratios 2.0, 1.571
     assert auc_step(curve, start=1, triangle="span") == 2  # ratios 1.0, 1.048
 
 
-def test_auc_degenerate_cases():
-    assert auc_step(np.zeros(K)) == K - 1  # zero area everywhere: last index
-    assert auc_step(np.zeros(K), 40) == 39
-    assert auc_step(RAMP, 3) == 2  # shorter than start + 1: its last index
-    assert auc_step(np.r_[np.zeros(20), step_curve(10, 1.0, K - 20)]) == 30  # zero area skipped
+def test_auc_never_considers_the_last_point():
+    curve = np.r_[np.ones(20), 1000.0]  # the jump is at the last point
+    assert auc_step(curve) == 5  # ratios (s+1)/(2s), falling: the first candidate
+    assert auc_step(curve, include_last=True) == 20  # ratio 21000/2/1019.5 = 10.3
+
+
+def test_auc_zero_area_has_ratio_zero():
+    assert auc_step(np.zeros(K)) == 5  # every ratio 0: the first candidate
+    assert auc_step(np.r_[np.zeros(20), step_curve(10, 1.0, K - 20)]) == 30  # ratios 0 until 30
+
+
+def test_auc_needs_a_candidate():
+    assert auc_step(RAMP, 7) == 5
+    with pytest.raises(ValueError, match="at least 7 points"):
+        auc_step(RAMP, 6)
+    assert auc_step(RAMP, 6, include_last=True) == 5
 
 
 # --- NL ------------------------------------------------------------------------------------------

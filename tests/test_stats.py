@@ -182,13 +182,14 @@ def test_mannwhitney_less():
 
 def test_summary_row():
     row = summary_row(np.array([1, 2, 3, 4]), np.array([1, 2, 3, 4]))
-    assert row == pytest.approx({"n": 4, "mean": 2.5, "std": math.sqrt(5 / 3), "ks": 0.0})
-    assert summary_row(np.array([1, 2, 3, 4]), [3, 4, 5, 6], ddof=0)["std"] == pytest.approx(
-        math.sqrt(5 / 4)
+    # np.std, ddof 0, as the tables were printed: sum of squares 5 over n = 4
+    assert row == pytest.approx({"n": 4, "mean": 2.5, "std": math.sqrt(5 / 4), "ks": 0.0})
+    assert summary_row(np.array([1, 2, 3, 4]), [3, 4, 5, 6], ddof=1)["std"] == pytest.approx(
+        math.sqrt(5 / 3)
     )
     assert summary_row(np.array([1, 2, 3, 4]), [3, 4, 5, 6])["ks"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="ddof"):
-        summary_row(np.array([1]), np.array([1, 2]))
+        summary_row(np.array([1]), np.array([1, 2]), ddof=1)
 
 
 # --- tolerances: the formulas, and their false-alarm rates by simulation -------------------------
