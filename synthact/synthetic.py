@@ -11,8 +11,12 @@ Conventions shared by the three constructions:
 - A latent is *active* in a row when its activation is > 0 (SAE latent activations are never
   negative; a negative entry is rejected). Active latents are visited in increasing index order.
 - A row with no active latent stays all-zero (its decoding is ``b_dec``).
-- Within a row the chosen latents are distinct, so two moved values never land on one latent and
-  add up: the output row holds exactly the input row's multiset of nonzero values.
+- No two moved values ever add up on one latent. The authors' code moves values IN PLACE, one
+  active latent after the other (`_move_in_place`): a move onto a latent that holds a value
+  overwrites it, so synthetic-random and synthetic-baseline (defaults) can lose values. Their
+  paper-text variants (``distinct=True``, ``skip_chosen=True``) and synthetic-structured choose
+  distinct latents and write into a zero vector: the output row holds exactly the input row's
+  multiset of nonzero values.
 - Sparsity: ``log_sparsity [d_sae]`` is ``log10(firing frequency + 1e-10)`` from the SAE release.
   A latent is dead when ``log_sparsity <= -10``. "Similar sparsity" ranks latents by the absolute
   difference of LINEAR frequency ``f = 10 ** log_sparsity`` (computed in float64). Equal frequency
@@ -35,17 +39,22 @@ _ROWS_PER_CHUNK = 128
 """Rows processed together by ``synthetic_structured`` (bounds a ``[rows, d_sae]`` buffer)."""
 
 
-def synthetic_random(acts: Tensor, log_sparsity: Tensor, generator: torch.Generator) -> Tensor:
+def synthetic_random(
+    acts: Tensor, log_sparsity: Tensor, generator: torch.Generator, *, distinct: bool = False
+) -> Tensor:
     """Move each active latent to a uniformly random non-dead latent, keeping its value.
 
-    The latents of one row are drawn WITHOUT replacement (a uniform random subset of the non-dead
-    latents, in uniform random order), so two active latents never land on one latent. A latent may
-    land on itself or on another of the row's active latents.
+    ``distinct=False`` (the authors' code, default): in place, as `_move_in_place` describes; each
+    destination is drawn uniformly among ALL non-dead latents, with replacement, so it may be the
+    latent itself, an active latent not yet visited or an earlier destination (whose value is then
+    lost). ``distinct=True`` (paper text): the row's destinations are a uniform random subset of
+    the non-dead latents in uniform random order, written into a zero vector: no value is lost.
 
     Args:
         acts: ``[B, d_sae]`` latent activations (>= 0).
         log_sparsity: ``[d_sae]`` log10 firing frequencies; non-dead means ``> -10``.
         generator: source of randomness, on ``acts``' device.
+        distinct: see above.
 
     Returns:
         ``[B, d_sae]`` synthetic latent activations, same dtype and device as ``acts``.
@@ -56,10 +65,17 @@ def synthetic_random(acts: Tensor, log_sparsity: Tensor, generator: torch.Genera
     latents, counts = _active_latents(acts)
     alive = (log_sparsity > DEAD_LOG_SPARSITY).nonzero().squeeze(1)
     n_max = latents.shape[1]
+    if n_max == 0:
+        return torch.zeros_like(acts)
+    if not distinct:
+        if len(alive) == 0:
+            raise ValueError("every latent is dead; synthetic_random needs a non-dead latent")
+        draw = torch.randint(len(alive), latents.shape, generator=generator, device=acts.device)
+        return _move_in_place(acts, latents, alive[draw])
     if n_max > len(alive):
         raise ValueError(
             f"a row has {n_max} active latents but only {len(alive)} latents are non-dead; "
-            "synthetic_random needs at least as many non-dead latents as active ones"
+            "synthetic_random(distinct=True) needs at least as many non-dead latents as active ones"
         )
     moved = torch.full_like(latents, -1)
     for row in counts.nonzero().squeeze(1).tolist():
@@ -70,20 +86,32 @@ def synthetic_random(acts: Tensor, log_sparsity: Tensor, generator: torch.Genera
 
 
 def synthetic_baseline(
-    acts: Tensor, log_sparsity: Tensor, generator: torch.Generator, k: int = 10
+    acts: Tensor,
+    log_sparsity: Tensor,
+    generator: torch.Generator,
+    k: int = 10,
+    *,
+    skip_chosen: bool = False,
 ) -> Tensor:
     """Move each active latent to one of the ``k`` most similarly sparse latents ("bag of latents").
 
     For each active latent ``i`` of a row, in index order: rank ALL latents ``j`` by
-    ``|f_j - f_i|`` (ties: lower index first), excluding ``i`` itself and the latents already chosen
-    in this row (dead latents are NOT excluded), and pick uniformly among the first ``k``. The
-    chosen latent gets ``i``'s value.
+    ``|f_j - f_i|`` (ties: lower index first; dead latents are NOT excluded), drop ``i`` itself and
+    pick uniformly among the first ``k``; the pick gets ``i``'s value.
+
+    ``skip_chosen=False`` (the authors' code, default): in place, as `_move_in_place` describes. The
+    code's attempt to skip latents already chosen never takes effect (it tests membership of 0-d
+    tensors in a set), so a pick may be an active latent not yet visited or an earlier pick, and
+    that latent's value is lost. ``skip_chosen=True`` (paper text): latents already chosen in the
+    row are dropped from the ranking too, and the picks are written into a zero vector: no value is
+    lost.
 
     Args:
         acts: ``[B, d_sae]`` latent activations (>= 0).
         log_sparsity: ``[d_sae]`` log10 firing frequencies.
         generator: source of randomness, on ``acts``' device.
         k: how many of the most similarly-sparse latents to pick from (paper: 10).
+        skip_chosen: see above.
 
     Returns:
         ``[B, d_sae]`` synthetic latent activations, same dtype and device as ``acts``.
@@ -96,19 +124,24 @@ def synthetic_baseline(
     n_rows, n_max = latents.shape
     if n_max == 0:
         return torch.zeros_like(acts)
-    if k > len(freq) - n_max:
+    left = len(freq) - (n_max if skip_chosen else 1)
+    if k > left:
         raise ValueError(
-            f"k={k} is too large: with d_sae={len(freq)} and a row of {n_max} active latents, the "
-            f"last latent of that row has only {len(freq) - n_max} latents left to choose from"
+            f"k={k} is too large: with d_sae={len(freq)} and a row of {n_max} active latents, a "
+            f"latent has only {left} latents left to choose from"
         )
     picks = torch.randint(k, (n_rows, n_max), generator=generator, device=acts.device)
-    # Rows sorted by decreasing count, so the rows still active at step t are a prefix.
-    order = counts.argsort(descending=True, stable=True)
-    latents, counts, picks = latents[order], counts[order], picks[order]
-    # A latent's first k + n_max - 1 neighbours hold k that are neither chosen nor itself.
     # (Padding slots, -1, are ranked as latent 0; they are never read.)
     queries, slot_query = torch.unique(latents.clamp(min=0), return_inverse=True)
     everyone = torch.arange(len(freq), device=acts.device)
+    if not skip_chosen:
+        nearest = _frequency_neighbours(freq, everyone, queries, k)[slot_query]  # [B, n_max, k]
+        moved = nearest.gather(2, picks[:, :, None]).squeeze(2)
+        return _move_in_place(acts, latents, moved)
+    # Rows sorted by decreasing count, so the rows still active at step t are a prefix.
+    order = counts.argsort(descending=True, stable=True)
+    latents, counts, picks, slot_query = (x[order] for x in (latents, counts, picks, slot_query))
+    # A latent's first k + n_max - 1 neighbours hold k that are neither chosen nor itself.
     candidates = _frequency_neighbours(freq, everyone, queries, k + n_max - 1)[slot_query]
     moved = torch.full_like(latents, -1)
     for t in range(n_max):
@@ -306,6 +339,25 @@ def _active_latents(acts: Tensor) -> tuple[Tensor, Tensor]:
     latents = torch.full((acts.shape[0], n_max), -1, dtype=torch.long, device=acts.device)
     latents[row, slot] = col
     return latents, counts
+
+
+def _move_in_place(acts: Tensor, latents: Tensor, moved: Tensor) -> Tensor:
+    """The authors' loop, in place on ``z = acts``: for each row and slot ``t`` in order,
+    ``v = z[latents[t]]; z[latents[t]] = 0; z[moved[t]] = v``.
+
+    A destination that holds a value (an active latent not yet visited, or an earlier destination)
+    is overwritten and that value is lost; a latent visited after its value was overwritten moves
+    the value it holds then. ``latents``, ``moved``: ``[B, n_max]``, -1 padded alike.
+    """
+    out = acts.clone()
+    rows = torch.arange(len(acts), device=acts.device)
+    for t in range(latents.shape[1]):
+        live = latents[:, t] >= 0
+        row, source, destination = rows[live], latents[live, t], moved[live, t]
+        value = out[row, source]
+        out[row, source] = 0
+        out[row, destination] = value
+    return out
 
 
 def _place(acts: Tensor, latents: Tensor, moved: Tensor) -> Tensor:

@@ -127,17 +127,30 @@ def test_frequency_neighbours_too_few_latents_is_an_error():
 
 
 def construct(kind: str, acts, log_sparsity, W_dec, seed: int):
-    if kind == "random":
-        return synthetic_random(acts, log_sparsity, seeded(seed))
-    if kind == "baseline":
-        return synthetic_baseline(acts, log_sparsity, seeded(seed), k=3)
+    """``random`` and ``baseline``: the authors' in-place code; ``*-text``: the paper's text."""
+    if kind.startswith("random"):
+        return synthetic_random(acts, log_sparsity, seeded(seed), distinct=kind.endswith("text"))
+    if kind.startswith("baseline"):
+        text = kind.endswith("text")
+        return synthetic_baseline(acts, log_sparsity, seeded(seed), k=3, skip_chosen=text)
     return synthetic_structured(acts, log_sparsity, W_dec, seeded(seed), n_candidates=5)
 
 
 KINDS = ["random", "baseline", "structured"]
+DISTINCT_KINDS = ["random-text", "baseline-text", "structured"]
+"""Constructions that choose distinct latents, so no value is ever lost."""
 
 
-@pytest.mark.parametrize("kind", KINDS)
+def is_sub_multiset(part: list[float], whole: list[float]) -> bool:
+    rest = list(whole)
+    for value in part:
+        if value not in rest:
+            return False
+        rest.remove(value)
+    return True
+
+
+@pytest.mark.parametrize("kind", DISTINCT_KINDS)
 @pytest.mark.parametrize("seed", range(3))
 def test_values_and_counts_preserved(kind, seed):
     acts, log_sparsity, W_dec = random_problem(seed)
@@ -148,7 +161,21 @@ def test_values_and_counts_preserved(kind, seed):
     assert (out[0] == 0).all()  # a row without active latents stays all-zero
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ["random", "baseline"])
+@pytest.mark.parametrize("seed", range(3))
+def test_in_place_moves_keep_a_subset_of_the_values(kind, seed):
+    acts, log_sparsity, W_dec = random_problem(seed, n_rows=40, d_sae=12)  # crowded: collisions
+    out = construct(kind, acts, log_sparsity, W_dec, seed)
+    assert out.shape == acts.shape and out.dtype == acts.dtype
+    lost = 0
+    for a, o in zip(acts, out, strict=True):
+        assert is_sub_multiset(nonzero_values(o), nonzero_values(a))
+        lost += len(nonzero_values(a)) - len(nonzero_values(o))
+    assert lost > 0  # the code's in-place moves do lose values when latents collide
+    assert (out[0] == 0).all()
+
+
+@pytest.mark.parametrize("kind", KINDS + DISTINCT_KINDS[:2])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_dtype_kept_and_values_exact(kind, dtype):
     acts, log_sparsity, W_dec = random_problem(7)
@@ -156,7 +183,7 @@ def test_dtype_kept_and_values_exact(kind, dtype):
     out = construct(kind, acts, log_sparsity, W_dec, 0)
     assert out.dtype == dtype
     for a, o in zip(acts, out, strict=True):
-        assert nonzero_values(o) == nonzero_values(a)
+        assert is_sub_multiset(nonzero_values(o), nonzero_values(a))
 
 
 @pytest.mark.parametrize("kind", ["random", "baseline"])
@@ -180,7 +207,7 @@ def test_structured_draws_nothing_from_the_generator():
 # --- synthetic_random --------------------------------------------------------------------------
 
 
-def test_random_never_dead_never_collides_and_covers_all_live_latents():
+def test_random_text_never_dead_never_collides_and_covers_all_live_latents():
     d_sae = 30
     log_sparsity = torch.full((d_sae,), -3.0)
     dead = [0, 4, 5, 17, 29]
@@ -188,7 +215,7 @@ def test_random_never_dead_never_collides_and_covers_all_live_latents():
     n_rows = 3000
     acts = torch.zeros(n_rows, d_sae)
     acts[:, [0, 9]] = torch.tensor([1.0, 2.0])  # two active latents, one of them dead
-    out = synthetic_random(acts, log_sparsity, seeded(0))
+    out = synthetic_random(acts, log_sparsity, seeded(0), distinct=True)
     hits = (out != 0).sum(dim=0)
     assert (hits[dead] == 0).all()
     assert ((out != 0).sum(dim=1) == 2).all()  # distinct: no two values on one latent
@@ -197,11 +224,34 @@ def test_random_never_dead_never_collides_and_covers_all_live_latents():
     assert hits[live].min() > 150 and hits[live].max() < 330
 
 
-def test_random_needs_enough_live_latents():
+def test_random_code_draws_with_replacement_in_place():
+    # two active latents, both dead, two live latents: the second move lands on the first's
+    # destination half of the time, overwriting it (value 1.0 lost, 2.0 kept)
     log_sparsity = torch.tensor([DEAD, DEAD, -2.0, -2.0])
+    acts = torch.tensor([[1.0, 2.0, 0.0, 0.0]]).repeat(4000, 1)
+    out = synthetic_random(acts, log_sparsity, seeded(0))
+    assert (out[:, :2] == 0).all()
+    one_value = (out != 0).sum(dim=1) == 1
+    assert 0.46 < one_value.float().mean() < 0.54  # Binomial(4000, 1/2): sd 0.008
+    assert (out[one_value].sum(dim=1) == 2.0).all()  # the later move wins
+
+
+def test_random_code_hand_cases():
+    only_live = torch.tensor([DEAD, DEAD, DEAD, -2.0])
+    # every value moves to latent 3 in turn: 1.0 overwrites latent 3's own 3.0, 2.0 overwrites
+    # the 1.0, and visiting latent 3 last moves the 2.0 it now holds onto itself
+    out = synthetic_random(torch.tensor([[1.0, 2.0, 0.0, 3.0]]), only_live, seeded(0))
+    assert out.tolist() == [[0.0, 0.0, 0.0, 2.0]]
+    out = synthetic_random(torch.tensor([[0.0, 0.0, 0.0, 5.0]]), only_live, seeded(0))
+    assert out.tolist() == [[0.0, 0.0, 0.0, 5.0]]  # a latent drawn onto itself keeps its value
+
+
+def test_random_needs_live_latents():
     acts = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
     with pytest.raises(ValueError, match="non-dead"):
-        synthetic_random(acts, log_sparsity, seeded(0))
+        synthetic_random(acts, torch.tensor([DEAD, DEAD, -2.0, -2.0]), seeded(0), distinct=True)
+    with pytest.raises(ValueError, match="every latent is dead"):
+        synthetic_random(acts, torch.full((4,), DEAD), seeded(0))
 
 
 # --- synthetic_baseline ------------------------------------------------------------------------
@@ -209,9 +259,9 @@ def test_random_needs_enough_live_latents():
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("k", [1, 3, 10])
-def test_baseline_stays_in_k_nearest_of_what_is_left(seed, k):
+def test_baseline_text_stays_in_k_nearest_of_what_is_left(seed, k):
     acts, log_sparsity, _ = random_problem(seed, n_rows=10)
-    out = synthetic_baseline(acts, log_sparsity, seeded(seed), k=k)
+    out = synthetic_baseline(acts, log_sparsity, seeded(seed), k=k, skip_chosen=True)
     freq = (10.0 ** log_sparsity.double()).tolist()
     everyone = range(acts.shape[1])
     for a, o in zip(acts, out, strict=True):
@@ -222,21 +272,71 @@ def test_baseline_stays_in_k_nearest_of_what_is_left(seed, k):
             chosen.append(j)
 
 
-def test_baseline_k1_excludes_itself_and_chosen_and_may_pick_a_base_latent():
+def baseline_in_place_reference(acts_row, freq):
+    """The authors' loop with k = 1, transcribed: z in place, nearest latent other than i."""
+    z = acts_row.clone()
+    for i in [i for i in range(len(z)) if acts_row[i] > 0]:
+        value = z[i].clone()
+        j = frequency_ranking(freq, i, [m for m in range(len(z)) if m != i])[0]
+        z[i] = 0
+        z[j] = value
+    return z
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_baseline_code_k1_equals_the_transcribed_loop(seed):
+    acts, log_sparsity, _ = random_problem(seed, n_rows=20, d_sae=16)
+    out = synthetic_baseline(acts, log_sparsity, seeded(seed), k=1)
+    freq = (10.0 ** log_sparsity.double()).tolist()
+    for a, o in zip(acts, out, strict=True):
+        assert torch.equal(o, baseline_in_place_reference(a, freq))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_baseline_code_picks_among_the_k_nearest(seed):
+    acts, log_sparsity, _ = random_problem(seed, n_rows=30)
+    out = synthetic_baseline(acts, log_sparsity, seeded(seed), k=3)
+    freq = (10.0 ** log_sparsity.double()).tolist()
+    everyone = range(acts.shape[1])
+    for a, o in zip(acts, out, strict=True):
+        allowed = {
+            j
+            for i in (a > 0).nonzero().flatten().tolist()
+            for j in frequency_ranking(freq, i, [m for m in everyone if m != i])[:3]
+        }
+        assert set((o > 0).nonzero().flatten().tolist()) <= allowed
+
+
+def test_baseline_k1_excludes_itself_and_may_pick_a_base_latent():
     # gaps between consecutive frequencies grow, so every nearest neighbour is unambiguous
     log_sparsity = log10_of([0.01, 0.02, 0.04, 0.07, 0.11, 0.16, 0.22])
     acts = torch.tensor([[0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 0.0]])
-    out = synthetic_baseline(acts, log_sparsity, seeded(0), k=1)
     # latent 3 (0.07) -> 2 (0.04); latent 4 (0.11) -> 3 (0.07), an active base latent
-    assert moves(acts[0], out[0]) == [(3, 2), (4, 3)]
+    for skip_chosen in (False, True):
+        out = synthetic_baseline(acts, log_sparsity, seeded(0), k=1, skip_chosen=skip_chosen)
+        assert moves(acts[0], out[0]) == [(3, 2), (4, 3)]
+
+
+def test_baseline_code_overwrites_a_latent_not_yet_visited():
+    log_sparsity = log10_of([0.01, 0.02, 0.04, 0.10, 0.11, 0.16, 0.22])
+    acts = torch.tensor([[0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 0.0]])
+    # code: 3 (0.10) -> 4 (0.11) overwrites 4's 2.0; then 4 moves the 1.0 it holds -> 3
+    out = synthetic_baseline(acts, log_sparsity, seeded(0), k=1)
+    assert out.tolist() == [[0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]
+    # text: 3 -> 4; 4 -> 3 (4 is taken by then), written into a zero vector
+    out = synthetic_baseline(acts, log_sparsity, seeded(0), k=1, skip_chosen=True)
+    assert out.tolist() == [[0.0, 0.0, 0.0, 2.0, 1.0, 0.0, 0.0]]
 
 
 def test_baseline_frequency_ties_go_to_the_lower_index():
     log_sparsity = log10_of([0.05, 0.3, 0.05, 0.4, 0.5, 0.05])
     acts = torch.tensor([[0.0, 0.0, 1.0, 0.0, 0.0, 2.0]])
-    out = synthetic_baseline(acts, log_sparsity, seeded(0), k=1)
-    # 2 -> 0 (tie with 5, lower index); 5 -> 2 (0 is taken, tie 2 vs none)
+    # text: 2 -> 0 (tie with 5, lower index); 5 -> 2 (0 is taken; tie of 0 and 2, lower free)
+    out = synthetic_baseline(acts, log_sparsity, seeded(0), k=1, skip_chosen=True)
     assert moves(acts[0], out[0]) == [(2, 0), (5, 2)]
+    # code: 2 -> 0, then 5 -> 0 as well (the tie's lower index), overwriting the 1.0
+    out = synthetic_baseline(acts, log_sparsity, seeded(0), k=1)
+    assert out.tolist() == [[2.0, 0.0, 0.0, 0.0, 0.0, 0.0]]
 
 
 def test_baseline_does_not_exclude_dead_latents():
@@ -264,6 +364,8 @@ def test_baseline_k_too_large():
     acts, log_sparsity, _ = random_problem(0, d_sae=10)
     with pytest.raises(ValueError, match=r"k=.* too large"):
         synthetic_baseline(acts, log_sparsity, seeded(0), k=10)
+    with pytest.raises(ValueError, match=r"k=.* too large"):
+        synthetic_baseline(acts, log_sparsity, seeded(0), k=7, skip_chosen=True)
 
 
 # --- synthetic_structured ----------------------------------------------------------------------
@@ -536,8 +638,8 @@ def test_gpt2_size_takes_seconds_and_keeps_the_invariants():
     acts = torch.where(active, torch.rand(n_rows, d_sae, generator=g) + 0.1, 0.0)
     n_max = int(active.sum(dim=1).max())
     constructions = {
-        "random": lambda: synthetic_random(acts, log_sparsity, seeded(1)),
-        "baseline": lambda: synthetic_baseline(acts, log_sparsity, seeded(1)),
+        "random": lambda: synthetic_random(acts, log_sparsity, seeded(1), distinct=True),
+        "baseline": lambda: synthetic_baseline(acts, log_sparsity, seeded(1), skip_chosen=True),
         "structured": lambda: synthetic_structured(acts, log_sparsity, W_dec, seeded(1)),
     }
     outputs = {}
