@@ -2,9 +2,10 @@
 
 A `Lab` holds a `RunConfig` (subject, n, seed, ...) and computes each experiment once: the pool of
 real activations, the sensitivity experiments (absolute and relative step), KL, SAE reconstruction,
-activation plateaus and the latent statistics. Each result is stored in a `ResultCache` keyed by the
-subject, the config, the seed and a hash of the method's source code, so pytest-xdist workers and
-reruns read instead of recomputing, and any change to the method invalidates old results.
+synthetic targets built from another real activation (C14), activation plateaus and the latent
+statistics. Each result is stored in a `ResultCache` keyed by the subject, the config, the seed and
+a hash of the method's source code, so pytest-xdist workers and reruns read instead of recomputing,
+and any change to the method invalidates old results.
 
 Every random draw comes from a generator seeded by ``(seed, label)``, so a result does not depend on
 the order in which experiments run, on the worker that runs them, or on which other experiments ran.
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import math
 import sys
-from collections.abc import Callable, Mapping
+import time
+from collections import ChainMap
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
@@ -26,13 +29,16 @@ import torch
 from synthact import metrics
 from synthact.cache import Arrays, ResultCache
 from synthact.latents import LatentStats, ScaleFacts, latent_statistics, scale_facts
-from synthact.perturb import MODES, perturbation_curves
-from synthact.subjects import SUBJECTS, Subject, load_subject
+from synthact.perturb import MODES, Curves, perturbation_curves
+from synthact.subjects import SUBJECTS, Constants, Subject, load_subject
 from synthact.targets import (
+    LATENT_MOVES,
     SYNTHETIC_TYPES,
     Gaussian,
+    check_targets,
     collect_activations,
     fit_gaussian,
+    other_indices,
     real_pairs,
     reconstruct,
     synthetic_targets,
@@ -41,6 +47,18 @@ from synthact.targets import (
 SENSITIVITY_TYPES = ("real", "random", *SYNTHETIC_TYPES)
 KL_TYPES = ("real", "random", "synthetic-baseline", "synthetic-structured")
 PLATEAU_TYPES = ("real", "random", "synthetic-baseline", "synthetic-structured")
+
+GRIDS = {"code": 100, "text": 101}
+"""Points per curve of each step grid. Both span 100 nominal steps: the authors' code
+(``linspace(0, 100, 100)``; default) puts 100 points 100/99 of a step apart, the paper's text
+(steps 0..100) puts 101 points one step apart. Relative steps are fractions ``i / (points - 1)``."""
+NOMINAL_STEPS = 100
+
+PLATEAU_DIRECTIONS = ("gaussian", "base")
+"""Where the plateau experiment steps each base: ``gaussian`` (default: the paper's text and the
+authors' notebook at HEAD, a fresh Gaussian sample per perturbation) or ``base`` (the earlier run,
+at 3c25aaa, that printed the AP numbers of the authors' repository: towards A, the prompt's own
+activation; those numbers are not in the paper)."""
 
 METHOD_MODULES = (
     "synthact.experiments",
@@ -84,7 +102,9 @@ class RunConfig:
         seed: master seed of every random draw.
         n_gaussian: real activations the Gaussian ("random") is fitted on (paper: 32,000).
         n_latent_stats: real activations for Appendix E (paper: 2,000).
-        n_steps: points per perturbation curve (paper: 101, steps 0..100).
+        grid: the step grid, ``code`` (default) or ``text`` (see `GRIDS`).
+        latent_moves: ``in-place`` (the authors' code, default) or ``distinct`` (the paper's
+            text), for synthetic-random and synthetic-baseline (see `synthact.synthetic`).
         device, dtype: where and in what precision the model runs.
     """
 
@@ -93,7 +113,8 @@ class RunConfig:
     seed: int = 0
     n_gaussian: int = 32_000
     n_latent_stats: int = 2_000
-    n_steps: int = 101
+    grid: str = "code"
+    latent_moves: str = "in-place"
     device: str = "cpu"
     dtype: str = "float32"
 
@@ -106,49 +127,63 @@ class RunConfig:
             raise ValueError(f"n must be at least 2 perturbations per type, got {self.n}")
         if self.n_gaussian < 2:
             raise ValueError(f"n_gaussian must be at least 2, got {self.n_gaussian}")
-        if self.n_steps < 2:
-            raise ValueError(f"n_steps must be at least 2, got {self.n_steps}")
+        if self.grid not in GRIDS:
+            raise ValueError(f"grid must be one of {sorted(GRIDS)}, got {self.grid!r}")
+        if self.latent_moves not in LATENT_MOVES:
+            raise ValueError(
+                f"latent_moves must be one of {LATENT_MOVES}, got {self.latent_moves!r}"
+            )
 
     @property
     def n_pool(self) -> int:
-        """Real activations collected once: enough for the Gaussian, Appendix E and the pairs."""
-        return max(self.n_gaussian, self.n_latent_stats, self.n + 1)
+        """Real activations collected once: enough for the Gaussian, Appendix E and the pairs
+        with a third activation each (C14)."""
+        return max(self.n_gaussian, self.n_latent_stats, self.n + 2)
+
+    @property
+    def n_steps(self) -> int:
+        """Points per curve (`GRIDS`)."""
+        return GRIDS[self.grid]
+
+    def spacing(self, step: float) -> float:
+        """Distance between consecutive points of an absolute-step path of nominal ``step``."""
+        return step * NOMINAL_STEPS / (self.n_steps - 1)
 
 
-@dataclass(frozen=True)
-class Scale:
-    """The scale-dependent constants of the method, derived from the subject's activation norm.
+class CurveArrays(Mapping[str, np.ndarray]):
+    """The arrays of a `Result`, computed (or read from the cache) one type at a time, on first use.
 
-    ``factor`` = (mean norm of real activations at the input hook) / 56, rounded to one significant
-    figure; 56 is GPT-2's norm at ``blocks.1.hook_resid_pre`` (paper, section 4.1), so GPT-2 gets
-    factor 1 and exactly the paper's constants: step 0.5, AP threshold 20, MS flat-slope 0.02. Every
-    subject uses the same rule, so a subject whose activations are k times larger moves k times
-    further per step and its curves are judged on a k times larger scale.
+    Keys are ``"<type>/l2"``, ``"<type>/distance"`` and, for ``kl_kinds``, ``"<type>/kl"``; a claim
+    that reads two types computes only those two.
     """
 
-    factor: float
+    def __init__(
+        self, kinds: tuple[str, ...], kl_kinds: tuple[str, ...], load: Callable[[str], Arrays]
+    ):
+        self._keys = [
+            f"{kind}/{signal}"
+            for kind in kinds
+            for signal in ("l2", "distance", *(("kl",) if kind in kl_kinds else ()))
+        ]
+        self._load = load
+        self._loaded: dict[str, Arrays] = {}
 
-    REFERENCE_NORM = 56.0
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._keys:
+            raise KeyError(key)
+        kind = key.rpartition("/")[0]
+        if kind not in self._loaded:
+            self._loaded[kind] = self._load(kind)
+        return self._loaded[kind][key]
 
-    @classmethod
-    def from_activation_norm(cls, norm: float) -> Scale:
-        if not math.isfinite(norm) or norm <= 0:
-            raise ValueError(f"activation norm must be positive and finite, got {norm}")
-        ratio = norm / cls.REFERENCE_NORM
-        exponent = math.floor(math.log10(ratio))
-        return cls(round(ratio / 10**exponent) * 10**exponent)
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
 
-    @property
-    def step(self) -> float:
-        return 0.5 * self.factor
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
 
-    @property
-    def ap_threshold(self) -> float:
-        return 20.0 * self.factor
-
-    @property
-    def flat_slope(self) -> float:
-        return 0.02 * self.factor
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 @dataclass(frozen=True)
@@ -156,13 +191,13 @@ class Result:
     """Curves of one experiment in one mode, by target (or base) type.
 
     ``arrays`` holds ``"<type>/l2"`` [n, n_steps], ``"<type>/distance"`` [n] and, where computed,
-    ``"<type>/kl"`` [n, n_steps].
+    ``"<type>/kl"`` [n, n_steps] (a plain dict, or `CurveArrays` computed on first use).
     """
 
     subject: str
     experiment: str
     mode: str
-    scale: Scale
+    constants: Constants
     arrays: Mapping[str, np.ndarray]
 
     @property
@@ -179,39 +214,55 @@ class Result:
         return self.arrays[key]
 
     def join(self, other: Result) -> Result:
-        """The types of both results, which share mode and scale (D.1: real + reconstruction)."""
-        mine, theirs = (
-            (self.subject, self.mode, self.scale),
-            (other.subject, other.mode, other.scale),
-        )
+        """The types of both results, sharing mode and constants (D.1: real + reconstruction)."""
+        mine = (self.subject, self.mode, self.constants)
+        theirs = (other.subject, other.mode, other.constants)
         if mine != theirs:
             raise ValueError(f"cannot join {mine} with {theirs}")
         experiment = f"{self.experiment}+{other.experiment}"
-        return Result(
-            self.subject, experiment, self.mode, self.scale, {**self.arrays, **other.arrays}
-        )
+        arrays = ChainMap(self.arrays, other.arrays)  # lazy: reads compute nothing else
+        return Result(self.subject, experiment, self.mode, self.constants, arrays)
 
     def distance(self, kind: str) -> np.ndarray:
         return self.arrays[f"{kind}/distance"]
 
     def lengths(self, kind: str) -> np.ndarray | None:
-        """Absolute mode: each curve stops at its target (first floor(distance/step) points)."""
+        """Absolute mode: each curve cut at its target, ``floor(distance / step)`` points of the
+        nominal step (the authors' ``target_step``, on their 100-point grid too)."""
         if self.mode != "absolute":
             return None
         n_steps = self.curves(kind).shape[1]
-        return metrics.absolute_lengths(self.distance(kind), self.scale.step, n_steps)
+        return metrics.absolute_lengths(self.distance(kind), self.constants.step, n_steps)
 
-    def steps(self, kind: str, metric: str = "ms", signal: str = "l2") -> np.ndarray:
-        """The step metric (``ms``, ``auc``, ``nl`` or ``ap``) of every curve of one type, [n]."""
-        curves, lengths = self.curves(kind, signal), self.lengths(kind)
+    def steps(
+        self, kind: str, metric: str = "ms", signal: str = "l2", *, cut: bool | None = None
+    ) -> np.ndarray:
+        """The step metric (``ms``, ``auc``, ``nl`` or ``ap``) of every curve of one type, [n].
+
+        ``cut``: None (default) cuts absolute-step curves at their target for the metrics the
+        authors cut (`synthact.metrics.CUT_METRICS`: MS and AP; AUC and NL read the full curves);
+        True or False cuts for every metric or for none.
+        """
+        if metric not in metrics.METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(metrics.METRICS)}")
+        curves = self.curves(kind, signal)
+        cut = metric in metrics.CUT_METRICS if cut is None else cut
+        lengths = self.lengths(kind) if cut else None
         if metric == "ms":
-            flat = self.scale.flat_slope if signal == "l2" else 0.02
+            flat = self.constants.flat_slope if signal == "l2" else 0.02
             return metrics.ms_step(curves, lengths, flat_slope=flat)
         if metric == "ap":
-            return metrics.ap_step(curves, lengths, threshold=self.scale.ap_threshold)
-        if metric in ("auc", "nl"):
-            return metrics.METRICS[metric](curves, lengths)
-        raise ValueError(f"unknown metric {metric!r}; choose from ms, auc, nl, ap")
+            return metrics.ap_step(curves, lengths, threshold=self.constants.ap_threshold)
+        return metrics.METRICS[metric](curves, lengths)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One timed stage of a run: its name, wall time and nesting depth."""
+
+    name: str
+    seconds: float
+    depth: int
 
 
 class Lab:
@@ -219,7 +270,8 @@ class Lab:
 
     The subject is loaded only when something has to be computed, so a run whose results are all
     cached never loads a model. Progress bars show by default when stderr is a terminal (the
-    CLI, ``pytest -s``), not in captured test output.
+    CLI, ``pytest -s``), not in captured test output. ``stages`` records the wall time of every
+    stage computed here (loading, pool, Gaussian fit, each target type, each experiment).
     """
 
     def __init__(
@@ -228,12 +280,26 @@ class Lab:
         self.config = config
         self.cache = cache if cache is not None else ResultCache()
         self.progress = sys.stderr.isatty() if progress is None else progress
+        self.stages: list[Stage] = []
+        self._depth = 0
         self._results: dict[str, Arrays] = {}
-        self._targets: dict[str, torch.Tensor] = {}
+        self._targets: dict[tuple[str, str], torch.Tensor] = {}
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        """Record the wall time of the enclosed block as stage ``name``."""
+        start, self._depth = time.perf_counter(), self._depth + 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            self.stages.append(Stage(name, time.perf_counter() - start, self._depth))
 
     @cached_property
     def subject(self) -> Subject:
-        return load_subject(self.config.subject, device=self.config.device, dtype=self.config.dtype)
+        with self._stage("load subject"):
+            config = self.config
+            return load_subject(config.subject, device=config.device, dtype=config.dtype)
 
     def _key(self, experiment: str, **extra: object) -> dict:
         return {
@@ -246,8 +312,13 @@ class Lab:
     def _cached(self, name: str, compute: Callable[[], Arrays], **extra: object) -> Arrays:
         """``compute()``'s arrays, from memory, else from the on-disk cache, else computed."""
         if name not in self._results:
+
+            def timed() -> Arrays:
+                with self._stage(name):
+                    return compute()
+
             key = self._key(name, **extra)
-            self._results[name] = self.cache.get_or_compute(name, key, compute)
+            self._results[name] = self.cache.get_or_compute(name, key, timed)
         return self._results[name]
 
     def _generator(self, *labels: str) -> torch.Generator:
@@ -271,17 +342,28 @@ class Lab:
         return torch.from_numpy(self.pool["acts"])
 
     @cached_property
-    def scale(self) -> Scale:
-        return Scale.from_activation_norm(float(self.acts.norm(dim=-1).mean()))
+    def constants(self) -> Constants:
+        """The subject's declared constants, else the norm rule on the pool's activations."""
+        declared = SUBJECTS[self.config.subject].constants
+        if declared is not None:
+            return declared
+        return Constants.from_activation_norm(float(self.acts.norm(dim=-1).mean()))
 
     @cached_property
     def gaussian(self) -> Gaussian:
-        return fit_gaussian(self.acts[: self.config.n_gaussian])
+        with self._stage("Gaussian fit"):
+            return fit_gaussian(self.acts[: self.config.n_gaussian])
 
     @cached_property
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(base index [n], target index [n]) into the pool; base != target."""
         return real_pairs(len(self.acts), self.config.n, self._generator("pairs"))
+
+    @cached_property
+    def sources(self) -> torch.Tensor:
+        """Pool index [n] of a third real activation per pair, neither its base nor its target:
+        what C14's synthetic targets are built from instead of the base."""
+        return other_indices(len(self.acts), self.pairs, self._generator("sources"))
 
     @property
     def base_tokens(self) -> torch.Tensor:
@@ -291,51 +373,66 @@ class Lab:
     def base_acts(self) -> torch.Tensor:
         return self.acts[self.pairs[0]]
 
-    def targets(self, kind: str) -> torch.Tensor:
-        """Target activations [n, d] of one type, from the pairs' base (and target) activations.
+    def targets(self, kind: str, source: str = "base") -> torch.Tensor:
+        """Target activations [n, d] of one type, checked finite and away from the base.
 
-        Built once per Lab: both step modes, and the plateau bases, use the same vectors.
+        Synthetic types are built from the pair's base activation A (``source="base"``, the
+        paper's construction) or from a third real activation (``source="other"``, C14). Built once
+        per Lab: both step modes, and the plateau bases, use the same vectors.
         """
-        if kind not in self._targets:
-            self._targets[kind] = self._build_targets(kind)
-        return self._targets[kind]
+        if (kind, source) not in self._targets:
+            with self._stage(f"targets: {kind}" + (" (other source)" if source != "base" else "")):
+                built = self._build_targets(kind, source)
+                self._targets[kind, source] = check_targets(kind, self.base_acts, built)
+        return self._targets[kind, source]
 
-    def _build_targets(self, kind: str) -> torch.Tensor:
+    def _build_targets(self, kind: str, source: str) -> torch.Tensor:
         if kind == "real":
             return self.acts[self.pairs[1]]
         if kind == "random":
             return self.gaussian.sample(self.config.n, self._generator("random-targets"))
         if kind == "reconstruction":
             return reconstruct(self.subject.sae, self.acts[self.pairs[1]])
+        labels = ("synthetic", kind) if source == "base" else ("synthetic", kind, source)
         return synthetic_targets(
             self.subject.sae,
-            self.base_acts,
+            self.base_acts if source == "base" else self.acts[self.sources],
             kind,
             self.subject.log_sparsity,
-            self._generator("synthetic", kind),
+            self._generator(*labels),
+            latent_moves=self.config.latent_moves,
         )
 
     # --- experiments ---------------------------------------------------------------------------
 
+    def _result(self, experiment: str, mode: str, arrays: Arrays) -> Result:
+        return Result(self.config.subject, experiment, mode, self.constants, arrays)
+
     def _curves(
-        self, experiment: str, mode: str, kinds: tuple[str, ...], kl_kinds: tuple[str, ...] = ()
+        self,
+        experiment: str,
+        mode: str,
+        kinds: tuple[str, ...],
+        kl_kinds: tuple[str, ...] = (),
+        source: str = "base",
     ) -> Result:
-        """Curves from the real bases towards each of ``kinds``; KL curves too for ``kl_kinds``."""
+        """Curves from the real bases towards each of ``kinds``; KL curves too for ``kl_kinds``.
+
+        Each type is computed (and cached) on its own, when its curves are first read.
+        """
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose from {MODES}")
 
-        def compute() -> Arrays:
-            out: Arrays = {}
-            for kind in kinds:
-                curves = self._run(
-                    self.base_tokens, self.targets(kind), mode=mode, kl=kind in kl_kinds
-                )
-                out.update(_prefixed(kind, curves))
-            return out
+        def load(kind: str) -> Arrays:
+            kl = kind in kl_kinds
 
-        name = f"{experiment}-{mode}"
-        arrays = self._cached(name, compute, kinds=kinds, kl_kinds=kl_kinds)
-        return Result(self.config.subject, experiment, mode, self.scale, arrays)
+            def compute() -> Arrays:
+                target = self.targets(kind, source)
+                return _prefixed(kind, self._run(self.base_tokens, target, mode=mode, kl=kl))
+
+            return self._cached(f"{experiment}-{mode}-{kind}", compute, kl=kl)
+
+        return self._result(experiment, mode, CurveArrays(kinds, kl_kinds, load))
 
     def _run(
         self,
@@ -345,7 +442,7 @@ class Lab:
         mode: str,
         kl: bool = False,
         base: torch.Tensor | None = None,
-    ):
+    ) -> Curves:
         subject = self.subject
         return perturbation_curves(
             subject.model,
@@ -353,7 +450,7 @@ class Lab:
             target,
             base=base,
             mode=mode,
-            step=self.scale.step,
+            step=self.config.spacing(self.constants.step),
             n_steps=self.config.n_steps,
             hook_in=subject.hook_in,
             hook_out=subject.hook_out,
@@ -380,20 +477,48 @@ class Lab:
         """Appendix D: perturbations towards SAE(T), the reconstruction of each real target."""
         return self._curves("reconstruction", mode, ("reconstruction",))
 
-    def plateau(self) -> Result:
-        """Section 5.2: from bases of each type, absolute steps towards a fresh Gaussian sample."""
+    def other_source(self, mode: str) -> Result:
+        """Section 6 (C14): synthetic targets built from a third real activation, not the base.
 
-        def compute() -> Arrays:
-            destinations = self.gaussian.sample(self.config.n, self._generator("plateau-targets"))
-            out: Arrays = {}
-            for kind in PLATEAU_TYPES:
+        Same base prompts and types as `sensitivity`; the construction reads the latents of
+        ``acts[sources]`` instead of the base's.
+        """
+        return self._curves("other-source", mode, SYNTHETIC_TYPES, source="other")
+
+    def plateau(self, direction: str = "gaussian") -> Result:
+        """Section 5.2 / Figure 3: AP curves from bases of each type, absolute steps.
+
+        Every base is written into the pair's base prompt (A's) at the last position: real = T,
+        the pair's OTHER activation; random = a Gaussian sample; synthetic-baseline and
+        synthetic-structured = built from A (the sensitivity targets). ``direction`` (see
+        `PLATEAU_DIRECTIONS`): ``gaussian`` steps towards a fresh Gaussian sample per
+        perturbation (the paper; default), ``base`` towards A (the run that printed the AP numbers
+        of the authors' repository).
+        """
+        if direction not in PLATEAU_DIRECTIONS:
+            raise ValueError(f"direction must be one of {PLATEAU_DIRECTIONS}, got {direction!r}")
+        name = "plateau" if direction == "gaussian" else f"plateau-towards-{direction}"
+
+        def load(kind: str) -> Arrays:
+            def compute() -> Arrays:
                 base = self._plateau_base(kind)
-                curves = self._run(self.base_tokens, destinations, mode="absolute", base=base)
-                out.update(_prefixed(kind, curves))
-            return out
+                if direction == "gaussian":
+                    labels = ("plateau-destinations", kind)
+                    destination = self.gaussian.sample(self.config.n, self._generator(*labels))
+                else:
+                    destination = self.base_acts
+                destination = check_targets(f"plateau ({kind} base)", base, destination)
+                curves = self._run(self.base_tokens, destination, mode="absolute", base=base)
+                return _prefixed(kind, curves)
 
-        arrays = self._cached("plateau", compute)
-        return Result(self.config.subject, "plateau", "absolute", self.scale, arrays)
+            return self._cached(f"{name}-{kind}", compute)
+
+        return self._result(name, "absolute", CurveArrays(PLATEAU_TYPES, (), load))
+
+    def _plateau_base(self, kind: str) -> torch.Tensor:
+        if kind == "random":
+            return self.gaussian.sample(self.config.n, self._generator("plateau-bases"))
+        return self.targets(kind)
 
     def latent_statistics(self) -> LatentResult:
         """Appendix E statistics of n_latent_stats real activations, and the scale facts."""
@@ -413,22 +538,18 @@ class Lab:
             ScaleFacts(**_unprefixed(arrays, "scale/")),
         )
 
-    def result(self, experiment: str, mode: str = "absolute") -> Result:
-        """The result a paper table is computed from (``experiment`` as in paper_numbers.json)."""
+    def result(
+        self, experiment: str, mode: str = "absolute", *, plateau: str = "gaussian"
+    ) -> Result:
+        """The result a paper table is computed from (``experiment`` as in paper_numbers.json);
+        ``plateau`` is the plateau direction (`PLATEAU_DIRECTIONS`)."""
         if experiment == "plateau":
-            return self.plateau()
+            return self.plateau(plateau)
         if experiment == "reconstruction":
             return self.sensitivity(mode).join(self.reconstruction(mode))
         if experiment in ("sensitivity", "kl"):
             return getattr(self, experiment)(mode)
         raise ValueError(f"unknown experiment {experiment!r}")
-
-    def _plateau_base(self, kind: str) -> torch.Tensor | None:
-        if kind == "real":
-            return None  # the prompt's own activation
-        if kind == "random":
-            return self.gaussian.sample(self.config.n, self._generator("plateau-bases"))
-        return self.targets(kind)
 
 
 @dataclass(frozen=True)
@@ -439,11 +560,38 @@ class LatentResult:
     scale_facts: ScaleFacts
 
 
+def stage_table(stages: list[Stage]) -> str:
+    """The stages as an aligned text table, nested stages indented under their parent."""
+    if not stages:
+        return "no stage computed (every result came from the cache)\n"
+    ordered = _nested_order(stages)
+    width = max(2 * s.depth + len(s.name) for s in ordered)
+    lines = [f"{'  ' * s.depth + s.name:<{width}}  {s.seconds:8.2f} s" for s in ordered]
+    return "\n".join(lines) + "\n"
+
+
+def _nested_order(stages: list[Stage]) -> list[Stage]:
+    """Stages are recorded when they end (children before parents): put each parent first."""
+    ordered: list[Stage] = []
+    pending: list[list[Stage]] = [[]]
+    for stage in stages:
+        while len(pending) <= stage.depth + 1:
+            pending.append([])
+        children = pending[stage.depth + 1]
+        pending[stage.depth + 1] = []
+        group = [stage, *children]
+        if stage.depth == 0:
+            ordered += group
+        else:
+            pending[stage.depth] += group
+    return ordered
+
+
 def _unprefixed(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def _prefixed(kind: str, curves) -> Arrays:
+def _prefixed(kind: str, curves: Curves) -> Arrays:
     out = {f"{kind}/l2": curves.l2.numpy(), f"{kind}/distance": curves.distance.numpy()}
     if curves.kl is not None:
         out[f"{kind}/kl"] = curves.kl.numpy()

@@ -56,6 +56,33 @@ def paper_rows(table: str, mode: str) -> dict[str, list[float | None]]:
     return paper_numbers()["tables"][table]["rows"].get(mode, {})
 
 
+RUN_CONFIG_CHOICES = ("grid", "latent_moves")
+"""The keys of a table's ``run`` that are `RunConfig` fields; ``plateau`` picks the experiment."""
+
+
+def run_mismatch(table: str, config) -> str | None:
+    """Why a run of ``config`` (a `RunConfig`) cannot be compared with ``table``, or None.
+
+    Each table names the variant of the run that printed it (``run`` in paper_numbers.json);
+    numbers from another grid or another way of moving latents are not the same quantity.
+    """
+    run = paper_numbers()["tables"][table]["run"]
+    differ = [
+        f"{key} {run[key]!r} (this run: {getattr(config, key)!r})"
+        for key in RUN_CONFIG_CHOICES
+        if key in run and run[key] != getattr(config, key)
+    ]
+    if not differ:
+        return None
+    return f"table {table} was printed by a run with " + ", ".join(differ)
+
+
+def table_result(lab, table: str, mode: str):
+    """The `Result` of ``lab`` that ``table`` in ``mode`` is compared with (its run's variant)."""
+    spec = paper_numbers()["tables"][table]
+    return lab.result(spec["experiment"], mode, plateau=spec["run"].get("plateau", "gaussian"))
+
+
 def summary(steps: Mapping[str, np.ndarray], reference: str = "real") -> dict[str, dict]:
     """Mean, std (ddof 0) and KS against ``reference`` of each type's step distribution."""
     return {kind: stats.summary_row(values, steps[reference]) for kind, values in steps.items()}
@@ -249,7 +276,7 @@ def latent_figure(latents) -> plt.Figure:
 def table_steps(lab, table: str, mode: str) -> dict[str, np.ndarray]:
     """Our step distributions for the types of one paper table."""
     spec = paper_numbers()["tables"][table]
-    result = lab.result(spec["experiment"], mode)
+    result = table_result(lab, table, mode)
     return {k: result.steps(k, spec["metric"], spec["signal"]) for k in paper_rows(table, mode)}
 
 
@@ -259,10 +286,15 @@ def replicate(lab, out: Path) -> list[Path]:
     written, sections = [], [f"# Replication on {lab.config.subject}\n", _config_markdown(lab)]
     for table, spec in paper_numbers()["tables"].items():
         for mode in spec["rows"]:
+            title = f"{spec['title']} ({mode} step)"
+            sections += [f"## {title}\n", f"Paper numbers: {spec['provenance'][mode]}.\n"]
+            mismatch = run_mismatch(table, lab.config)
+            if mismatch:
+                sections.append(f"Not compared: {mismatch}.\n")
+                continue
             steps = table_steps(lab, table, mode)
             name = f"table-{table}-{mode}".replace(".", "")
-            title = f"{spec['title']} ({mode} step)"
-            sections += [f"## {title}\n", summary_markdown(steps, paper_rows(table, mode))]
+            sections += [summary_markdown(steps, paper_rows(table, mode))]
             sections += [agreement_markdown(agreement(steps, paper_rows(table, mode)))]
             written.append(
                 _save(
@@ -292,10 +324,22 @@ def _example_curves(lab) -> plt.Figure:
     )
 
 
+def run_parameters(lab) -> dict[str, object]:
+    """The run's configuration and every constant it used, with where the constants come from."""
+    constants = lab.constants
+    return {
+        **vars(lab.config),
+        "points per curve": lab.config.n_steps,
+        "step": constants.step,
+        "path spacing": lab.config.spacing(constants.step),
+        "MS flat slope": constants.flat_slope,
+        "AP threshold": constants.ap_threshold,
+        "constants": constants.source,
+    }
+
+
 def _config_markdown(lab) -> str:
-    scale = lab.scale
-    items = {**vars(lab.config), "step": scale.step, "AP threshold": scale.ap_threshold}
-    return "\n".join(f"- {k}: {v}" for k, v in items.items()) + "\n"
+    return "\n".join(f"- {k}: {v}" for k, v in run_parameters(lab).items()) + "\n"
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

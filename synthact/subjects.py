@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from synthact.prompts import PROMPT_LEN, read_parquet_prefixes, sample_rows, sam
 __all__ = [
     "PROMPT_LEN",
     "SUBJECTS",
+    "Constants",
     "Subject",
     "SubjectSpec",
     "load_jb_gpt2",
@@ -79,12 +81,66 @@ class Subject:
 
 
 @dataclass(frozen=True)
+class Constants:
+    """The scale-dependent constants of the method (REPLICATION.md, "Perturbation").
+
+    Attributes:
+        step: absolute step length (paper: 0.5).
+        flat_slope: an L2 curve whose slopes never exceed this is flat for MS (paper: 0.02).
+        ap_threshold: the L2 distance that ends an activation plateau (paper: 20).
+        source: where the values come from, shown in the report's parameters.
+    """
+
+    step: float
+    flat_slope: float
+    ap_threshold: float
+    source: str
+
+    REFERENCE_NORM = 56.0
+    """GPT-2 small's mean activation norm at ``blocks.1.hook_resid_pre`` (paper, section 4.1)."""
+
+    @classmethod
+    def paper(cls) -> Constants:
+        """The paper's constants for GPT-2 small, whatever its measured activation norm."""
+        return cls(step=0.5, flat_slope=0.02, ap_threshold=20.0, source="declared: the paper's")
+
+    @classmethod
+    def from_activation_norm(cls, norm: float) -> Constants:
+        """The norm rule, for subjects that declare no constants.
+
+        ``factor`` = ``norm`` / 56 rounded to one significant figure; the paper's constants are
+        multiplied by it, so a subject whose activations are k times GPT-2's moves k times further
+        per step and its curves are judged on a k times larger scale.
+        """
+        if not math.isfinite(norm) or norm <= 0:
+            raise ValueError(f"activation norm must be positive and finite, got {norm}")
+        ratio = norm / cls.REFERENCE_NORM
+        exponent = math.floor(math.log10(ratio))
+        factor = round(ratio / 10**exponent) * 10**exponent
+        paper = cls.paper()
+        return cls(
+            step=paper.step * factor,
+            flat_slope=paper.flat_slope * factor,
+            ap_threshold=paper.ap_threshold * factor,
+            source=f"norm rule: mean activation norm {norm:.4g} / 56 -> factor {factor:g}",
+        )
+
+
+@dataclass(frozen=True)
 class SubjectSpec:
-    """A registry row: ``loader(device, dtype)`` builds the subject called ``name``."""
+    """A registry row: ``loader(device, dtype)`` builds the subject called ``name``.
+
+    ``constants`` are the subject's declared `Constants`; None derives them from the measured
+    activation norm (`Constants.from_activation_norm`). ``preflight()`` checks in milliseconds,
+    without loading anything, that the subject can be loaded here, raising `RuntimeError` with
+    what to do if not (e.g. offline without its hub files).
+    """
 
     name: str
     description: str
     loader: Callable[[str, torch.dtype], Subject]
+    constants: Constants | None = None
+    preflight: Callable[[], None] = lambda: None
 
 
 def load_subject(name: str, device: str = "cpu", dtype: str | torch.dtype = "float32") -> Subject:
@@ -233,6 +289,16 @@ def load_jb_gpt2(device: str, dtype: torch.dtype) -> tuple[HookedTransformer, SA
     return model.eval(), sae, log_sparsity.detach().to("cpu", torch.float32)
 
 
+OPENWEBTEXT_FILES = tuple(
+    hub.HubFile(OPENWEBTEXT_REPO, shard, repo_type="dataset") for shard in OPENWEBTEXT_SHARDS
+)
+
+
+def _check_gpt2_small_files() -> None:
+    """Offline, every hub file gpt2-small needs must be cached (see `hub.require_cached`)."""
+    hub.require_cached([*hub.GPT2_FILES, *hub.SAE_FILES, *OPENWEBTEXT_FILES], "gpt2-small")
+
+
 def _load_gpt2_small(device: str, dtype: torch.dtype) -> Subject:
     """The paper's subject; prompts are the first `PROMPT_LEN` tokens of random rows.
 
@@ -242,19 +308,20 @@ def _load_gpt2_small(device: str, dtype: torch.dtype) -> Subject:
     every machine for a given generator state; rows are still drawn uniformly, without
     replacement, within each call.
     """
-    prompt_files = [
-        hub.HubFile(OPENWEBTEXT_REPO, shard, repo_type="dataset") for shard in OPENWEBTEXT_SHARDS
-    ]
-    hub.require_cached([*hub.GPT2_FILES, *hub.SAE_FILES, *prompt_files], "gpt2-small")
+    _check_gpt2_small_files()
     model, sae, log_sparsity = load_jb_gpt2(device, dtype)
-    paths = [hf_hub_download(f.repo_id, f.filename, repo_type=f.repo_type) for f in prompt_files]
+    paths = [
+        hf_hub_download(f.repo_id, f.filename, repo_type=f.repo_type) for f in OPENWEBTEXT_FILES
+    ]
     prefixes = read_parquet_prefixes(paths)
     return Subject(
         name="gpt2-small",
         model=model,
         sae=sae,
         log_sparsity=log_sparsity,
-        sample_prompts=partial(sample_rows, prefixes),
+        sample_prompts=partial(
+            sample_rows, prefixes, source=f"{OPENWEBTEXT_REPO} {', '.join(OPENWEBTEXT_SHARDS)}"
+        ),
         hook_in=GPT2_HOOK_IN,
         hook_out=GPT2_HOOK_OUT,
     )
@@ -276,7 +343,7 @@ def _load_null_gpt2(device: str, dtype: torch.dtype) -> Subject:
         model=model,
         sae=sae,
         log_sparsity=log_sparsity,
-        sample_prompts=partial(sample_windows, stream),
+        sample_prompts=partial(sample_windows, stream, source="CPython's pydoc topics"),
         hook_in=GPT2_HOOK_IN,
         hook_out=GPT2_HOOK_OUT,
     )
@@ -295,6 +362,8 @@ SUBJECTS: dict[str, SubjectSpec] = {
             "gpt2-small",
             "GPT-2 small, jb residual SAE at blocks.1.hook_resid_pre, OpenWebText prompts (paper)",
             _load_gpt2_small,
+            constants=Constants.paper(),
+            preflight=_check_gpt2_small_files,
         ),
         SubjectSpec(
             "null-gpt2",

@@ -32,13 +32,24 @@ SYNTHETIC_TYPES = (
 TARGET_TYPES = ("real", "random", *SYNTHETIC_TYPES, "reconstruction")
 """Canonical names of the perturbation targets (REPLICATION.md "Target and base types")."""
 
-# A construction maps (latents [B, d_sae], log_sparsity [d_sae], W_dec [d_sae, d], generator) to
-# synthetic latents [B, d_sae]; lookups go through the module so its functions stay replaceable.
+LATENT_MOVES = ("in-place", "distinct")
+"""How synthetic-random and synthetic-baseline move latents: ``in-place`` as the authors' code
+(values can be lost), ``distinct`` as the paper's text (see `synthact.synthetic`)."""
+
+# A construction maps (latents [B, d_sae], log_sparsity [d_sae], W_dec [d_sae, d], generator,
+# distinct) to synthetic latents [B, d_sae]; lookups go through the module so its functions stay
+# replaceable.
 _CONSTRUCTIONS: dict[str, Callable[..., torch.Tensor]] = {
-    "synthetic-random": lambda z, ls, w_dec, g: synthetic.synthetic_random(z, ls, g),
-    "synthetic-baseline": lambda z, ls, w_dec, g: synthetic.synthetic_baseline(z, ls, g),
-    "synthetic-structured": lambda z, ls, w_dec, g: synthetic.synthetic_structured(z, ls, w_dec, g),
-    "structured-no-cos": lambda z, ls, w_dec, g: synthetic.synthetic_structured(
+    "synthetic-random": lambda z, ls, w_dec, g, distinct: synthetic.synthetic_random(
+        z, ls, g, distinct=distinct
+    ),
+    "synthetic-baseline": lambda z, ls, w_dec, g, distinct: synthetic.synthetic_baseline(
+        z, ls, g, skip_chosen=distinct
+    ),
+    "synthetic-structured": lambda z, ls, w_dec, g, distinct: synthetic.synthetic_structured(
+        z, ls, w_dec, g
+    ),
+    "structured-no-cos": lambda z, ls, w_dec, g, distinct: synthetic.synthetic_structured(
         z, ls, w_dec, g, match_top_cos=False
     ),
 }
@@ -143,6 +154,27 @@ def real_pairs(
     offset = torch.randint(n_prompts - 1, (n,), generator=generator)
     target_idx = offset + (offset >= base_idx).long()
     return base_idx, target_idx
+
+
+def other_indices(
+    n_prompts: int, exclude: tuple[torch.Tensor, torch.Tensor], generator: torch.Generator
+) -> torch.Tensor:
+    """Per row, a pool index uniform among the ``n_prompts - 2`` that are not the row's two
+    (distinct) indices in ``exclude`` (e.g. the ``(base_idx, target_idx)`` of `real_pairs`).
+
+    Returns:
+        ``[n]`` int64 indices into the pool.
+    """
+    _check_generator(generator)
+    first, second = exclude
+    if n_prompts < 3:
+        raise ValueError(f"need at least 3 prompts to pick a third one, got {n_prompts}")
+    if (first == second).any():
+        raise ValueError("the two excluded indices of a row must differ")
+    low, high = torch.minimum(first, second), torch.maximum(first, second)
+    index = torch.randint(n_prompts - 2, first.shape, generator=generator)
+    index = index + (index >= low).long()
+    return index + (index >= high).long()
 
 
 # --- Gaussian ---------------------------------------------------------------------------------
@@ -262,17 +294,21 @@ def synthetic_targets(
     kind: str,
     log_sparsity: torch.Tensor,
     generator: torch.Generator,
+    *,
+    latent_moves: str = "in-place",
 ) -> torch.Tensor:
     """``decode(construction(encode(acts)))`` for ``kind`` in ``SYNTHETIC_TYPES``.
 
     ``acts [B, d_in]`` are the activations whose latents are re-assigned (the base activation A
-    in REPLICATION.md). "structured-no-cos" is the structured construction with
-    ``match_top_cos=False`` (top_synth chosen by sparsity similarity alone).
+    in REPLICATION.md, or another real activation). "structured-no-cos" is the structured
+    construction with ``match_top_cos=False`` (top_synth chosen by sparsity similarity alone).
+    ``latent_moves`` (see `LATENT_MOVES`) applies to synthetic-random and synthetic-baseline.
 
     Returns:
         ``[B, d_in]`` float32 CPU; the decoder bias ``b_dec`` is included.
     """
     _check_kind(kind, SYNTHETIC_TYPES)
+    _check_kind(latent_moves, LATENT_MOVES)
     _check_generator(generator)
     if not isinstance(log_sparsity, torch.Tensor):
         raise ValueError(
@@ -282,5 +318,33 @@ def synthetic_targets(
     if log_sparsity.shape != (sae.cfg.d_sae,):
         raise ValueError(f"log_sparsity must be [{sae.cfg.d_sae}], got {list(log_sparsity.shape)}")
     w_dec = sae.W_dec.detach().float().cpu()
-    latents = _CONSTRUCTIONS[kind](encode(sae, acts), log_sparsity.cpu(), w_dec, generator)
+    distinct = latent_moves == "distinct"
+    latents = _CONSTRUCTIONS[kind](
+        encode(sae, acts), log_sparsity.cpu(), w_dec, generator, distinct
+    )
     return decode(sae, latents)
+
+
+def check_targets(kind: str, start: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``targets [n, d]`` after checking each is finite and differs from its ``start [n, d]``.
+
+    A path from a point to itself has no direction (absolute steps) and a flat curve (relative
+    steps), and a non-finite target poisons every step after 0, so such rows are rejected where
+    the targets are made, naming how many and which.
+
+    Raises:
+        ValueError: some row is not finite, or equals its start point.
+    """
+    if targets.shape != start.shape:
+        raise ValueError(f"{kind}: targets {list(targets.shape)} vs starts {list(start.shape)}")
+    for problem, bad in (
+        ("contain NaN or inf", ~torch.isfinite(targets).all(dim=1)),
+        ("equal their start point", (targets == start.to(targets)).all(dim=1)),
+    ):
+        rows = bad.nonzero().flatten().tolist()
+        if rows:
+            raise ValueError(
+                f"{kind}: {len(rows)} of {len(targets)} targets {problem} (rows {rows[:10]}); "
+                "every perturbation needs a finite target away from its start"
+            )
+    return targets

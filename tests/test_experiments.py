@@ -1,29 +1,81 @@
-"""Run configuration, scale rule, seeding and results of `synthact.experiments` (no model)."""
+"""Run configuration, constants, seeding, results and stages of `synthact.experiments`."""
 
 import numpy as np
 import pytest
 import torch
 
-from synthact.experiments import Result, RunConfig, Scale, generator, method_version
+from synthact.cache import ResultCache
+from synthact.experiments import (
+    Lab,
+    Result,
+    RunConfig,
+    Stage,
+    generator,
+    method_version,
+    stage_table,
+)
+from synthact.subjects import Constants
+
+ONE = Constants(step=0.5, flat_slope=0.02, ap_threshold=20.0, source="test")
 
 
 @pytest.mark.parametrize(
     ("norm", "factor"),
     [(56.0, 1.0), (53.5, 1.0), (80.0, 1.0), (90.0, 2.0), (35.0, 0.6), (0.78, 0.01), (560.0, 10.0)],
 )
-def test_scale_factor_rounds_to_one_significant_figure(norm, factor):
-    assert Scale.from_activation_norm(norm).factor == pytest.approx(factor)
-
-
-def test_gpt2_gets_the_paper_constants():
-    scale = Scale.from_activation_norm(56.3)
-    assert (scale.step, scale.ap_threshold, scale.flat_slope) == (0.5, 20.0, 0.02)
+def test_norm_rule_rounds_to_one_significant_figure(norm, factor):
+    constants = Constants.from_activation_norm(norm)
+    assert constants.step == pytest.approx(0.5 * factor)
+    assert constants.ap_threshold == pytest.approx(20 * factor)
+    assert constants.flat_slope == pytest.approx(0.02 * factor)
+    assert f"factor {factor:g}" in constants.source
 
 
 @pytest.mark.parametrize("norm", [0.0, -1.0, float("nan"), float("inf")])
-def test_scale_rejects_bad_norm(norm):
+def test_norm_rule_rejects_bad_norm(norm):
     with pytest.raises(ValueError, match="activation norm"):
-        Scale.from_activation_norm(norm)
+        Constants.from_activation_norm(norm)
+
+
+def test_gpt2_small_declares_the_paper_constants_whatever_its_norm(tmp_path):
+    """No pool is read (a norm of 50 would give step 0.45 by the norm rule)."""
+    lab = Lab(RunConfig(subject="gpt2-small"), ResultCache(tmp_path))
+    constants = lab.constants
+    assert (constants.step, constants.flat_slope, constants.ap_threshold) == (0.5, 0.02, 20.0)
+    assert "acts" not in vars(lab) and lab.stages == []
+
+
+def test_other_subjects_use_the_norm_rule(tmp_path):
+    lab = Lab(RunConfig(subject="null-gpt2"), ResultCache(tmp_path))
+    lab.acts = torch.full((4, 9), 3.0)  # norm 9: factor 0.2
+    assert lab.constants.step == pytest.approx(0.1)
+    assert "norm rule" in lab.constants.source
+
+
+@pytest.mark.parametrize(
+    ("grid", "n_steps", "spacing"), [("code", 100, 50 / 99), ("text", 101, 0.5)]
+)
+def test_grids(grid, n_steps, spacing):
+    config = RunConfig(subject="planted", grid=grid)
+    assert config.n_steps == n_steps
+    assert config.spacing(0.5) == pytest.approx(spacing)
+    assert config.spacing(0.5) * (n_steps - 1) == pytest.approx(50.0)  # 100 nominal steps
+
+
+def test_code_grid_is_the_authors_linspace():
+    """``0.5 * linspace(0, 100, 100)`` are the authors' absolute step lengths."""
+    config = RunConfig(subject="planted")
+    lengths = config.spacing(0.5) * torch.arange(config.n_steps, dtype=torch.float64)
+    torch.testing.assert_close(lengths, 0.5 * torch.linspace(0, 100, 100, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("grid", "paper", "grid"), ("latent_moves", "swap", "latent_moves")],
+)
+def test_run_config_rejects_unknown_variants(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(subject="planted", **{field: value})
 
 
 def test_generators_depend_on_seed_and_labels_only():
@@ -33,7 +85,7 @@ def test_generators_depend_on_seed_and_labels_only():
     assert not torch.equal(draw(0, "pairs"), draw(0, "synthetic", "pairs"))
 
 
-@pytest.mark.parametrize("field", ["n", "n_gaussian", "n_steps"])
+@pytest.mark.parametrize("field", ["n", "n_gaussian"])
 def test_run_config_rejects_tiny_sizes(field):
     with pytest.raises(ValueError, match=field):
         RunConfig(subject="planted", **{field: 1})
@@ -41,7 +93,7 @@ def test_run_config_rejects_tiny_sizes(field):
 
 def test_pool_covers_every_use():
     config = RunConfig(subject="planted", n=5000, n_gaussian=100, n_latent_stats=50)
-    assert config.n_pool == 5001
+    assert config.n_pool == 5002  # base, target and a third activation per pair fit
 
 
 def test_method_version_is_stable():
@@ -57,16 +109,27 @@ def _result(mode):
         "random/l2": curves,
         "random/distance": np.array([10.0, 10.0]),
     }
-    return Result("planted", "sensitivity", mode, Scale(1.0), arrays)
+    return Result("planted", "sensitivity", mode, ONE, arrays)
 
 
-def test_result_truncates_absolute_curves_at_the_target():
+def test_result_truncates_absolute_curves_at_the_target_for_ms_and_ap():
     result = _result("absolute")
     assert result.types == ["real", "random"]
     np.testing.assert_array_equal(result.lengths("real"), [11, 4])
     # the second curve stops before its jump: flat, so MS gives its flat value
     np.testing.assert_array_equal(result.steps("real", "ms"), [6, 99])
     np.testing.assert_array_equal(result.steps("real", "ap"), [6, 100])
+
+
+def test_result_auc_and_nl_read_the_full_curves():
+    result = _result("absolute")
+    # a jump at 6 from 0: AUC's ratio is largest at 6 (zero area before it); NL's line through
+    # v_0 = 0 and v_9 = 30 is 10/3 per step, and v_10 = 30 lies 10 % under it (tol 20 %):
+    # no departure, so the curve length; cutting the second curve at 4 points would give 4
+    np.testing.assert_array_equal(result.steps("real", "auc"), [6, 6])
+    np.testing.assert_array_equal(result.steps("real", "nl"), [11, 11])
+    np.testing.assert_array_equal(result.steps("real", "nl", cut=True), [11, 4])
+    np.testing.assert_array_equal(result.steps("real", "ms", cut=False), [6, 6])
 
 
 def test_result_relative_curves_are_not_truncated():
@@ -83,15 +146,32 @@ def test_result_errors_name_what_exists():
         result.steps("real", "max")
 
 
-def test_join_needs_same_mode_and_scale():
-    joined = _result("absolute").join(
-        Result("planted", "reconstruction", "absolute", Scale(1.0), {})
-    )
+def test_join_needs_same_mode_and_constants():
+    joined = _result("absolute").join(Result("planted", "reconstruction", "absolute", ONE, {}))
     assert joined.experiment == "sensitivity+reconstruction"
     with pytest.raises(ValueError, match="cannot join"):
         _result("absolute").join(_result("relative"))
     with pytest.raises(ValueError, match="cannot join"):
-        _result("absolute").join(Result("null-gpt2", "reconstruction", "absolute", Scale(1.0), {}))
+        _result("absolute").join(Result("null-gpt2", "reconstruction", "absolute", ONE, {}))
+
+
+def test_stage_table_puts_parents_before_their_children():
+    stages = [  # as recorded: each stage when it ends
+        Stage("load subject", 2.0, 1),
+        Stage("pool", 3.0, 0),
+        Stage("Gaussian fit", 0.25, 2),
+        Stage("targets: random", 0.5, 1),
+        Stage("sensitivity-absolute", 9.0, 0),
+    ]
+    lines = stage_table(stages).splitlines()
+    assert [line.rsplit("  ", 1)[0].rstrip() for line in lines] == [
+        "pool",
+        "  load subject",
+        "sensitivity-absolute",
+        "  targets: random",
+        "    Gaussian fit",
+    ]
+    assert lines[0].endswith("3.00 s")
 
 
 def test_run_config_rejects_unknown_subject():

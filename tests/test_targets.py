@@ -13,10 +13,12 @@ from synthact.targets import (
     SYNTHETIC_TYPES,
     TARGET_TYPES,
     Gaussian,
+    check_targets,
     collect_activations,
     decode,
     encode,
     fit_gaussian,
+    other_indices,
     real_pairs,
     reconstruct,
     synthetic_targets,
@@ -277,8 +279,20 @@ def test_encode_decode_check_shapes():
 # --- synthetic targets ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", SYNTHETIC_TYPES)
-def test_synthetic_targets_decode_the_construction_with_b_dec(kind, monkeypatch):
+EXPECTED_OPTIONS = {
+    ("synthetic-random", "in-place"): {"distinct": False},
+    ("synthetic-random", "distinct"): {"distinct": True},
+    ("synthetic-baseline", "in-place"): {"skip_chosen": False},
+    ("synthetic-baseline", "distinct"): {"skip_chosen": True},
+    ("synthetic-structured", "in-place"): {},
+    ("synthetic-structured", "distinct"): {},
+    ("structured-no-cos", "in-place"): {"match_top_cos": False},
+    ("structured-no-cos", "distinct"): {"match_top_cos": False},
+}
+
+
+@pytest.mark.parametrize(("kind", "latent_moves"), list(EXPECTED_OPTIONS))
+def test_synthetic_targets_decode_the_construction_with_b_dec(kind, latent_moves, monkeypatch):
     sae = make_sae(W_ENC, B_ENC, W_DEC, B_DEC)
     x = torch.randn(5, 3, generator=gen(4))
     log_sparsity = torch.tensor([-1.0, -2.0, -3.0, -4.0])
@@ -293,29 +307,31 @@ def test_synthetic_targets_decode_the_construction_with_b_dec(kind, monkeypatch)
     monkeypatch.setattr(synthetic, "synthetic_baseline", construction)
     monkeypatch.setattr(synthetic, "synthetic_structured", construction)
     g = gen(6)
-    got = synthetic_targets(sae, x, kind, log_sparsity, g)
+    got = synthetic_targets(sae, x, kind, log_sparsity, g, latent_moves=latent_moves)
     torch.testing.assert_close(got, made @ torch.tensor(W_DEC) + torch.tensor(B_DEC))
     torch.testing.assert_close(seen["acts"], encode(sae, x))
     assert torch.equal(seen["ls"], log_sparsity)
     assert seen["rest"][-1] is g
     if kind in ("synthetic-structured", "structured-no-cos"):
         torch.testing.assert_close(seen["rest"][0], torch.tensor(W_DEC))
-    assert seen["kwargs"] == ({"match_top_cos": False} if kind == "structured-no-cos" else {})
+    assert seen["kwargs"] == EXPECTED_OPTIONS[kind, latent_moves]
 
 
 @pytest.mark.parametrize("kind", SYNTHETIC_TYPES)
 def test_synthetic_targets_keep_the_latent_values(kind):
+    """With distinct latent moves (the paper's text) every value survives."""
     sae = identity_sae()  # decode(z) - b_dec = z, so the target shows the synthetic latents
     x = sparse_acts(sae, 6, n_active=8, seed=7)
     log_sparsity = log_sparsity_ramp()
-    got = synthetic_targets(sae, x, kind, log_sparsity, gen(8))
+    got = synthetic_targets(sae, x, kind, log_sparsity, gen(8), latent_moves="distinct")
     assert got.shape == (6, D_IDENTITY) and got.dtype == torch.float32
     moved = got - sae.b_dec.detach()
     base = encode(sae, x)
     for row_moved, row_base in zip(moved, base, strict=True):
         values = row_moved[row_moved.abs() > 1e-6].sort().values
         torch.testing.assert_close(values, row_base[row_base > 0].sort().values)
-    torch.testing.assert_close(got, synthetic_targets(sae, x, kind, log_sparsity, gen(8)))
+    again = synthetic_targets(sae, x, kind, log_sparsity, gen(8), latent_moves="distinct")
+    torch.testing.assert_close(got, again)
 
 
 @pytest.mark.parametrize(
@@ -332,6 +348,54 @@ def test_synthetic_targets_reject_bad_input(kind, log_sparsity, generator, error
     sae = make_sae(W_ENC, B_ENC, W_DEC, B_DEC)
     with pytest.raises(error, match=match):
         synthetic_targets(sae, torch.randn(2, 3), kind, log_sparsity, generator)
+
+
+def test_synthetic_targets_reject_unknown_latent_moves():
+    sae = make_sae(W_ENC, B_ENC, W_DEC, B_DEC)
+    with pytest.raises(ValueError, match="in-place, distinct"):
+        synthetic_targets(
+            sae, torch.randn(2, 3), "synthetic-random", torch.zeros(4), gen(0), latent_moves="x"
+        )
+
+
+# --- checked targets, third indices -------------------------------------------------
+
+
+def test_check_targets_names_rows_equal_to_their_start():
+    start = torch.randn(6, 3, generator=gen(1))
+    targets = torch.randn(6, 3, generator=gen(2))
+    assert check_targets("real", start, targets) is targets
+    targets[[1, 4]] = start[[1, 4]]
+    with pytest.raises(
+        ValueError, match=r"real: 2 of 6 targets equal their start point .*\[1, 4\]"
+    ):
+        check_targets("real", start, targets)
+
+
+def test_check_targets_names_non_finite_rows():
+    targets = torch.randn(5, 3, generator=gen(3))
+    targets[2, 0] = float("nan")
+    targets[3, 1] = float("inf")
+    with pytest.raises(ValueError, match=r"random: 2 of 5 targets contain NaN or inf .*\[2, 3\]"):
+        check_targets("random", torch.zeros(5, 3), targets)
+
+
+def test_other_indices_avoid_both_excluded_and_cover_the_rest():
+    base = torch.tensor([0, 3] * 3000)
+    target = torch.tensor([1, 2] * 3000)
+    third = other_indices(5, (base, target), gen(4))
+    assert not (third == base).any() and not (third == target).any()
+    counts = torch.bincount(third[base == 0], minlength=5).tolist()
+    assert counts[0] == counts[1] == 0 and min(counts[2:]) > 900  # uniform over {2, 3, 4}
+    counts = torch.bincount(third[base == 3], minlength=5).tolist()
+    assert counts[2] == counts[3] == 0 and min(counts[0], counts[1], counts[4]) > 900
+
+
+def test_other_indices_need_a_third_prompt():
+    with pytest.raises(ValueError, match="at least 3"):
+        other_indices(2, (torch.tensor([0]), torch.tensor([1])), gen(0))
+    with pytest.raises(ValueError, match="must differ"):
+        other_indices(5, (torch.tensor([2]), torch.tensor([2])), gen(0))
 
 
 # --- type names -------------------------------------------------------------
