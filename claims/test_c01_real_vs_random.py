@@ -2,7 +2,7 @@
 
 import pytest
 
-from synthact import checks
+from synthact import checks, report
 
 
 @pytest.mark.claim("C1")
@@ -10,10 +10,17 @@ def test_c01_real_blows_up_before_random(sensitivity, evidence):
     """Real targets blow up earlier than Gaussian ones; their MS distributions differ (KS > 0.3).
 
     Section 5.1 / Table A.1: mean MS 41.2 vs 52.5 (KS 0.44) with absolute steps, 51.7 vs 64.9
-    (KS 0.62) with relative steps.
+    (KS 0.62) with relative steps. On a control the effect must be absent: real earlier by less
+    than half the paper's gap, and KS below the claim's 0.3.
     """
     steps = evidence.distributions(sensitivity, ["real", "random"], table="A.1")
+    paper = report.paper_rows("A.1", sensitivity.mode)
+    half_gap = (paper["random"][0] - paper["real"][0]) / 2
     evidence.verdict(
         checks.earlier(steps, "real", "random"),
         checks.ks_above(steps, "real", "random", 0.3),
+        absent=[
+            checks.gap_below(steps, "real", "random", half_gap, why="half the paper's gap"),
+            checks.ks_below(steps, "real", "random", 0.3),
+        ],
     )

@@ -24,6 +24,18 @@ ALPHA = 0.05
 N_BOOT = 2000
 
 
+class ClaimNotSupported(AssertionError):
+    """A claim's statistical checks did not all pass: the one outcome that is a verdict.
+
+    Any other exception while computing or judging a claim is an error, never a verdict.
+    """
+
+
+class ControlInconclusive(AssertionError):
+    """A claim expected to fail on a control did fail, but the absence of its effect at the size
+    the paper reports was not shown: the control proves nothing either way."""
+
+
 @dataclass(frozen=True)
 class Check:
     """One decided hypothesis: its statement, point estimate, deciding bound and threshold."""
@@ -76,6 +88,26 @@ def earlier(steps: Mapping[str, np.ndarray], a: str, b: str, metric: str = "MS")
         lambda x, y: _mean(x) - _mean(y),
         [steps[a], steps[b]],
         below=0.0,
+    )
+
+
+def gap_below(
+    steps: Mapping[str, np.ndarray],
+    a: str,
+    b: str,
+    margin: float,
+    metric: str = "MS",
+    why: str = "",
+) -> Check:
+    """mean step of ``b`` - mean step of ``a`` < ``margin``: upper bound of the paired difference.
+
+    The effect "``a`` earlier than ``b``" is absent at size ``margin`` (or larger) steps.
+    """
+    return bound_check(
+        f"mean {metric}({b}) - mean {metric}({a}) < {margin:.3g}" + (f" ({why})" if why else ""),
+        lambda x, y: _mean(y) - _mean(x),
+        [steps[a], steps[b]],
+        below=margin,
     )
 
 

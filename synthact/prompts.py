@@ -1,8 +1,10 @@
 """Prompt sampling shared by subjects: pre-tokenized rows and token streams -> ``[n, length]`` ids.
 
 Every sampler is a pure function of its data and an explicit ``torch.Generator``: the same
-generator state gives the same prompts. Within one call the prompts are distinct rows (or distinct
-window starts), drawn uniformly without replacement. No BOS token is added.
+generator state gives the same prompts. Within one call the prompts are DISTINCT token sequences:
+rows (or window starts) are visited in a uniformly random order and a sequence already taken is
+skipped, so a prompt repeated in the source (web boilerplate, a repeated phrase) appears once and
+two prompts never share an activation. No BOS token is added.
 """
 
 from __future__ import annotations
@@ -58,26 +60,39 @@ def read_parquet_prefixes(
     return torch.cat(chunks)
 
 
-def sample_rows(prefixes: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` distinct rows of ``prefixes`` ``[n_rows, length]``, uniformly at random.
+def sample_rows(
+    prefixes: torch.Tensor, n: int, generator: torch.Generator, *, source: str = "the prompt rows"
+) -> torch.Tensor:
+    """``n`` distinct token sequences among the rows of ``prefixes`` ``[n_rows, length]``.
+
+    Rows are visited in a uniformly random order and a row equal to one already taken is skipped
+    (so each sequence is drawn with the weight of its first occurrence in that order).
+
+    Args:
+        source: names the data in the error raised when it has fewer than ``n`` distinct rows.
 
     Returns:
         ``[n, length]`` int64 (CPU).
     """
     if prefixes.ndim != 2:
         raise ValueError(f"prefixes must be [n_rows, length], got shape {tuple(prefixes.shape)}")
-    _check_count(n, len(prefixes), "rows")
-    rows = torch.randperm(len(prefixes), generator=_cpu_generator(generator))[:n]
-    return prefixes[rows].to(torch.int64)
+    _check_count(n, len(prefixes), f"rows in {source}")
+    order = torch.randperm(len(prefixes), generator=_cpu_generator(generator))
+    return _first_distinct(prefixes[order], n, source).to(torch.int64)
 
 
 def sample_windows(
-    stream: torch.Tensor, n: int, generator: torch.Generator, *, length: int = PROMPT_LEN
+    stream: torch.Tensor,
+    n: int,
+    generator: torch.Generator,
+    *,
+    length: int = PROMPT_LEN,
+    source: str = "the token stream",
 ) -> torch.Tensor:
-    """``n`` windows of ``length`` consecutive tokens of ``stream`` ``[n_tokens]``.
+    """``n`` distinct windows of ``length`` consecutive tokens of ``stream`` ``[n_tokens]``.
 
-    Window starts are distinct and uniform over all ``n_tokens - length + 1`` starts (windows may
-    overlap).
+    Window starts are visited in a uniformly random order over all ``n_tokens - length + 1``
+    starts (windows may overlap); a window equal to one already taken is skipped.
 
     Returns:
         ``[n, length]`` int64 (CPU).
@@ -86,9 +101,30 @@ def sample_windows(
     if stream.ndim != 1:
         raise ValueError(f"stream must be 1-D [n_tokens], got shape {tuple(stream.shape)}")
     n_starts = len(stream) - length + 1
-    _check_count(n, max(n_starts, 0), f"windows of {length} tokens")
-    starts = torch.randperm(n_starts, generator=_cpu_generator(generator))[:n]
-    return stream[starts[:, None] + torch.arange(length)].to(torch.int64)
+    _check_count(n, max(n_starts, 0), f"windows of {length} tokens in {source}")
+    starts = torch.randperm(n_starts, generator=_cpu_generator(generator))
+    windows = stream[starts[:, None] + torch.arange(length)]
+    return _first_distinct(windows, n, f"{source} (windows of {length} tokens)").to(torch.int64)
+
+
+def _first_distinct(candidates: torch.Tensor, n: int, source: str) -> torch.Tensor:
+    """The first ``n`` rows of ``candidates`` ``[m, length]`` that differ from every earlier row.
+
+    Raises:
+        ValueError: fewer than ``n`` distinct rows exist; names the source and both counts.
+    """
+    unique, inverse = torch.unique(candidates, dim=0, return_inverse=True)
+    if len(unique) < n:
+        raise ValueError(
+            f"asked for {n} distinct prompts but {source} holds only {len(unique)} distinct "
+            f"sequences of {candidates.shape[1]} tokens (among {len(candidates)}); ask for fewer "
+            "(--n, --n-gaussian) or use a larger source"
+        )
+    positions = torch.arange(len(candidates))
+    first = torch.full((len(unique),), len(candidates)).scatter_reduce(
+        0, inverse, positions, reduce="amin"
+    )
+    return candidates[first.sort().values[:n]]
 
 
 def token_stream(tokenizer: PreTrainedTokenizerBase, text: str) -> torch.Tensor:
@@ -120,7 +156,7 @@ def _check_count(n: int, available: int, what: str) -> None:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     if n > available:
-        raise ValueError(f"asked for {n} distinct prompts but only {available} {what} exist")
+        raise ValueError(f"asked for {n} distinct prompts but there are only {available} {what}")
 
 
 def _cpu_generator(generator: torch.Generator) -> torch.Generator:

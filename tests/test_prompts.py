@@ -58,6 +58,22 @@ def test_sample_rows_rejects_bad_inputs(prefixes: torch.Tensor) -> None:
         sample_rows(prefixes.flatten(), 3, gen(0))
 
 
+def test_sample_rows_skips_repeated_sequences() -> None:
+    """Rows 0..49 hold 10 distinct sequences, five copies each (boilerplate openings)."""
+    prefixes = (torch.arange(50) % 10)[:, None] * 100 + torch.arange(PROMPT_LEN)
+    tokens = sample_rows(prefixes, 10, gen(0))
+    assert sorted(tokens[:, 0].tolist()) == list(range(0, 1000, 100))
+    with pytest.raises(ValueError, match=r"11 distinct prompts but the books holds only 10 .*50"):
+        sample_rows(prefixes, 11, gen(0), source="the books")
+
+
+def test_sample_rows_draws_uniform_rows_before_removing_repeats() -> None:
+    """A sequence in 3 of 4 rows is drawn first 3 times in 4: rows, not sequences, are uniform."""
+    prefixes = torch.tensor([[7] * PROMPT_LEN] * 3 + [[8] * PROMPT_LEN])
+    firsts = [int(sample_rows(prefixes, 1, gen(seed))[0, 0]) for seed in range(2000)]
+    assert 0.71 < firsts.count(7) / 2000 < 0.79  # Binomial(2000, 3/4): sd 0.01
+
+
 def test_sample_windows_are_consecutive_distinct_slices() -> None:
     stream = torch.arange(1000, 1300)
     tokens = sample_windows(stream, 100, gen(0))
@@ -74,6 +90,16 @@ def test_sample_windows_cover_every_start_and_respect_length() -> None:
     assert sorted(tokens[:, 0].tolist()) == list(range(17))
     with pytest.raises(ValueError, match="only 17 windows"):
         sample_windows(stream, 18, gen(3), length=4)
+
+
+def test_sample_windows_skip_repeated_windows() -> None:
+    """A stream that repeats one 30-token text 4 times: a window's content depends only on its
+    start modulo 30, so its 111 windows hold 30 distinct ones."""
+    stream = torch.arange(30).repeat(4)
+    tokens = sample_windows(stream, 30, gen(1))
+    assert len({tuple(row) for row in tokens.tolist()}) == 30
+    with pytest.raises(ValueError, match=r"31 distinct prompts but the token stream .* only 30"):
+        sample_windows(stream, 31, gen(1))
 
 
 def test_sample_windows_deterministic_per_seed() -> None:
