@@ -1,0 +1,140 @@
+"""Only statistical checks give a verdict: crashes are errors, controls fail on the effect's size.
+
+`Evidence.verdict` is tested directly on hand-made checks; the pytest side (the xfail marks of
+claims/expectations.toml, one message when a subject cannot load) end to end in subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from fixtures.evidence import Evidence
+from synthact.checks import Check, ClaimNotSupported, ControlInconclusive
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def check(passed: bool, statement: str = "x > 0") -> Check:
+    return Check(statement, estimate=1.0, bound=0.5, threshold=0.0, passed=passed)
+
+
+def evidence(expected: str) -> Evidence:
+    lab = SimpleNamespace(config=SimpleNamespace(subject="planted", n=10, seed=0))
+    item = SimpleNamespace(user_properties=[("expected", expected)])
+    return Evidence(lab, item, "C0: a claim")
+
+
+def observed(ev: Evidence) -> dict:
+    return dict(ev.item.user_properties)["observed"]
+
+
+@pytest.mark.parametrize("expected", ["holds", "not judged", "fails"])
+def test_a_claim_whose_checks_pass_holds(expected):
+    ev = evidence(expected)
+    ev.verdict(check(True), absent=[check(False)])  # returns: the strict xfail reports XPASS
+    assert observed(ev)["outcome"] == "holds"
+
+
+@pytest.mark.parametrize("expected", ["holds", "not judged"])
+def test_a_failed_check_is_the_verdict(expected):
+    ev = evidence(expected)
+    with pytest.raises(ClaimNotSupported, match="y > 0"):
+        ev.verdict(check(True), check(False, "y > 0"))
+    assert observed(ev)["outcome"] == "does not hold"
+    assert observed(ev)["statistic"] == "y > 0"  # the key statistic is the first failed check
+
+
+def test_a_control_fails_only_with_the_effect_shown_absent():
+    ev = evidence("fails")
+    with pytest.raises(ClaimNotSupported, match="effect is absent"):
+        ev.verdict(check(False), absent=[check(True), check(True)])
+    assert observed(ev)["absence shown"]
+    with pytest.raises(ControlInconclusive, match="absence was not shown"):
+        evidence("fails").verdict(check(False), absent=[check(True), check(False, "gap < 5")])
+    assert not issubclass(ControlInconclusive, ClaimNotSupported)
+
+
+def test_a_claim_without_absence_checks_cannot_be_expected_to_fail():
+    with pytest.raises(RuntimeError, match="cannot be a control's expected failure"):
+        evidence("fails").verdict(check(False))
+
+
+# --- end to end: pytest's outcomes -----------------------------------------------------------
+
+CRASHING_ENGINE = """
+import synthact.experiments
+
+def crash(*args, **kwargs):
+    raise RuntimeError("the engine crashed")
+
+synthact.experiments.Lab._run = crash
+"""
+
+
+def run_pytest(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m pytest`` in the project root with its own caches and report folder."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    environment.update(
+        SYNTHACT_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(tmp_path), **(env or {})
+    )
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", *args]
+    command += ["--alluredir", str(tmp_path / "allure")]
+    return subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, env=environment, timeout=600
+    )
+
+
+@pytest.mark.slow
+def test_a_crash_is_an_error_whatever_the_expectation(tmp_path):
+    """C1 holds on planted and must fail on planted-null; C3 is not judged on planted. With the
+    engine crashing, every one of them is an error, none an expected failure."""
+    (tmp_path / "crashing_engine.py").write_text(CRASHING_ENGINE)
+    run = run_pytest(
+        tmp_path,
+        "claims/test_c01_real_vs_random.py",
+        "claims/test_c03_structured_vs_baseline.py",
+        "--subject=planted,planted-null",
+        "--n=8",
+        "--n-gaussian=200",
+        "-p",
+        "crashing_engine",
+    )
+    out = run.stdout
+    assert run.returncode == 1, out + run.stderr
+    assert "6 failed" in out and "xfailed" not in out and "xpassed" not in out, out
+    assert out.count("RuntimeError: the engine crashed") >= 6, out
+    for case in ("planted        C1", "planted-null   C1", "planted        C3"):
+        assert f"{case}" in out, out
+    assert "no verdict (the test did not reach its statistical checks)" in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_offline_without_files_stops_before_any_test_with_one_message(tmp_path, workers):
+    run = run_pytest(
+        tmp_path,
+        "claims/",
+        "--subject=gpt2-small",
+        *workers,
+        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-home")},
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 4, output
+    assert output.count("these hub files are not in the local cache") == 1, output
+    assert "To fix:" in output and "passed" not in output and "failed" not in output
+
+
+def test_unit_tests_alone_do_not_need_the_subject(tmp_path):
+    """The preflight runs only when claim tests are selected."""
+    run = run_pytest(
+        tmp_path,
+        "tests/test_expectations.py::test_lookup_order",
+        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-home")},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
