@@ -16,8 +16,10 @@ from synthact import configure_hub_access
 
 
 def _replicate(args: argparse.Namespace) -> None:
+    import time
+
     from synthact.cache import ResultCache
-    from synthact.experiments import Lab, RunConfig
+    from synthact.experiments import Lab, RunConfig, Stage, stage_table
     from synthact.report import replicate
     from synthact.subjects import resolve_device
 
@@ -26,12 +28,24 @@ def _replicate(args: argparse.Namespace) -> None:
         n=args.n,
         seed=args.seed,
         n_gaussian=args.n_gaussian,
+        grid=args.grid,
+        latent_moves=args.latent_moves,
         device=resolve_device(args.device),
         dtype=args.dtype,
     )
     lab = Lab(config, ResultCache(args.cache))
+    start = time.perf_counter()
     for path in replicate(lab, Path(args.out) / args.subject):
         print(path)
+    total = time.perf_counter() - start
+    computed = sum(stage.seconds for stage in lab.stages if stage.depth == 0)
+    print("\nstage timings (wall seconds; nested stages indented under their parent):")
+    print(
+        stage_table(
+            [*lab.stages, Stage("report: tables, figures, cache reads", total - computed, 0)]
+        )
+    )
+    print(f"total {total:.1f} s")
 
 
 def _subjects(args: argparse.Namespace) -> None:
@@ -60,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--n-gaussian", type=int, default=32_000)
     rep.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     rep.add_argument("--dtype", default="float32")
+    rep.add_argument("--grid", default="code", choices=("code", "text"))
+    rep.add_argument("--latent-moves", default="in-place", choices=("in-place", "distinct"))
     rep.add_argument("--out", default="reports", help="output folder (default reports/)")
     rep.add_argument("--cache", default=None, help="result cache (default ~/.cache/synthact)")
     rep.set_defaults(run=_replicate)

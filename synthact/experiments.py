@@ -13,6 +13,7 @@ the order in which experiments run, on the worker that runs them, or on which ot
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import sys
@@ -106,6 +107,8 @@ class RunConfig:
         latent_moves: ``in-place`` (the authors' code, default) or ``distinct`` (the paper's
             text), for synthetic-random and synthetic-baseline (see `synthact.synthetic`).
         device, dtype: where and in what precision the model runs.
+        tf32: let CUDA float32 matrix products use TF32 (opt-in; claims/test_precision.py
+            measures what it moves).
     """
 
     subject: str
@@ -117,6 +120,7 @@ class RunConfig:
     latent_moves: str = "in-place"
     device: str = "cpu"
     dtype: str = "float32"
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         if self.subject not in SUBJECTS:
@@ -133,6 +137,17 @@ class RunConfig:
             raise ValueError(
                 f"latent_moves must be one of {LATENT_MOVES}, got {self.latent_moves!r}"
             )
+        if self.tf32 and torch.device(self.device).type != "cuda":
+            raise ValueError(f"tf32 changes CUDA matrix products only; device is {self.device!r}")
+
+    @property
+    def exact(self) -> bool:
+        """Whether the model runs in float32 without TF32, the precision of the paper's runs."""
+        return self.dtype == "float32" and not self.tf32
+
+    def reference(self) -> RunConfig:
+        """The same run in float32 without TF32, what other precisions are compared with."""
+        return dataclasses.replace(self, dtype="float32", tf32=False)
 
     @property
     def n_pool(self) -> int:
@@ -275,9 +290,19 @@ class Lab:
     """
 
     def __init__(
-        self, config: RunConfig, cache: ResultCache | None = None, *, progress: bool | None = None
+        self,
+        config: RunConfig,
+        cache: ResultCache | None = None,
+        *,
+        progress: bool | None = None,
+        device: str | None = None,
     ):
+        """``device`` overrides ``config.device`` with a device of the same type (e.g. one GPU of
+        several, ``cuda:1``); results do not depend on which, so it is not part of the cache key."""
+        if device is not None and torch.device(device).type != torch.device(config.device).type:
+            raise ValueError(f"device {device!r} is not a {config.device!r} device")
         self.config = config
+        self.device = device or config.device
         self.cache = cache if cache is not None else ResultCache()
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.stages: list[Stage] = []
@@ -299,7 +324,7 @@ class Lab:
     def subject(self) -> Subject:
         with self._stage("load subject"):
             config = self.config
-            return load_subject(config.subject, device=config.device, dtype=config.dtype)
+            return load_subject(config.subject, device=self.device, dtype=config.dtype)
 
     def _key(self, experiment: str, **extra: object) -> dict:
         return {
@@ -352,7 +377,7 @@ class Lab:
     @cached_property
     def gaussian(self) -> Gaussian:
         with self._stage("Gaussian fit"):
-            return fit_gaussian(self.acts[: self.config.n_gaussian])
+            return fit_gaussian(self.acts[: self.config.n_gaussian], self.device)
 
     @cached_property
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -444,19 +469,20 @@ class Lab:
         base: torch.Tensor | None = None,
     ) -> Curves:
         subject = self.subject
-        return perturbation_curves(
-            subject.model,
-            tokens,
-            target,
-            base=base,
-            mode=mode,
-            step=self.config.spacing(self.constants.step),
-            n_steps=self.config.n_steps,
-            hook_in=subject.hook_in,
-            hook_out=subject.hook_out,
-            kl=kl,
-            progress=self.progress,
-        )
+        with _tf32(self.config.tf32):
+            return perturbation_curves(
+                subject.model,
+                tokens,
+                target,
+                base=base,
+                mode=mode,
+                step=self.config.spacing(self.constants.step),
+                n_steps=self.config.n_steps,
+                hook_in=subject.hook_in,
+                hook_out=subject.hook_out,
+                kl=kl,
+                progress=self.progress,
+            )
 
     def sensitivity(self, mode: str) -> Result:
         """Section 5.1 / Table A.1: L2 curves from real bases towards every target type.
@@ -550,6 +576,17 @@ class Lab:
         if experiment in ("sensitivity", "kl"):
             return getattr(self, experiment)(mode)
         raise ValueError(f"unknown experiment {experiment!r}")
+
+
+@contextmanager
+def _tf32(allowed: bool) -> Iterator[None]:
+    """CUDA float32 matrix products may use TF32 inside the block (restored after)."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 @dataclass(frozen=True)

@@ -281,29 +281,20 @@ def table_steps(lab, table: str, mode: str) -> dict[str, np.ndarray]:
 
 
 def replicate(lab, out: Path) -> list[Path]:
-    """Write every paper table (markdown, ours beside the paper) and figure (PNG) under ``out``."""
+    """Write every paper table and figure under ``out``: ``tables.md`` (ours beside the paper,
+    with the agreement checks) and the PNGs it shows."""
     out.mkdir(parents=True, exist_ok=True)
-    written, sections = [], [f"# Replication on {lab.config.subject}\n", _config_markdown(lab)]
+    written: list[Path] = [_save(_example_curves(lab), out / "figure-1.png")]
+    sections = [
+        f"# Replication on {lab.config.subject}\n",
+        _config_markdown(lab),
+        "![Figure 1](figure-1.png)\n",
+    ]
     for table, spec in paper_numbers()["tables"].items():
         for mode in spec["rows"]:
-            title = f"{spec['title']} ({mode} step)"
-            sections += [f"## {title}\n", f"Paper numbers: {spec['provenance'][mode]}.\n"]
-            mismatch = run_mismatch(table, lab.config)
-            if mismatch:
-                sections.append(f"Not compared: {mismatch}.\n")
-                continue
-            steps = table_steps(lab, table, mode)
-            name = f"table-{table}-{mode}".replace(".", "")
-            sections += [summary_markdown(steps, paper_rows(table, mode))]
-            sections += [agreement_markdown(agreement(steps, paper_rows(table, mode)))]
-            written.append(
-                _save(
-                    step_figure(steps, title=title, xlabel=spec["metric"].upper()),
-                    out / f"{name}.png",
-                )
-            )
-            sections.append(f"![{title}]({name}.png)\n")
-    written.append(_save(_example_curves(lab), out / "figure-1.png"))
+            sections += _table_section(lab, table, mode, out, written)
+    sections += _figure_3_section(lab, out, written)
+    sections += _construction_source_section(lab)
     latents = lab.latent_statistics()
     written.append(_save(latent_figure(latents), out / "appendix-e.png"))
     sections += [
@@ -311,9 +302,52 @@ def replicate(lab, out: Path) -> list[Path]:
         latent_markdown(latents),
         "![Appendix E](appendix-e.png)\n",
     ]
-    sections.insert(2, "![Figure 1](figure-1.png)\n")
     (out / "tables.md").write_text("\n".join(sections))
     return [out / "tables.md", *written]
+
+
+def _table_section(lab, table: str, mode: str, out: Path, written: list[Path]) -> list[str]:
+    spec = paper_numbers()["tables"][table]
+    title = f"{spec['title']} ({mode} step)"
+    section = [f"## {title}\n", f"Paper numbers: {spec['provenance'][mode]}.\n"]
+    mismatch = run_mismatch(table, lab.config)
+    if mismatch:
+        return [*section, f"Not compared: {mismatch}.\n"]
+    steps, paper = table_steps(lab, table, mode), paper_rows(table, mode)
+    name = f"table-{table}-{mode}".replace(".", "")
+    figure = step_figure(steps, title=title, xlabel=spec["metric"].upper())
+    written.append(_save(figure, out / f"{name}.png"))
+    return [
+        *section,
+        summary_markdown(steps, paper),
+        agreement_markdown(agreement(steps, paper)),
+        f"![{title}]({name}.png)\n",
+    ]
+
+
+def _figure_3_section(lab, out: Path, written: list[Path]) -> list[str]:
+    """The paper's plateau experiment (towards a Gaussian sample): no numbers to compare with."""
+    result = lab.plateau()
+    steps = {kind: result.steps(kind, "ap") for kind in result.types}
+    title = "Figure 3: AP step, absolute steps towards a fresh Gaussian sample"
+    written.append(_save(step_figure(steps, title=title, xlabel="AP"), out / "figure-3.png"))
+    return [f"## {title}\n", summary_markdown(steps), "![Figure 3](figure-3.png)\n"]
+
+
+def _construction_source_section(lab) -> list[str]:
+    """C14: synthetic targets built from A against built from a third real activation."""
+    lines = [
+        "## Section 6 (C14): synthetic targets built from another real activation\n",
+        "| type | mode | mean MS from A | mean MS from another | KS between them |",
+        "|---|---|---|---|---|",
+    ]
+    for mode in ("absolute", "relative"):
+        from_base, from_other = lab.sensitivity(mode), lab.other_source(mode)
+        for kind in from_other.types:
+            a, b = from_base.steps(kind), from_other.steps(kind)
+            cells = [LABELS.get(kind, kind), mode, a.mean(), b.mean(), stats.ks(a, b)]
+            lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    return ["\n".join(lines) + "\n"]
 
 
 def _example_curves(lab) -> plt.Figure:

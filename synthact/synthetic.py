@@ -22,7 +22,9 @@ Conventions shared by the three constructions:
   difference of LINEAR frequency ``f = 10 ** log_sparsity`` (computed in float64). Equal frequency
   distances are ranked by lower latent index first.
 - Determinism: all randomness comes from the ``generator`` argument; the same ``acts`` and the same
-  generator state give the same output.
+  generator state give the same output. Draws are made on the generator's device and moved to
+  ``acts``' device, so a CPU generator picks the same latents whether ``acts`` is on the CPU or a
+  GPU.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def synthetic_random(
     Args:
         acts: ``[B, d_sae]`` latent activations (>= 0).
         log_sparsity: ``[d_sae]`` log10 firing frequencies; non-dead means ``> -10``.
-        generator: source of randomness, on ``acts``' device.
+        generator: source of randomness (any device; see the module docstring).
         distinct: see above.
 
     Returns:
@@ -61,7 +63,7 @@ def synthetic_random(
     """
     _check_acts(acts)
     log_sparsity = _check_log_sparsity(log_sparsity, acts)
-    _check_generator(generator, acts)
+    _check_generator(generator)
     latents, counts = _active_latents(acts)
     alive = (log_sparsity > DEAD_LOG_SPARSITY).nonzero().squeeze(1)
     n_max = latents.shape[1]
@@ -70,7 +72,7 @@ def synthetic_random(
     if not distinct:
         if len(alive) == 0:
             raise ValueError("every latent is dead; synthetic_random needs a non-dead latent")
-        draw = torch.randint(len(alive), latents.shape, generator=generator, device=acts.device)
+        draw = _randint(len(alive), latents.shape, generator, acts.device)
         return _move_in_place(acts, latents, alive[draw])
     if n_max > len(alive):
         raise ValueError(
@@ -80,8 +82,8 @@ def synthetic_random(
     moved = torch.full_like(latents, -1)
     for row in counts.nonzero().squeeze(1).tolist():
         n = int(counts[row])
-        draw = torch.randperm(len(alive), generator=generator, device=acts.device)[:n]
-        moved[row, :n] = alive[draw]
+        draw = torch.randperm(len(alive), generator=generator, device=generator.device)[:n]
+        moved[row, :n] = alive[draw.to(acts.device)]
     return _place(acts, latents, moved)
 
 
@@ -109,7 +111,7 @@ def synthetic_baseline(
     Args:
         acts: ``[B, d_sae]`` latent activations (>= 0).
         log_sparsity: ``[d_sae]`` log10 firing frequencies.
-        generator: source of randomness, on ``acts``' device.
+        generator: source of randomness (any device; see the module docstring).
         k: how many of the most similarly-sparse latents to pick from (paper: 10).
         skip_chosen: see above.
 
@@ -118,7 +120,7 @@ def synthetic_baseline(
     """
     _check_acts(acts)
     freq = _frequencies(_check_log_sparsity(log_sparsity, acts))
-    _check_generator(generator, acts)
+    _check_generator(generator)
     _check_positive_int(k, "k")
     latents, counts = _active_latents(acts)
     n_rows, n_max = latents.shape
@@ -130,7 +132,7 @@ def synthetic_baseline(
             f"k={k} is too large: with d_sae={len(freq)} and a row of {n_max} active latents, a "
             f"latent has only {left} latents left to choose from"
         )
-    picks = torch.randint(k, (n_rows, n_max), generator=generator, device=acts.device)
+    picks = _randint(k, (n_rows, n_max), generator, acts.device)
     # (Padding slots, -1, are ranked as latent 0; they are never read.)
     queries, slot_query = torch.unique(latents.clamp(min=0), return_inverse=True)
     everyone = torch.arange(len(freq), device=acts.device)
@@ -211,7 +213,7 @@ def synthetic_structured(
     log_sparsity = _check_log_sparsity(log_sparsity, acts)
     freq = _frequencies(log_sparsity)
     unit = _unit_decoder_rows(W_dec, acts)
-    _check_generator(generator, acts)
+    _check_generator(generator)
     _check_positive_int(n_candidates, "n_candidates")
     if not (isinstance(cos_target, (int, float)) and -1.0 <= cos_target <= 1.0):
         raise ValueError(f"cos_target must be a number in [-1, 1], got {cos_target!r}")
@@ -432,17 +434,17 @@ def _unit_decoder_rows(W_dec: Tensor, acts: Tensor) -> Tensor:
     return W_dec / norms
 
 
-def _check_generator(generator: torch.Generator, acts: Tensor) -> None:
+def _check_generator(generator: torch.Generator) -> None:
     if not isinstance(generator, torch.Generator):
         raise TypeError(
             f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), "
             f"got {type(generator).__name__}"
         )
-    if generator.device.type != acts.device.type:
-        raise ValueError(
-            f"generator is on {generator.device} but acts is on {acts.device}; "
-            f"use torch.Generator(device={str(acts.device)!r})"
-        )
+
+
+def _randint(high: int, shape: tuple[int, ...], generator: torch.Generator, device) -> Tensor:
+    """Uniform ints in ``[0, high)`` drawn on the generator's device, moved to ``device``."""
+    return torch.randint(high, shape, generator=generator, device=generator.device).to(device)
 
 
 def _check_positive_int(value: int, name: str) -> None:

@@ -181,13 +181,16 @@ def other_indices(
 
 
 @contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run the Gaussian's float64 linear algebra on one thread.
+def _one_thread(device: torch.device) -> Iterator[None]:
+    """Run float64 linear algebra on the CPU on one thread (a GPU runs as it is).
 
     BLAS/LAPACK split these products and the eigendecomposition differently with more threads,
     which changes the last bits of every sample: the same seed would give other numbers with
     ``-n 1`` and ``-n 4``.
     """
+    if device.type != "cpu":
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -198,7 +201,7 @@ def _one_thread() -> Iterator[None]:
 
 @dataclass(frozen=True, eq=False)
 class Gaussian:
-    """A multivariate normal; ``mean [d]`` and ``cov [d, d]`` in float64 on CPU."""
+    """A multivariate normal; ``mean [d]`` and ``cov [d, d]`` in float64 on one device."""
 
     mean: torch.Tensor
     cov: torch.Tensor
@@ -209,22 +212,29 @@ class Gaussian:
             raise ValueError("Gaussian needs mean [d] and cov [d, d]")
         if self.mean.dtype != torch.float64 or self.cov.dtype != torch.float64:
             raise ValueError("Gaussian needs float64 mean and cov (fit_gaussian makes them)")
+        if self.mean.device != self.cov.device:
+            raise ValueError(f"mean on {self.mean.device} but cov on {self.cov.device}")
 
     @cached_property
     def scale(self) -> torch.Tensor:
-        """``[d, d]`` matrix ``S = V sqrt(L)`` with ``S S^T = cov``.
+        """``[d, d]`` matrix ``S = V sqrt(L)`` with ``S S^T = cov``, on the Gaussian's device.
 
         ``cov = V diag(L) V^T`` by symmetric eigendecomposition; eigenvalues below zero (round-off
         of a covariance that is only positive semi-definite, e.g. fitted on fewer rows than
         dimensions or on collinear features) are clipped to 0. Unlike a Cholesky factor this
-        exists for every PSD covariance, and samples stay in the covariance's range.
+        exists for every PSD covariance, and samples stay in the covariance's range. Each
+        eigenvector's sign is fixed (its largest entry positive), so every device and library
+        gives the same factor, and the same generator the same samples, to round-off.
         """
-        with _one_thread():
+        with _one_thread(self.cov.device):
             eigenvalues, eigenvectors = torch.linalg.eigh(self.cov)
-            return eigenvectors * eigenvalues.clamp(min=0).sqrt()
+            largest = eigenvectors.abs().argmax(dim=0, keepdim=True)
+            signs = eigenvectors.gather(0, largest).sign()
+            return eigenvectors * signs * eigenvalues.clamp(min=0).sqrt()
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``[n, d]`` float32 CPU samples ``mean + S z``, ``z ~ N(0, I)`` drawn from ``generator``.
+        """``[n, d]`` float32 CPU samples ``mean + S z``, ``z ~ N(0, I)`` drawn from ``generator``
+        (on its device) and transformed on the Gaussian's.
 
         The authors sampled with ``torch.distributions.MultivariateNormal`` (Cholesky factor);
         the distribution is the same, the random stream is not.
@@ -236,22 +246,23 @@ class Gaussian:
             n, len(self.mean), generator=generator, dtype=torch.float64, device=generator.device
         )
         scale = self.scale
-        with _one_thread():
-            return (self.mean + z.cpu() @ scale.T).float()
+        with _one_thread(scale.device):
+            return (self.mean + z.to(scale.device) @ scale.T).float().cpu()
 
 
-def fit_gaussian(acts: torch.Tensor) -> Gaussian:
-    """Mean and unbiased covariance (``np.cov``, ddof=1) of ``acts [N, d]``, in float64.
+def fit_gaussian(acts: torch.Tensor, device: str | torch.device = "cpu") -> Gaussian:
+    """Mean and unbiased covariance (``np.cov``, ddof=1) of ``acts [N, d]``, in float64 on
+    ``device``.
 
     The paper fits 32,000 real activations at the input hook.
     """
     _check_matrix(acts, "acts")
     if len(acts) < 2:
         raise ValueError(f"need at least 2 activations to fit a covariance, got {len(acts)}")
-    x = acts.detach().to("cpu", torch.float64)
+    x = acts.detach().to(device, torch.float64)
     if not torch.isfinite(x).all():
         raise ValueError("acts contain NaN or infinite values")
-    with _one_thread():
+    with _one_thread(x.device):
         return Gaussian(mean=x.mean(0), cov=torch.cov(x.T, correction=1))
 
 
@@ -296,8 +307,10 @@ def synthetic_targets(
     generator: torch.Generator,
     *,
     latent_moves: str = "in-place",
+    batch_size: int = 1000,
 ) -> torch.Tensor:
-    """``decode(construction(encode(acts)))`` for ``kind`` in ``SYNTHETIC_TYPES``.
+    """``decode(construction(encode(acts)))`` for ``kind`` in ``SYNTHETIC_TYPES``, on the SAE's
+    device (random draws on the generator's).
 
     ``acts [B, d_in]`` are the activations whose latents are re-assigned (the base activation A
     in REPLICATION.md, or another real activation). "structured-no-cos" is the structured
@@ -317,12 +330,18 @@ def synthetic_targets(
         )
     if log_sparsity.shape != (sae.cfg.d_sae,):
         raise ValueError(f"log_sparsity must be [{sae.cfg.d_sae}], got {list(log_sparsity.shape)}")
-    w_dec = sae.W_dec.detach().float().cpu()
-    distinct = latent_moves == "distinct"
-    latents = _CONSTRUCTIONS[kind](
-        encode(sae, acts), log_sparsity.cpu(), w_dec, generator, distinct
-    )
-    return decode(sae, latents)
+    _check_matrix(acts, "acts", sae.cfg.d_in)
+    _check_batch_size(batch_size)
+    with torch.no_grad():
+        latents = torch.cat([sae.encode(x.to(sae.device)) for x in acts.split(batch_size)])
+        moved = _CONSTRUCTIONS[kind](
+            latents,
+            log_sparsity.to(sae.device),
+            sae.W_dec.detach(),
+            generator,
+            latent_moves == "distinct",
+        )
+        return torch.cat([sae.decode(z).float().cpu() for z in moved.split(batch_size)])
 
 
 def check_targets(kind: str, start: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

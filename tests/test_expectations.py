@@ -22,7 +22,7 @@ def claim_ids() -> set[str]:
 
 
 def test_every_paper_claim_has_a_test():
-    assert claim_ids() == {f"C{i}" for i in range(1, 15)} | {"tables"}
+    assert claim_ids() == {f"C{i}" for i in range(1, 15)} | {"tables", "precision"}
 
 
 def test_file_names_known_subjects_and_verdicts():
@@ -62,3 +62,18 @@ def test_lookup_order():
     assert expectation("planted", "C7", "absolute")[0] == "not judged"
     assert expectation("unlisted-subject", "C3", None)[0] == "holds"
     assert expectation("unlisted-subject", "tables", None)[0] == "not judged"
+
+
+@pytest.mark.parametrize(
+    ("worker", "gpus", "expected"),
+    [("gw0", 8, "cuda:0"), ("gw9", 8, "cuda:1"), ("gw3", 1, "cuda"), ("", 8, "cuda")],
+)
+def test_xdist_workers_spread_over_the_gpus(monkeypatch, worker, gpus, expected):
+    import torch
+
+    from fixtures.experiments import worker_device
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    assert worker_device("cuda") == expected
+    assert worker_device("cpu") == "cpu"

@@ -177,3 +177,17 @@ def test_stage_table_puts_parents_before_their_children():
 def test_run_config_rejects_unknown_subject():
     with pytest.raises(ValueError, match=r"unknown subject 'gpt3'.*gpt2-small"):
         RunConfig(subject="gpt3")
+
+
+def test_tf32_needs_cuda_and_reference_is_exact_float32():
+    with pytest.raises(ValueError, match="tf32 changes CUDA"):
+        RunConfig(subject="planted", tf32=True)
+    config = RunConfig(subject="planted", dtype="bfloat16")
+    assert not config.exact and config.reference().exact
+    assert config.reference() == RunConfig(subject="planted")
+
+
+def test_lab_device_must_match_the_configured_type(tmp_path):
+    with pytest.raises(ValueError, match="not a 'cpu' device"):
+        Lab(RunConfig(subject="planted"), ResultCache(tmp_path), device="cuda:1")
+    assert Lab(RunConfig(subject="planted"), ResultCache(tmp_path)).device == "cpu"

@@ -27,7 +27,9 @@ def test_replicate_writes_every_table_and_figure(lab, tmp_path):
     for spec in report.paper_numbers()["tables"].values():
         assert spec["title"] in text
     pngs = [p for p in written if p.suffix == ".png"]
-    assert len(pngs) == 2 + sum(len(s["rows"]) for s in report.paper_numbers()["tables"].values())
+    tables = report.paper_numbers()["tables"].values()
+    assert len(pngs) == 3 + sum(len(s["rows"]) for s in tables)  # and figures 1, 3 and E
+    assert "Figure 3" in text and "(C14)" in text
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
 
 
