@@ -91,21 +91,32 @@ def earlier(steps: Mapping[str, np.ndarray], a: str, b: str, metric: str = "MS")
     )
 
 
-def gap_below(
-    steps: Mapping[str, np.ndarray],
-    a: str,
-    b: str,
-    margin: float,
-    metric: str = "MS",
-    why: str = "",
-) -> Check:
-    """mean step of ``b`` - mean step of ``a`` < ``margin``: upper bound of the paired difference.
+def standardized_gap(earlier: np.ndarray, later: np.ndarray) -> np.ndarray | float:
+    """``(mean(later) - mean(earlier)) / sqrt((var(earlier) + var(later)) / 2)`` (Cohen's d,
+    ddof 0) along the last axis; 0 where both samples are one constant, +-inf where only their
+    means differ."""
+    gap = _mean(later) - _mean(earlier)
+    spread = np.sqrt((np.var(earlier, axis=-1) + np.var(later, axis=-1)) / 2)
+    fallback = np.where(gap == 0, 0.0, np.copysign(np.inf, gap))
+    return np.divide(gap, spread, out=np.asarray(fallback, dtype=float), where=spread > 0)
 
-    The effect "``a`` earlier than ``b``" is absent at size ``margin`` (or larger) steps.
+
+def paper_standardized_gap(earlier: Sequence[float], later: Sequence[float]) -> float:
+    """`standardized_gap` from a paper table's rows ``[mean, std, ...]`` of the two types."""
+    return (later[0] - earlier[0]) / float(np.sqrt((earlier[1] ** 2 + later[1] ** 2) / 2))
+
+
+def gap_below(
+    steps: Mapping[str, np.ndarray], a: str, b: str, margin: float, metric: str = "MS"
+) -> Check:
+    """`standardized_gap` of ``a`` before ``b`` < ``margin``: its upper bound.
+
+    The effect "``a`` earlier than ``b``" is absent at ``margin`` pooled standard deviations or
+    more; measured in standard deviations, a gap means the same on any subject's spread.
     """
     return bound_check(
-        f"mean {metric}({b}) - mean {metric}({a}) < {margin:.3g}" + (f" ({why})" if why else ""),
-        lambda x, y: _mean(y) - _mean(x),
+        f"(mean {metric}({b}) - mean {metric}({a})) / pooled sd < {margin:.2f}",
+        standardized_gap,
         [steps[a], steps[b]],
         below=margin,
     )

@@ -310,6 +310,11 @@ class Lab:
         self._results: dict[str, Arrays] = {}
         self._targets: dict[tuple[str, str], torch.Tensor] = {}
 
+    def pop_stages(self) -> list[Stage]:
+        """The stages recorded since the last call (and forget them)."""
+        stages, self.stages = self.stages, []
+        return stages
+
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
         """Record the wall time of the enclosed block as stage ``name``."""

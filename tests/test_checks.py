@@ -83,3 +83,24 @@ def test_within_checks_both_sides(steps):
         True,
         False,
     ]
+
+
+def test_standardized_gap_is_cohens_d_and_defined_for_constants():
+    earlier, later = np.array([1.0, 2.0, 3.0]), np.array([3.0, 4.0, 5.0])
+    # gap 2, both variances 2/3 (ddof 0): d = 2 / sqrt(2/3) = 2.449
+    assert checks.standardized_gap(earlier, later) == pytest.approx(2 / np.sqrt(2 / 3))
+    assert checks.standardized_gap(np.full(4, 40.0), np.full(4, 40.0)) == 0.0
+    assert checks.standardized_gap(np.full(4, 40.0), np.full(4, 41.0)) == np.inf
+    batched = checks.standardized_gap(np.stack([earlier, later]), np.stack([later, earlier]))
+    np.testing.assert_allclose(batched, [2.449, -2.449], atol=1e-3)
+    assert checks.paper_standardized_gap([41.21, 10.32], [52.49, 10.34]) == pytest.approx(
+        1.092, abs=1e-3
+    )
+
+
+def test_gap_below_shows_an_absent_effect():
+    rng = np.random.default_rng(0)
+    same = {"a": rng.normal(50, 10, 400), "b": rng.normal(50, 10, 400)}
+    assert checks.gap_below(same, "a", "b", 0.5).passed
+    shifted = {"a": rng.normal(40, 10, 400), "b": rng.normal(50, 10, 400)}  # d = 1
+    assert not checks.gap_below(shifted, "a", "b", 0.5).passed
