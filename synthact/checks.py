@@ -50,7 +50,7 @@ class Check:
         verdict = "pass" if self.passed else "FAIL"
         return (
             f"{self.statement}: estimate {self.estimate:.3f}, one-sided {1 - ALPHA:.0%} bound "
-            f"{self.bound:.3f}, threshold {self.threshold:g} -> {verdict}"
+            f"{self.bound:.3f}, threshold {self.threshold:.3g} -> {verdict}"
         )
 
 
