@@ -45,6 +45,7 @@ PLATEAU_TYPES = ("real", "random", "synthetic-baseline", "synthetic-structured")
 METHOD_MODULES = (
     "synthact.experiments",
     "synthact.perturb",
+    "synthact.last_position",
     "synthact.targets",
     "synthact.synthetic",
     "synthact.latents",
