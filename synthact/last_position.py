@@ -153,15 +153,23 @@ class LastPositionBlock:
     `load_prefix` takes a group of prompts' prefix keys and values as TransformerLens's KV cache
     holds them; calling the block then runs rows ``[bp, bs, d_model]`` (bs rows of each of bp
     prompts of the group) at position P-1.
+
+    ``fused_qkv``: compute queries, keys and values as one product with a ``[d_model, (H +
+    2·Hkv)·d_head]`` copy of their weights (default on CUDA, where one wide product beats
+    per-head ones); else as per-head products of the weights as they are (as fast on CPU, where
+    copying the weights for every call would cost more).
     """
 
-    def __init__(self, block: TransformerBlock):
+    def __init__(self, block: TransformerBlock, fused_qkv: bool | None = None):
         attn = block.attn
         self.block, self.attn = block, attn
         self.groups = kv_groups(attn)
         w_k, b_k, w_v, b_v = kv_weights(attn)
-        self.w_qkv = torch.cat([_heads_to_columns(w) for w in (attn.W_Q, w_k, w_v)], dim=1)
-        self.b_qkv = torch.cat([attn.b_Q.flatten(), b_k.flatten(), b_v.flatten()])
+        self.qkv_weights = ((attn.W_Q, attn.b_Q), (w_k, b_k), (w_v, b_v))
+        self.w_qkv = self.b_qkv = None
+        if attn.W_Q.is_cuda if fused_qkv is None else fused_qkv:
+            self.w_qkv = torch.cat([_heads_to_columns(w) for w, _ in self.qkv_weights], dim=1)
+            self.b_qkv = torch.cat([b.flatten() for _, b in self.qkv_weights])
         self.w_o = attn.W_O.reshape(-1, attn.W_O.shape[-1])  # [H·d_head, d_model], a view
         self.attn_out_norm, self.mlp_out_norm = sublayer_norms(block)
         self.mlp = mlp_function(block)
@@ -200,13 +208,12 @@ class LastPositionBlock:
         bp, bs, d_model = x.shape
         n_heads, d_head = attn.W_Q.shape[0], attn.W_Q.shape[-1]
         n_kv = n_heads // groups
-        qkv = torch.addmm(self.b_qkv, x.reshape(bp * bs, d_model), self.w_qkv)
-        q, k, v = qkv.split([n_heads * d_head, n_kv * d_head, n_kv * d_head], dim=1)
-        q = rotate(attn, q.view(bp * bs, 1, n_heads, d_head), self.position)
-        k = rotate(attn, k.reshape(bp * bs, 1, n_kv, d_head), self.position)
+        q, k, v = self.qkv(x.reshape(bp * bs, d_model))
+        q = rotate(attn, q[:, None], self.position)
+        k = rotate(attn, k[:, None], self.position)
         q = q.view(bp, bs, n_kv, groups, d_head).permute(0, 2, 3, 1, 4)  # [bp, Hkv, G, bs, d]
         k = k.view(bp, bs, n_kv, 1, d_head).permute(0, 2, 3, 1, 4)  # [bp, Hkv, 1, bs, d]
-        v = v.reshape(bp, bs, n_kv, 1, d_head).permute(0, 2, 3, 1, 4)
+        v = v.view(bp, bs, n_kv, 1, d_head).permute(0, 2, 3, 1, 4)
         rows = groups * bs  # the queries sharing one key/value head
         prefix_dots = q.reshape(bp, n_kv, rows, d_head) @ self.prefix_k_t[prompts]
         own_dot = (q * k).sum(dim=-1).view(bp, n_kv, rows, 1)
@@ -216,3 +223,13 @@ class LastPositionBlock:
         z = z.view(bp, n_kv, groups, bs, d_head) + own_weight * v
         z = z.permute(0, 3, 1, 2, 4).reshape(bp * bs, n_heads * d_head)
         return torch.addmm(attn.b_O, z, self.w_o).view(bp, bs, d_model)
+
+    def qkv(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Queries ``[n, H, d_head]``, keys and values ``[n, Hkv, d_head]`` of rows ``x`` ``[n,
+        d_model]`` (views: with per-head products, of head-major ``[heads, n, d_head]`` results)."""
+        if self.w_qkv is None:
+            return [(x @ w + b[:, None]).transpose(0, 1) for w, b in self.qkv_weights]
+        d_head = self.attn.W_Q.shape[-1]
+        qkv = torch.addmm(self.b_qkv, x, self.w_qkv)
+        columns = [w.shape[0] * d_head for w, _ in self.qkv_weights]
+        return [part.view(x.shape[0], -1, d_head) for part in qkv.split(columns, dim=1)]

@@ -48,9 +48,9 @@ def close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and (a - b).abs().max().item() <= TOL
 
 
-def loaded_block(model: HookedTransformer, cache: dict, layer: int) -> LastPositionBlock:
+def loaded_block(model: HookedTransformer, cache: dict, layer: int, fused_qkv: bool):
     """The layer's runner with TransformerLens's prefix keys and values (before rotary)."""
-    block = LastPositionBlock(model.blocks[layer])
+    block = LastPositionBlock(model.blocks[layer], fused_qkv=fused_qkv)
     attn = f"blocks.{layer}.attn"
     block.load_prefix(cache[f"{attn}.hook_k"][:, :-1], cache[f"{attn}.hook_v"][:, :-1])
     return block
@@ -105,14 +105,15 @@ def test_attention_scores_scale_and_cap_like_transformer_lens(run):
             assert close(attention_scores(block.attn, dots)[seen], expected[seen])
 
 
-def test_block_pieces_match_transformer_lens(run):
+@pytest.mark.parametrize("fused_qkv", [False, True], ids=["per-head-qkv", "fused-qkv"])
+def test_block_pieces_match_transformer_lens(run, fused_qkv):
     """Attention with its output norm, MLP with its output norm, and the whole block, run at the
     last position against TransformerLens's hook_attn_out, hook_mlp_out and hook_resid_post."""
     model, _, cache = run
     prompts = slice(0, N_PROMPTS)
     with torch.inference_mode():
         for layer in range(model.cfg.n_layers):
-            block = loaded_block(model, cache, layer)
+            block = loaded_block(model, cache, layer, fused_qkv)
             hook = f"blocks.{layer}.hook_"
             resid = cache[hook + "resid_pre"][:, -1:]  # [bp, bs=1, d]
             attn_out = block.attn_out_norm(block.attend(block.block.ln1(resid), prompts))

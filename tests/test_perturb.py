@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact import perturb
+from synthact import last_position, perturb
 from synthact.perturb import (
     Curves,
     SlowPathWarning,
@@ -218,6 +219,16 @@ def test_family_engine_matches_naive(family_model, family_inputs, hook_in, mode,
     assert_same_curves(engine, naive)
     assert engine.l2[:, 1:].max() > 1e-2
     assert engine.kl[:, 1:].max() > 1e-4
+
+
+def test_family_engine_with_fused_qkv_matches_naive(family_model, family_inputs, monkeypatch):
+    """The one-product queries, keys and values that CUDA runs by default, here on CPU."""
+    fused = functools.partial(last_position.LastPositionBlock, fused_qkv=True)
+    monkeypatch.setattr(last_position, "LastPositionBlock", fused)
+    kwargs = dict(target=family_inputs["target"], mode="relative", n_steps=N_STEPS, kl=True)
+    engine = perturbation_curves(family_model, family_inputs["tokens"], batch_size=50, **kwargs)
+    naive = naive_perturbation_curves(family_model, family_inputs["tokens"], **kwargs)
+    assert_same_curves(engine, naive)
 
 
 def transformer_lens_curves(model, tokens, points, hook_in, hook_out) -> tuple[torch.Tensor, ...]:
