@@ -9,7 +9,7 @@ is. What varies between the model families SAELens releases are for (GPT-2, Pyth
 Gemma-2, Llama/Mistral) is a few named pieces, each tested on its own against TransformerLens:
 
 - position encoding, `rotate`: rotary queries and keys from the attention module's own tables
-  (GPT-NeoX's partial rotary, Llama 3's scaled frequencies, Gemma-2's local and global bases);
+  (GPT-NeoX's partial rotary, Llama 3's scaled frequencies, separate local bases);
 - attention grouping, `kv_groups` and `kv_weights`: grouped-query attention, each key/value head
   serving ``n_heads // n_key_value_heads`` query heads (Llama, Mistral, Gemma-2);
 - caps, `attention_scores`: the attention-score soft cap (Gemma-2);
@@ -102,6 +102,14 @@ def window_start(attn: Attention, position: int) -> int:
     return max(0, position - attn.cfg.window_size + 1)
 
 
+def visible_keys(attn: Attention, n: int, device: torch.device) -> torch.Tensor:
+    """``[n, n]``: whether the query at position i (row) sees the key at position j (column):
+    j <= i, and j >= `window_start` for local attention."""
+    positions = torch.arange(n, device=device)
+    starts = torch.tensor([window_start(attn, i) for i in range(n)], device=device)
+    return (positions <= positions[:, None]) & (positions >= starts[:, None])
+
+
 def attention_scores(attn: Attention, dots: torch.Tensor) -> torch.Tensor:
     """Scores from query·key dot products ``[..., keys]``: scaled, then soft-capped (Gemma-2)."""
     return apply_softcap(dots / attn.attn_scale, attn.cfg.attn_scores_soft_cap)
@@ -150,9 +158,9 @@ def _heads_to_columns(w: torch.Tensor) -> torch.Tensor:
 class LastPositionBlock:
     """One block at the last position, for rows of prompts whose prefixes it holds.
 
-    `load_prefix` takes a group of prompts' prefix keys and values as TransformerLens's KV cache
-    holds them; calling the block then runs rows ``[bp, bs, d_model]`` (bs rows of each of bp
-    prompts of the group) at position P-1.
+    `run_prefix` runs a group of prompts' prefixes and holds their keys and values; calling the
+    block then runs rows ``[bp, bs, d_model]`` (bs rows of each of bp prompts of the group) at
+    position P-1. Both attend with the same pieces; the prefix causally among its positions.
 
     ``fused_qkv``: compute queries, keys and values as one product with a ``[d_model, (H +
     2·Hkv)·d_head]`` copy of their weights (default on CUDA, where one wide product beats
@@ -164,6 +172,8 @@ class LastPositionBlock:
         attn = block.attn
         self.block, self.attn = block, attn
         self.groups = kv_groups(attn)
+        self.n_heads, self.d_head = attn.W_Q.shape[0], attn.W_Q.shape[-1]
+        self.n_kv = self.n_heads // self.groups
         w_k, b_k, w_v, b_v = kv_weights(attn)
         self.qkv_weights = ((attn.W_Q, attn.b_Q), (w_k, b_k), (w_v, b_v))
         self.w_qkv = self.b_qkv = None
@@ -173,22 +183,23 @@ class LastPositionBlock:
         self.w_o = attn.W_O.reshape(-1, attn.W_O.shape[-1])  # [H·d_head, d_model], a view
         self.attn_out_norm, self.mlp_out_norm = sublayer_norms(block)
         self.mlp = mlp_function(block)
-        self.position = 0  # P - 1, the query's position
+        self.position = 0  # P - 1, the last position
         self.prefix_k_t: torch.Tensor | None = None  # [g, Hkv, d_head, keys], rotated
         self.prefix_v: torch.Tensor | None = None  # [g, Hkv, keys, d_head]
 
-    def load_prefix(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """Holds prefix keys and values ``[g, P-1, Hkv, d_head]`` (keys before rotary), only the
-        positions the last position's window sees."""
-        self.position = keys.shape[1]
-        start = window_start(self.attn, self.position)
-        keys = rotate(self.attn, keys, 0)[:, start:]
-        self.prefix_k_t = keys.permute(0, 2, 3, 1).contiguous()
-        self.prefix_v = values[:, start:].transpose(1, 2).contiguous()
+    def run_prefix(self, resid: torch.Tensor) -> torch.Tensor:
+        """resid_pre ``[g, P-1, d_model]`` of prefixes -> their resid_post; holds their keys and
+        values (those the last position's window sees)."""
+        return self.add_sublayers(resid, self.attend_prefix(self.block.ln1(resid)))
 
     def __call__(self, resid: torch.Tensor, prompts: slice) -> torch.Tensor:
         """resid_pre ``[bp, bs, d_model]`` of rows of the group's ``prompts`` -> resid_post."""
-        attn_out = self.attn_out_norm(self.attend(self.block.ln1(resid), prompts))
+        return self.add_sublayers(resid, self.attend(self.block.ln1(resid), prompts))
+
+    def add_sublayers(self, resid: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
+        """resid_post from resid_pre and the attention output ``[..., d_model]``: output norms,
+        and the MLP on the attention's residual (or, in parallel, on resid_pre)."""
+        attn_out = self.attn_out_norm(attn_out)
         if self.mlp is None:
             return resid + attn_out
         if self.block.cfg.parallel_attn_mlp:
@@ -197,39 +208,67 @@ class LastPositionBlock:
         return resid + self.mlp_out(resid)
 
     def mlp_out(self, resid: torch.Tensor) -> torch.Tensor:
-        """What the MLP adds to the residual stream ``[bp, bs, d_model]`` (norms included)."""
-        mlp_out = self.mlp(self.block.ln2(resid).flatten(0, 1)).view(resid.shape)
+        """What the MLP adds to the residual stream ``[..., d_model]`` (norms included)."""
+        mlp_out = self.mlp(self.block.ln2(resid).flatten(0, -2)).view(resid.shape)
         return self.mlp_out_norm(mlp_out)
 
-    def attend(self, x: torch.Tensor, prompts: slice) -> torch.Tensor:
-        """The attention output of normalised rows ``x`` ``[bp, bs, d_model]`` -> ``[bp, bs,
-        d_model]``, each query scoring its prompt's prefix keys and its own key."""
-        attn, groups = self.attn, self.groups
-        bp, bs, d_model = x.shape
-        n_heads, d_head = attn.W_Q.shape[0], attn.W_Q.shape[-1]
-        n_kv = n_heads // groups
-        q, k, v = self.qkv(x.reshape(bp * bs, d_model))
-        q = rotate(attn, q[:, None], self.position)
-        k = rotate(attn, k[:, None], self.position)
-        q = q.view(bp, bs, n_kv, groups, d_head).permute(0, 2, 3, 1, 4)  # [bp, Hkv, G, bs, d]
-        k = k.view(bp, bs, n_kv, 1, d_head).permute(0, 2, 3, 1, 4)  # [bp, Hkv, 1, bs, d]
-        v = v.view(bp, bs, n_kv, 1, d_head).permute(0, 2, 3, 1, 4)
-        rows = groups * bs  # the queries sharing one key/value head
-        prefix_dots = q.reshape(bp, n_kv, rows, d_head) @ self.prefix_k_t[prompts]
-        own_dot = (q * k).sum(dim=-1).view(bp, n_kv, rows, 1)
-        pattern = attention_scores(attn, torch.cat([prefix_dots, own_dot], dim=-1)).softmax(-1)
-        z = pattern[..., :-1] @ self.prefix_v[prompts]  # [bp, Hkv, G·bs, d]
-        own_weight = pattern[..., -1:].view(bp, n_kv, groups, bs, 1)
-        z = z.view(bp, n_kv, groups, bs, d_head) + own_weight * v
-        z = z.permute(0, 3, 1, 2, 4).reshape(bp * bs, n_heads * d_head)
-        return torch.addmm(attn.b_O, z, self.w_o).view(bp, bs, d_model)
+    def attend_prefix(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention among the positions of normalised prefixes ``x`` ``[g, n, d_model]`` (each
+        sees itself and the earlier positions in its window) -> ``[g, n, d_model]``."""
+        g, n, _ = x.shape
+        q, k, v = self.qkv(x, None)  # [g, Hkv, G, n, d], [g, Hkv, 1, n, d] (twice)
+        start = window_start(self.attn, n)
+        self.position = n
+        self.prefix_k_t = k[:, :, 0, start:].transpose(-1, -2).contiguous()
+        self.prefix_v = v[:, :, 0, start:].contiguous()
+        dots = q.reshape(g, self.n_kv, self.groups * n, self.d_head) @ k[:, :, 0].transpose(-1, -2)
+        hidden = ~visible_keys(self.attn, n, x.device).repeat(self.groups, 1)  # [G·n, n]
+        pattern = attention_scores(self.attn, dots).masked_fill(hidden, -torch.inf).softmax(-1)
+        return self.output((pattern @ v[:, :, 0]).view(q.shape))
 
-    def qkv(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Queries ``[n, H, d_head]``, keys and values ``[n, Hkv, d_head]`` of rows ``x`` ``[n,
-        d_model]`` (views: with per-head products, of head-major ``[heads, n, d_head]`` results)."""
+    def attend(self, x: torch.Tensor, prompts: slice) -> torch.Tensor:
+        """The attention output of normalised rows ``x`` ``[bp, bs, d_model]`` at the last
+        position -> ``[bp, bs, d_model]``, each row scoring its prompt's prefix keys and its own
+        key."""
+        bp, bs, _ = x.shape
+        q, k, v = self.qkv(x, self.position)  # each row: a query, a key and a value
+        rows = self.groups * bs  # queries sharing a key/value head
+        prefix_dots = q.reshape(bp, self.n_kv, rows, self.d_head) @ self.prefix_k_t[prompts]
+        own_dot = (q * k).sum(dim=-1).view(bp, self.n_kv, rows, 1)
+        pattern = attention_scores(self.attn, torch.cat([prefix_dots, own_dot], -1)).softmax(-1)
+        z = pattern[..., :-1] @ self.prefix_v[prompts]  # [bp, Hkv, G·bs, d]
+        own_weight = pattern[..., -1:].view(bp, self.n_kv, self.groups, bs, 1)
+        return self.output(z.view(q.shape) + own_weight * v)
+
+    def qkv(self, x: torch.Tensor, position: int | None) -> list[torch.Tensor]:
+        """Rotated queries ``[b, Hkv, G, n, d_head]``, rotated keys and values ``[b, Hkv, 1, n,
+        d_head]`` of ``x`` ``[b, n, d_model]``, grouped by key/value head. ``x[:, i]`` is at
+        position i (``position`` None: prefixes) or every row at ``position``."""
+        b, n, d_model = x.shape
+        x = x.reshape(b * n, d_model)
         if self.w_qkv is None:
-            return [(x @ w + b[:, None]).transpose(0, 1) for w, b in self.qkv_weights]
-        d_head = self.attn.W_Q.shape[-1]
-        qkv = torch.addmm(self.b_qkv, x, self.w_qkv)
-        columns = [w.shape[0] * d_head for w, _ in self.qkv_weights]
-        return [part.view(x.shape[0], -1, d_head) for part in qkv.split(columns, dim=1)]
+            q, k, v = [(x @ w + bias[:, None]).transpose(0, 1) for w, bias in self.qkv_weights]
+        else:
+            columns = [w.shape[0] * self.d_head for w, _ in self.qkv_weights]
+            q, k, v = torch.addmm(self.b_qkv, x, self.w_qkv).split(columns, dim=1)
+        q = self.rotate(q.reshape(b, n, self.n_heads, self.d_head), position)
+        k = self.rotate(k.reshape(b, n, self.n_kv, self.d_head), position)
+        v = v.reshape(b, n, self.n_kv, self.d_head)
+        q = q.view(b, n, self.n_kv, self.groups, self.d_head)
+        k, v = k.view(b, n, self.n_kv, 1, self.d_head), v.view(b, n, self.n_kv, 1, self.d_head)
+        return [t.permute(0, 2, 3, 1, 4) for t in (q, k, v)]
+
+    def rotate(self, x: torch.Tensor, position: int | None) -> torch.Tensor:
+        """`rotate` of ``x`` ``[b, n, heads, d_head]`` at positions 0..n-1 along dim 1 (None) or
+        with every row at ``position``."""
+        if position is None:
+            return rotate(self.attn, x, 0)
+        return rotate(self.attn, x.flatten(0, 1)[:, None], position).view(x.shape)
+
+    def output(self, z: torch.Tensor) -> torch.Tensor:
+        """The attention output ``[b, n, d_model]`` of heads' results ``z`` ``[b, Hkv, G, n,
+        d_head]`` (any view of that shape)."""
+        b, n = z.shape[0], z.shape[-2]
+        z = z.view(b, self.n_kv, self.groups, n, self.d_head).permute(0, 3, 1, 2, 4)
+        z = z.reshape(b * n, self.n_heads * self.d_head)
+        return torch.addmm(self.attn.b_O, z, self.w_o).view(b, n, self.w_o.shape[1])

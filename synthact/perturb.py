@@ -454,7 +454,7 @@ def _warn_slow(problem: str, path: str) -> None:
         f"perturbation_curves: the fast last-position runner does not cover {problem}; "
         f"running {path}",
         SlowPathWarning,
-        stacklevel=3,
+        stacklevel=4,  # the caller of perturbation_curves
     )
 
 
@@ -714,20 +714,10 @@ class _Runner:
         """resid_pre ``[bp, bs, d]`` of block ``layer`` for rows of ``prompts`` -> resid_post."""
         raise NotImplementedError
 
-    def _prefix_cache(self, tokens: torch.Tensor) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """Runs the prefixes of tokens ``[g, P]`` (positions 0..P-2) through TransformerLens's
-        blocks; returns each runner block's cached keys and values ``[g, P-1, Hkv, d_head]``
-        (keys before rotary, as TransformerLens caches them)."""
-        model = self.model
-        resid = model(tokens[:, :-1], stop_at_layer=self.layers[0])
-        cache = {}
-        for layer in self.layers:
-            entry = TransformerLensKeyValueCacheEntry.init_cache_entry(
-                model.cfg, resid.device, tokens.shape[0]
-            )
-            resid = model.blocks[layer](resid, past_kv_cache_entry=entry)
-            cache[layer] = (entry.past_keys, entry.past_values)
-        return cache
+    def _prefix(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The residual stream of the prefixes of tokens ``[g, P]`` (positions 0..P-2) entering
+        the first runner block: ``[g, P-1, d]``."""
+        return self.model(tokens[:, :-1], stop_at_layer=self.layers[0])
 
 
 class _FastRunner(_Runner):
@@ -738,8 +728,9 @@ class _FastRunner(_Runner):
         self.blocks = {i: last_position.LastPositionBlock(model.blocks[i]) for i in self.layers}
 
     def load(self, tokens: torch.Tensor) -> None:
-        for layer, (keys, values) in self._prefix_cache(tokens).items():
-            self.blocks[layer].load_prefix(keys, values)
+        resid = self._prefix(tokens)
+        for layer in self.layers:
+            resid = self.blocks[layer].run_prefix(resid)
 
     def _block(self, layer: int, resid: torch.Tensor, prompts: slice) -> torch.Tensor:
         return self.blocks[layer](resid, prompts)
@@ -750,7 +741,14 @@ class _BlockCacheRunner(_Runner):
     frozen KV-cache entries (copied for every row): exact for anything TransformerLens caches."""
 
     def load(self, tokens: torch.Tensor) -> None:
-        self.cache = self._prefix_cache(tokens)
+        """Runs the prefixes through the blocks, keeping each one's KV-cache keys and values."""
+        resid, self.cache = self._prefix(tokens), {}
+        for layer in self.layers:
+            entry = TransformerLensKeyValueCacheEntry.init_cache_entry(
+                self.model.cfg, resid.device, tokens.shape[0]
+            )
+            resid = self.model.blocks[layer](resid, past_kv_cache_entry=entry)
+            self.cache[layer] = (entry.past_keys, entry.past_values)
 
     def _block(self, layer: int, resid: torch.Tensor, prompts: slice) -> torch.Tensor:
         keys, values = self.cache[layer]

@@ -14,6 +14,7 @@ from synthact.last_position import (
     kv_weights,
     mlp_function,
     rotate,
+    visible_keys,
     window_start,
 )
 from tests.families import ARCHITECTURES as FAMILIES
@@ -46,14 +47,6 @@ def run(request) -> tuple[HookedTransformer, torch.Tensor, dict]:
 
 def close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and (a - b).abs().max().item() <= TOL
-
-
-def loaded_block(model: HookedTransformer, cache: dict, layer: int, fused_qkv: bool):
-    """The layer's runner with TransformerLens's prefix keys and values (before rotary)."""
-    block = LastPositionBlock(model.blocks[layer], fused_qkv=fused_qkv)
-    attn = f"blocks.{layer}.attn"
-    block.load_prefix(cache[f"{attn}.hook_k"][:, :-1], cache[f"{attn}.hook_v"][:, :-1])
-    return block
 
 
 def test_rotate_is_transformer_lens_rotary_at_the_last_position(run):
@@ -105,6 +98,30 @@ def test_attention_scores_scale_and_cap_like_transformer_lens(run):
             assert close(attention_scores(block.attn, dots)[seen], expected[seen])
 
 
+def test_visible_keys_are_transformer_lens_attention_mask(run):
+    model, _, cache = run
+    for layer, block in enumerate(model.blocks):
+        scores = cache[f"blocks.{layer}.attn.hook_attn_scores"][0, 0]  # [query, key]
+        assert torch.equal(visible_keys(block.attn, PROMPT_LEN, "cpu"), torch.isfinite(scores))
+
+
+@pytest.mark.parametrize("fused_qkv", [False, True], ids=["per-head-qkv", "fused-qkv"])
+def test_prefix_run_matches_transformer_lens(run, fused_qkv):
+    """The prefix's resid_post, and the keys and values the last position sees (rotated)."""
+    model, _, cache = run
+    with torch.inference_mode():
+        for layer in range(model.cfg.n_layers):
+            block = LastPositionBlock(model.blocks[layer], fused_qkv=fused_qkv)
+            hook = f"blocks.{layer}.hook_"
+            resid_post = block.run_prefix(cache[hook + "resid_pre"][:, :-1])
+            assert close(resid_post, cache[hook + "resid_post"][:, :-1])
+            name = f"blocks.{layer}.attn.hook_"
+            keys = cache[name + ("rot_k" if name + "rot_k" in cache else "k")][:, :-1]
+            start = window_start(block.attn, PROMPT_LEN - 1)
+            assert close(block.prefix_k_t, keys[:, start:].permute(0, 2, 3, 1))
+            assert close(block.prefix_v, cache[name + "v"][:, start:-1].transpose(1, 2))
+
+
 @pytest.mark.parametrize("fused_qkv", [False, True], ids=["per-head-qkv", "fused-qkv"])
 def test_block_pieces_match_transformer_lens(run, fused_qkv):
     """Attention with its output norm, MLP with its output norm, and the whole block, run at the
@@ -113,8 +130,9 @@ def test_block_pieces_match_transformer_lens(run, fused_qkv):
     prompts = slice(0, N_PROMPTS)
     with torch.inference_mode():
         for layer in range(model.cfg.n_layers):
-            block = loaded_block(model, cache, layer, fused_qkv)
+            block = LastPositionBlock(model.blocks[layer], fused_qkv=fused_qkv)
             hook = f"blocks.{layer}.hook_"
+            block.run_prefix(cache[hook + "resid_pre"][:, :-1])
             resid = cache[hook + "resid_pre"][:, -1:]  # [bp, bs=1, d]
             attn_out = block.attn_out_norm(block.attend(block.block.ln1(resid), prompts))
             assert close(attn_out, cache[hook + "attn_out"][:, -1:])

@@ -587,8 +587,9 @@ def test_models_outside_the_fast_runner_warn_and_stay_exact(inputs, case):
     overrides, field, path = SLOW_PATHS[case]
     model = make_model(**overrides)
     kwargs = dict(target=inputs["target"], mode="relative", n_steps=N_STEPS, kl=True)
-    with pytest.warns(SlowPathWarning, match=rf"cfg\.{field}.*{path}"):
+    with pytest.warns(SlowPathWarning, match=rf"cfg\.{field}.*{path}") as warned:
         engine = perturbation_curves(model, inputs["tokens"], **kwargs)
+    assert warned[0].filename == __file__  # the warning points at the call
     naive = naive_perturbation_curves(model, inputs["tokens"], **kwargs)
     assert_same_curves(engine, naive)
     assert engine.l2[:, 1:].max() > 1e-2
