@@ -251,14 +251,13 @@ class LastPositionBlock:
         else:
             columns = [w.shape[0] * self.d_head for w, _ in self.qkv_weights]
             q, k, v = torch.addmm(self.b_qkv, x, self.w_qkv).split(columns, dim=1)
-        q = self.rotate(q.reshape(b, n, self.n_heads, self.d_head), position)
-        k = self.rotate(k.reshape(b, n, self.n_kv, self.d_head), position)
-        v = v.reshape(b, n, self.n_kv, self.d_head)
+        q = self.rotate_rows(q.reshape(b, n, self.n_heads, self.d_head), position)
+        k = self.rotate_rows(k.reshape(b, n, self.n_kv, self.d_head), position)
         q = q.view(b, n, self.n_kv, self.groups, self.d_head)
-        k, v = k.view(b, n, self.n_kv, 1, self.d_head), v.view(b, n, self.n_kv, 1, self.d_head)
+        k, v = k.view(b, n, self.n_kv, 1, self.d_head), v.reshape(b, n, self.n_kv, 1, self.d_head)
         return [t.permute(0, 2, 3, 1, 4) for t in (q, k, v)]
 
-    def rotate(self, x: torch.Tensor, position: int | None) -> torch.Tensor:
+    def rotate_rows(self, x: torch.Tensor, position: int | None) -> torch.Tensor:
         """`rotate` of ``x`` ``[b, n, heads, d_head]`` at positions 0..n-1 along dim 1 (None) or
         with every row at ``position``."""
         if position is None:
@@ -267,8 +266,7 @@ class LastPositionBlock:
 
     def output(self, z: torch.Tensor) -> torch.Tensor:
         """The attention output ``[b, n, d_model]`` of heads' results ``z`` ``[b, Hkv, G, n,
-        d_head]`` (any view of that shape)."""
+        d_head]``."""
         b, n = z.shape[0], z.shape[-2]
-        z = z.view(b, self.n_kv, self.groups, n, self.d_head).permute(0, 3, 1, 2, 4)
-        z = z.reshape(b * n, self.n_heads * self.d_head)
+        z = z.permute(0, 3, 1, 2, 4).reshape(b * n, self.n_heads * self.d_head)
         return torch.addmm(self.attn.b_O, z, self.w_o).view(b, n, self.w_o.shape[1])

@@ -606,14 +606,8 @@ def _curves(model: HookedTransformer, setup: _Setup, runner: _Runner, progress: 
         if group != loaded:
             runner.load(setup.tokens[group])
             loaded = group
-        x = _path_points(
-            start[prompts],
-            setup.target[prompts],
-            steps[columns],
-            setup.mode,
-            setup.step,
-            setup.n_steps,
-        )
+        ends = (start[prompts], setup.target[prompts])
+        x = _path_points(*ends, steps[columns], setup.mode, setup.step, setup.n_steps)
         out, logits = runner(x, slice(prompts.start - group.start, prompts.stop - group.start))
         if columns.start == 0:
             ref_out = out[:, :1]
