@@ -207,7 +207,6 @@ def perturbation_curves(
     """
     _check_model(model)
     runner_type = _runner_type(model)
-    naive = runner_type is _NaiveRunner
     setup = _prepare(
         model,
         tokens,
@@ -222,7 +221,7 @@ def perturbation_curves(
         batch_size,
         share,
         tf32,
-        naive,
+        runner_type,
     )
     with torch.inference_mode(), _tf32_matmuls(tf32):
         return _curves(model, setup, runner_type(model, setup), progress)
@@ -266,7 +265,7 @@ def naive_perturbation_curves(
         batch_size,
         share,
         tf32,
-        True,
+        _NaiveRunner,
     )
     with torch.inference_mode(), _tf32_matmuls(tf32):
         return _curves(model, setup, _NaiveRunner(model, setup), progress)
@@ -296,7 +295,7 @@ def chunk_rows(
         cfg: the model's config.
         device: where the model runs.
         kl: whether rows run to the logits.
-        positions: positions each row computes: 1 for the engine, the prompt length for the naive
+        positions: positions each row holds: 1 for the engine, the prompt length for the naive
             reference (which also computes logits at every position).
         free_bytes: free device memory; None measures it (CUDA only).
         share: workers sharing the device.
@@ -380,11 +379,12 @@ def _prepare(
     batch_size: int | None,
     share: int | None,
     tf32: bool,
-    naive: bool,
+    runner_type: type[_Runner],
 ) -> _Setup:
     """Validates a curves request (all checks before any work) and moves it to the model.
 
-    ``naive``: whether rows run full prompts (the naive reference), for the chunk size.
+    The chunk size depends on ``runner_type``: the slower runners' rows hold whole prompts (the
+    naive reference's activations, the block-cache runner's copies of the prefix keys/values).
     """
     cfg = model.cfg
     _check_path_args(mode, step, n_steps)
@@ -401,7 +401,7 @@ def _prepare(
     share = _default_share() if share is None else _check_positive_int("share", share)
     device = model.W_E.device
     free_bytes = _free_cuda_bytes(device) if device.type == "cuda" else None
-    positions = tokens.shape[1] if naive else 1
+    positions = 1 if runner_type is _FastRunner else tokens.shape[1]
     rows = chunk_rows(
         cfg,
         device,
