@@ -22,6 +22,7 @@ from synthact.perturb import (
 from tests.families import ARCHITECTURES as FAMILIES
 from tests.families import (
     GEMMA2_TIGHT,
+    SMALL_SIZE,
     family_config,
     one_thread,  # noqa: F401 (an autouse fixture)
     random_model,
@@ -190,9 +191,9 @@ def family_model(request) -> HookedTransformer:
 @pytest.fixture(scope="module")
 def family_inputs() -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(2)
-    d_model = family_config("gpt2").d_model
+    d_vocab, d_model = SMALL_SIZE["d_vocab"], SMALL_SIZE["d_model"]
     return dict(
-        tokens=torch.randint(0, D_VOCAB, (N_PROMPTS, FAMILY_PROMPT_LEN), generator=generator),
+        tokens=torch.randint(0, d_vocab, (N_PROMPTS, FAMILY_PROMPT_LEN), generator=generator),
         target=3 * torch.randn(N_PROMPTS, d_model, generator=generator),
         base=3 * torch.randn(N_PROMPTS, d_model, generator=generator),
     )
@@ -473,10 +474,9 @@ def test_share_defaults_to_the_xdist_worker_count(monkeypatch):
 
 def test_prefix_groups_follow_free_memory():
     assert perturb._prefix_group(GPT2, 10, None, 1) == perturb.PREFIX_PROMPTS
-    assert perturb._prefix_group(GPT2, 10, 80 * GIB, 1) >= 1000
-    assert perturb._prefix_group(GPT2, 10, 80 * GIB, 4) < perturb._prefix_group(
-        GPT2, 10, 80 * GIB, 1
-    )
+    alone, shared = (perturb._prefix_group(GPT2, 10, 80 * GIB, share) for share in (1, 4))
+    assert alone >= 4 * 1000
+    assert shared == alone // 4
 
 
 # ---------------------------------------------------------------------------- bad input
