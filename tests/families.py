@@ -54,9 +54,18 @@ ARCHITECTURES = {
 }
 
 REAL_SIZES = {
-    "gpt2": dict(n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257),
+    "gpt2": dict(
+        n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024
+    ),
     "pythia": dict(
-        n_layers=6, d_model=512, n_heads=8, d_head=64, d_mlp=2048, d_vocab=50304, rotary_dim=16
+        n_layers=6,
+        d_model=512,
+        n_heads=8,
+        d_head=64,
+        d_mlp=2048,
+        d_vocab=50304,
+        n_ctx=2048,
+        rotary_dim=16,
     ),
     "gemma2": dict(
         n_layers=26,
@@ -66,6 +75,7 @@ REAL_SIZES = {
         n_key_value_heads=4,
         d_mlp=9216,
         d_vocab=256000,
+        n_ctx=8192,
     ),
     "llama": dict(
         n_layers=32,
@@ -75,6 +85,7 @@ REAL_SIZES = {
         n_key_value_heads=8,
         d_mlp=14336,
         d_vocab=128256,
+        n_ctx=2048,
     ),
 }
 
@@ -99,10 +110,8 @@ def family_config(family: str, size: str = "small", **overrides) -> HookedTransf
         if "rotary_dim" in REAL_SIZES[family]:  # partial rotary: a quarter of each head
             settings["rotary_dim"] = SMALL_SIZE["d_head"] // 4
     settings.update(overrides)
-    if settings.get("use_local_attn"):
-        settings["attn_types"] = (["local", "global"] * settings["n_layers"])[
-            : settings["n_layers"]
-        ]
+    if settings.get("use_local_attn"):  # Gemma-2: even layers local, odd layers global
+        settings["attn_types"] = [("local", "global")[i % 2] for i in range(settings["n_layers"])]
     return HookedTransformerConfig(**settings)
 
 
