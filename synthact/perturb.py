@@ -2,9 +2,9 @@
 
 A perturbed vector ``x_n`` replaces the base prompt's residual stream at ``hook_in``, last position
 only. With causal attention the earlier positions are untouched, so only the last position changes
-downstream. ``perturbation_curves`` exploits this: it runs every prompt's prefix once through
-TransformerLens's own blocks, keeps the prefix keys and values, and then recomputes only the last
-position, block by block (`synthact.last_position`), for many (prompt, step) rows at a time.
+downstream. ``perturbation_curves`` exploits this: it runs every prompt's prefix once, keeps the
+prefix keys and values, and then recomputes only the last position, block by block
+(`synthact.last_position`), for many (prompt, step) rows at a time.
 ``naive_perturbation_curves`` is the plain reference (a full forward pass with a hook for every
 row); both return the same `Curves`.
 
