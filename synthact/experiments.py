@@ -64,6 +64,7 @@ activation; those numbers are not in the paper)."""
 METHOD_MODULES = (
     "synthact.experiments",
     "synthact.perturb",
+    "synthact.last_position",
     "synthact.targets",
     "synthact.synthetic",
     "synthact.latents",

@@ -3,9 +3,10 @@
 A perturbed vector ``x_n`` replaces the base prompt's residual stream at ``hook_in``, last position
 only. With causal attention the earlier positions are untouched, so only the last position changes
 downstream. ``perturbation_curves`` exploits this: it runs every prompt's prefix once, keeps the
-prefix keys and values, and then recomputes only the last position, block by block, for many
-(prompt, step) rows at a time. ``naive_perturbation_curves`` is the plain reference (a full forward
-pass with a hook for every row); both return the same `Curves`.
+prefix keys and values, and then recomputes only the last position, block by block
+(`synthact.last_position`), for many (prompt, step) rows at a time.
+``naive_perturbation_curves`` is the plain reference (a full forward pass with a hook for every
+row); both return the same `Curves`.
 
 Curves (REPLICATION.md, "Perturbation"), measured at the last position:
 
@@ -15,70 +16,77 @@ Curves (REPLICATION.md, "Perturbation"), measured at the last position:
 The reference point is step 0 (``x_0 = A``, or ``base`` when given), computed the same way as
 the other steps, so ``l2[:, 0] == 0`` and ``kl[:, 0] == 0`` exactly. Absolute-mode truncation
 (the first ``floor(||T - A|| / step)`` points) is left to the metrics, which read ``distance``.
+
+Chunks of rows are sized from the device (`chunk_rows`); curves are assembled on the device and
+copied to the host once per call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformer_lens import HookedTransformer
-from transformer_lens.components.mlps.mlp import MLP
-from transformer_lens.utilities.activation_functions import (
-    apply_softcap,
-    gelu_pytorch_tanh,
-    softcap_enabled,
-)
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
+from transformer_lens.utilities.activation_functions import softcap_enabled
+
+from synthact import last_position
 
 MODES = ("absolute", "relative")
 HOOK_IN_FORMS = ("blocks.L.hook_resid_pre", "blocks.L.hook_resid_post")
 HOOK_OUT_FORMS = ("blocks.M.hook_resid_post",)
-NORMALIZATION_TYPES = ("LN", "LNPre", "RMS", "RMSPre", None)
 
-DEFAULT_ROWS = 256
-"""(prompt, step) rows per chunk without KL. With 101 steps this is 2 prompts x 101 steps, the
-fastest chunk measured at GPT-2 size on one CPU core (matrix products of 202 rows run near peak
-while a chunk's MLP activations still fit in cache)."""
+CPU_ROWS = 256
+"""(prompt, step) rows per chunk on CPU. With 101 steps this is 2 prompts x 101 steps, the fastest
+chunk measured at GPT-2 size on one CPU core (matrix products of 202 rows run near peak while a
+chunk's MLP activations still fit in cache)."""
 
-LOGITS_BYTES = 64 * 2**20
-"""With KL, rows per chunk are also bounded so that one chunk's logits take at most this much."""
+CPU_LOGITS_BYTES = 64 * 2**20
+"""On CPU with KL, rows per chunk are also bounded so that one chunk's logits take at most this."""
 
-FUSED_ACTIVATIONS = {"gelu_new": gelu_pytorch_tanh}
-"""Activations whose TransformerLens implementation is a chain of elementwise ops, mapped to one
-fused kernel of the same formula (GPT-2's ``0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))``).
-The engine's MLPs use it; it agrees with the original to float rounding and makes the engine
-5-10 % faster on CPU."""
+CUDA_MEMORY_FRACTION = 0.5
+"""On CUDA a chunk may take this fraction of the device memory free at the start of a call (of
+the caller's share of it, see `chunk_rows`)."""
+
+CUDA_PREFIX_FRACTION = 0.25
+"""On CUDA a group of prompts' prefixes may take this fraction of the free memory (of the share)."""
+
+CUDA_MAX_ROWS = 32768
+"""Rows per chunk on CUDA at most: larger chunks gain little (measured on an H200 at GPT-2 size:
+5.4, 4.7 us per perturbed forward at 8192, 32768 rows)."""
 
 PREFIX_PROMPTS = 256
-"""Prompts whose prefix keys and values are held at once (about 150 MB at GPT-2 size with
+"""Prompts whose prefix keys and values are held at once on CPU (about 150 MB at GPT-2 size with
 10-token prompts); larger requests run in groups of this many prompts."""
 
 KL_ROWS = 16
-"""Rows per block of the vocabulary-wide KL computation."""
+"""Rows per block of the vocabulary-wide KL computation on CPU, where a block's log-probabilities
+stay in cache (about 3x faster than whole-chunk passes over GPT-2's vocabulary). On a GPU a whole
+chunk is one block."""
 
 _HOOK_RE = re.compile(r"blocks\.(\d+)\.hook_resid_(pre|post)")
 
-_UNSUPPORTED_CFG = (
-    ("positional_embedding_type", lambda v: v != "standard", "positions other than 'standard'"),
-    ("n_key_value_heads", lambda v: v is not None, "grouped-query attention"),
-    ("parallel_attn_mlp", bool, "parallel attention and MLP"),
-    ("attn_scores_soft_cap", softcap_enabled, "attention score soft cap"),
-    ("use_local_attn", bool, "local attention"),
-    ("attention_dir", lambda v: v != "causal", "non-causal attention"),
-    ("use_qk_norm", bool, "query/key normalization"),
-    ("clip_qkv", lambda v: v is not None, "query/key/value clipping"),
-    ("use_logn_attn", bool, "log-n query scaling"),
-    ("use_attention_sinks", bool, "attention sinks"),
-    ("use_normalization_before_and_after", bool, "normalization after attention and MLP"),
-    ("original_architecture", lambda v: v is not None and "Olmo" in v, "OLMo-style norms"),
-    ("load_in_4bit", bool, "4-bit weights"),
+_NO_CACHED_PREFIX = (
+    (
+        "attention_dir",
+        lambda v: v != "causal",
+        "non-causal attention (a perturbed last position changes the earlier ones)",
+    ),
     ("n_devices", lambda v: v != 1, "a model split over devices"),
-    ("normalization_type", lambda v: v not in NORMALIZATION_TYPES, "this normalization type"),
+    ("positional_embedding_type", lambda v: v == "shortformer", "shortformer positions"),
 )
+"""What rules out running the prefix once: such models run the naive reference."""
+
+
+class SlowPathWarning(UserWarning):
+    """`perturbation_curves` runs a slower exact path for a model the fast runner does not cover."""
 
 
 @dataclass
@@ -111,8 +119,9 @@ class _Setup:
     first_block: int  # first block run on the perturbed vector
     out_block: int  # hook_out is this block's hook_resid_post
     kl: bool
-    soft_cap: float | None  # the model's output_logits_soft_cap
     rows: int  # (prompt, step) rows per chunk
+    group: int  # prompts whose prefixes are held at once
+    kl_rows: int  # rows per block of the KL computation
 
 
 def perturbation_path(
@@ -161,12 +170,17 @@ def perturbation_curves(
     kl: bool = False,
     batch_size: int | None = None,
     progress: bool = False,
+    share: int | None = None,
+    tf32: bool = False,
 ) -> Curves:
     """L2 (and optionally KL) curves along perturbation paths, recomputing only the last position.
 
     Each prompt's prefix runs once; the prefix keys and values of every block from the input block
     on are kept, and the last position alone is recomputed for chunks of (prompt, step) rows, its
     attention reading the shared prefix keys and values (broadcast over steps, never copied).
+    A model whose blocks the last-position runner does not cover runs TransformerLens's own
+    blocks on the cached prefix instead, and one whose prefix cannot be cached (non-causal
+    attention, ...) runs the naive reference; both warn with `SlowPathWarning`.
 
     Args:
         model: a TransformerLens ``HookedTransformer`` without hooks attached.
@@ -180,19 +194,37 @@ def perturbation_curves(
         hook_in: ``blocks.L.hook_resid_pre`` or ``blocks.L.hook_resid_post``.
         hook_out: ``blocks.M.hook_resid_post`` (default: the last block's).
         kl: also compute the KL curve (runs to the logits).
-        batch_size: (prompt, step) rows per chunk; default bounded by memory (see
-            ``DEFAULT_ROWS`` and ``LOGITS_BYTES``).
+        batch_size: (prompt, step) rows per chunk; None sizes chunks from the device (see
+            `chunk_rows`).
         progress: show a progress bar over chunks.
+        share: on CUDA, the number of workers sharing the device, each sizing its chunks for its
+            share of the free memory; None reads ``PYTEST_XDIST_WORKER_COUNT`` (default 1).
+        tf32: allow TF32 matrix products on CUDA during the call (faster, about 1e-3 relative
+            precision); the default leaves the global setting as it is.
 
     Returns:
         `Curves` with CPU float32 tensors.
     """
+    _check_model(model)
+    runner_type = _runner_type(model)
     setup = _prepare(
-        model, tokens, target, base, mode, step, n_steps, hook_in, hook_out, kl, batch_size
+        model,
+        tokens,
+        target,
+        base,
+        mode,
+        step,
+        n_steps,
+        hook_in,
+        hook_out,
+        kl,
+        batch_size,
+        share,
+        tf32,
+        runner_type,
     )
-    _check_supported(model)
-    with torch.inference_mode():
-        return _curves(model, setup, _CachedPrefixRunner, progress)
+    with torch.inference_mode(), _tf32_matmuls(tf32):
+        return _curves(model, setup, runner_type(model, setup), progress)
 
 
 def naive_perturbation_curves(
@@ -209,6 +241,8 @@ def naive_perturbation_curves(
     kl: bool = False,
     batch_size: int | None = None,
     progress: bool = False,
+    share: int | None = None,
+    tf32: bool = False,
 ) -> Curves:
     """Reference implementation of `perturbation_curves` (same arguments, same result).
 
@@ -216,11 +250,116 @@ def naive_perturbation_curves(
     time) with a hook replacing ``hook_in`` at the last position, stopping after ``hook_out``'s
     block when no KL is needed.
     """
+    _check_model(model)
     setup = _prepare(
-        model, tokens, target, base, mode, step, n_steps, hook_in, hook_out, kl, batch_size
+        model,
+        tokens,
+        target,
+        base,
+        mode,
+        step,
+        n_steps,
+        hook_in,
+        hook_out,
+        kl,
+        batch_size,
+        share,
+        tf32,
+        _NaiveRunner,
     )
-    with torch.inference_mode():
-        return _curves(model, setup, _NaiveRunner, progress)
+    with torch.inference_mode(), _tf32_matmuls(tf32):
+        return _curves(model, setup, _NaiveRunner(model, setup), progress)
+
+
+# ---------------------------------------------------------------------------- chunk sizes
+
+
+def chunk_rows(
+    cfg: HookedTransformerConfig,
+    device: torch.device | str,
+    kl: bool,
+    *,
+    positions: int = 1,
+    free_bytes: int | None = None,
+    share: int = 1,
+    override: int | None = None,
+) -> int:
+    """(prompt, step) rows per chunk of a curves request.
+
+    CPU (and other non-CUDA devices): ``CPU_ROWS``, and with KL at most as many rows as fit their
+    logits in ``CPU_LOGITS_BYTES`` (cache-sized chunks run fastest on a few cores). CUDA: as many
+    rows as ``CUDA_MEMORY_FRACTION`` of the free memory holds (each of ``share`` workers on the
+    device sizing for its share), at most ``CUDA_MAX_ROWS``.
+
+    Args:
+        cfg: the model's config.
+        device: where the model runs.
+        kl: whether rows run to the logits.
+        positions: positions each row holds: 1 for the engine, the prompt length for the naive
+            reference (which also computes logits at every position).
+        free_bytes: free device memory; None measures it (CUDA only).
+        share: workers sharing the device.
+        override: an explicit number of rows, returned as it is.
+    """
+    if override is not None:
+        return _check_positive_int("batch_size", override)
+    if torch.device(device).type != "cuda":
+        if not kl:
+            return CPU_ROWS
+        logits_row_bytes = positions * cfg.d_vocab_out * max(4, cfg.dtype.itemsize)
+        return max(1, min(CPU_ROWS, CPU_LOGITS_BYTES // logits_row_bytes))
+    free = _free_cuda_bytes(device) if free_bytes is None else free_bytes
+    budget = int(CUDA_MEMORY_FRACTION * free) // share
+    return max(1, min(CUDA_MAX_ROWS, budget // (positions * _row_bytes(cfg, kl))))
+
+
+def _prefix_group(
+    cfg: HookedTransformerConfig, prompt_len: int, free_bytes: int | None, share: int
+) -> int:
+    """Prompts whose prefix keys and values are held at once: ``PREFIX_PROMPTS`` off CUDA
+    (``free_bytes`` None); on CUDA as many as ``CUDA_PREFIX_FRACTION`` of the free memory holds
+    (their prefix run and, twice over, their keys and values)."""
+    if free_bytes is None:
+        return PREFIX_PROMPTS
+    n_kv = cfg.n_key_value_heads or cfg.n_heads
+    kv_bytes = 2 * 2 * cfg.n_layers * n_kv * cfg.d_head * cfg.dtype.itemsize
+    per_prompt = prompt_len * (_row_bytes(cfg, False) + kv_bytes)
+    return max(1, int(CUDA_PREFIX_FRACTION * free_bytes) // share // per_prompt)
+
+
+def _row_bytes(cfg: HookedTransformerConfig, kl: bool) -> int:
+    """CUDA bytes one row of a chunk holds at its peak, generously: one block's activations and,
+    with KL, its logits, their float32 copy and float32 log-probabilities."""
+    n_kv = cfg.n_key_value_heads or cfg.n_heads
+    width = 3 * (cfg.d_mlp or 0) + 8 * cfg.d_model + 2 * (cfg.n_heads + 2 * n_kv) * cfg.d_head
+    logits = cfg.d_vocab_out * (cfg.dtype.itemsize + 8) if kl else 0
+    return width * cfg.dtype.itemsize + logits
+
+
+def _free_cuda_bytes(device: torch.device | str) -> int:
+    """Free memory of a CUDA device, counting what this process's allocator has reserved but
+    not handed out."""
+    free, _ = torch.cuda.mem_get_info(device)
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+def _default_share() -> int:
+    """Workers sharing a device under pytest-xdist (``PYTEST_XDIST_WORKER_COUNT``), else 1."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+
+@contextlib.contextmanager
+def _tf32_matmuls(enabled: bool) -> Iterator[None]:
+    """Allows TF32 CUDA matrix products inside the block when ``enabled``."""
+    if not enabled:
+        yield
+        return
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 # ---------------------------------------------------------------------------- validation
@@ -238,11 +377,15 @@ def _prepare(
     hook_out: str | None,
     kl: bool,
     batch_size: int | None,
+    share: int | None,
+    tf32: bool,
+    runner_type: type[_Runner],
 ) -> _Setup:
-    """Validates a curves request (all checks before any work) and moves it to the model."""
-    if not isinstance(model, HookedTransformer):
-        raise TypeError(f"model must be a transformer_lens HookedTransformer, got {type(model)}")
-    _check_no_hooks(model)
+    """Validates a curves request (all checks before any work) and moves it to the model.
+
+    The chunk size depends on ``runner_type``: the slower runners' rows hold whole prompts (the
+    naive reference's activations, the block-cache runner's copies of the prefix keys/values).
+    """
     cfg = model.cfg
     _check_path_args(mode, step, n_steps)
     _check_tokens(tokens, cfg.d_vocab, cfg.n_ctx)
@@ -252,9 +395,22 @@ def _prepare(
         _check_vectors("base", base, n_prompts, cfg.d_model)
     first_block = _first_block(hook_in, cfg.n_layers)
     out_block = _out_block(hook_out, cfg.n_layers, first_block)
-    if not isinstance(kl, bool):
-        raise TypeError(f"kl must be a bool, got {type(kl)}")
+    for name, flag in (("kl", kl), ("tf32", tf32)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {type(flag)}")
+    share = _default_share() if share is None else _check_positive_int("share", share)
     device = model.W_E.device
+    free_bytes = _free_cuda_bytes(device) if device.type == "cuda" else None
+    positions = 1 if runner_type is _FastRunner else tokens.shape[1]
+    rows = chunk_rows(
+        cfg,
+        device,
+        kl,
+        positions=positions,
+        free_bytes=free_bytes,
+        share=share,
+        override=batch_size,
+    )
     path_dtype = torch.promote_types(cfg.dtype, torch.float32)
     return _Setup(
         tokens=tokens.to(device=device, dtype=torch.long),
@@ -267,20 +423,39 @@ def _prepare(
         first_block=first_block,
         out_block=out_block,
         kl=kl,
-        soft_cap=cfg.output_logits_soft_cap,
-        rows=_rows_per_chunk(batch_size, kl, cfg.d_vocab_out * max(4, cfg.dtype.itemsize)),
+        rows=rows,
+        group=_prefix_group(cfg, tokens.shape[1], free_bytes, share),
+        kl_rows=KL_ROWS if device.type == "cpu" else rows,
     )
 
 
-def _check_supported(model: HookedTransformer) -> None:
-    """Raises NotImplementedError for architectures the last-position runner does not cover."""
-    for field, unsupported, what in _UNSUPPORTED_CFG:
+def _check_model(model: HookedTransformer) -> None:
+    if not isinstance(model, HookedTransformer):
+        raise TypeError(f"model must be a transformer_lens HookedTransformer, got {type(model)}")
+    _check_no_hooks(model)
+
+
+def _runner_type(model: HookedTransformer) -> type[_Runner]:
+    """The fastest exact runner for the model; a slower one comes with a `SlowPathWarning`."""
+    for field, rules_out, what in _NO_CACHED_PREFIX:
         value = getattr(model.cfg, field, None)
-        if unsupported(value):
-            raise NotImplementedError(
-                f"perturbation_curves does not support {what} (cfg.{field}={value!r}); "
-                "use naive_perturbation_curves for this model"
-            )
+        if rules_out(value):
+            _warn_slow(f"{what} (cfg.{field}={value!r})", "the naive full-forward reference")
+            return _NaiveRunner
+    problem = last_position.unsupported(model)
+    if problem is not None:
+        _warn_slow(problem, "TransformerLens's own blocks on the cached prefix (exact, slower)")
+        return _BlockCacheRunner
+    return _FastRunner
+
+
+def _warn_slow(problem: str, path: str) -> None:
+    warnings.warn(
+        f"perturbation_curves: the fast last-position runner does not cover {problem}; "
+        f"running {path}",
+        SlowPathWarning,
+        stacklevel=4,  # the caller of perturbation_curves
+    )
 
 
 def _check_no_hooks(model: HookedTransformer) -> None:
@@ -338,6 +513,14 @@ def _check_distinct(start: torch.Tensor, target: torch.Tensor) -> None:
         )
 
 
+def _check_positive_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, got {type(value)}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
 def _first_block(hook_in: str, n_layers: int) -> int:
     match = _HOOK_RE.fullmatch(hook_in) if isinstance(hook_in, str) else None
     if match is None or int(match[1]) >= n_layers:
@@ -366,16 +549,6 @@ def _out_block(hook_out: str | None, n_layers: int, first_block: int) -> int:
     return int(match[1])
 
 
-def _rows_per_chunk(batch_size: int | None, kl: bool, logits_row_bytes: int) -> int:
-    if batch_size is None:
-        return min(DEFAULT_ROWS, max(1, LOGITS_BYTES // logits_row_bytes)) if kl else DEFAULT_ROWS
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise TypeError(f"batch_size must be an int or None, got {type(batch_size)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return batch_size
-
-
 # ---------------------------------------------------------------------------- paths and curves
 
 
@@ -397,55 +570,52 @@ def _path_points(
     return (1 - fraction) * start + fraction * target
 
 
-def _chunks(n_prompts: int, n_steps: int, rows: int) -> list[tuple[slice, slice, torch.Tensor]]:
-    """(group, prompts, steps) of every chunk: a group of at most ``PREFIX_PROMPTS`` prompts, the
-    chunk's prompts within it, and their steps (each prompt's in order from 0); a chunk has at most
+def _chunks(n_prompts: int, n_steps: int, rows: int, group: int) -> list[tuple[slice, ...]]:
+    """(group, prompts, steps) of every chunk: a group of at most ``group`` prompts, the chunk's
+    prompts within it, and their steps (each prompt's in order from 0); a chunk has at most
     ``rows`` rows."""
     steps_per_chunk = min(n_steps, rows)
     prompts_per_chunk = max(1, rows // steps_per_chunk)
     chunks = []
-    for g in range(0, n_prompts, PREFIX_PROMPTS):
-        group = slice(g, min(g + PREFIX_PROMPTS, n_prompts))
-        for p in range(group.start, group.stop, prompts_per_chunk):
-            prompts = slice(p, min(p + prompts_per_chunk, group.stop))
+    for g in range(0, n_prompts, group):
+        prompt_group = slice(g, min(g + group, n_prompts))
+        for p in range(prompt_group.start, prompt_group.stop, prompts_per_chunk):
+            prompts = slice(p, min(p + prompts_per_chunk, prompt_group.stop))
             for s in range(0, n_steps, steps_per_chunk):
-                chunks.append((group, prompts, torch.arange(s, min(s + steps_per_chunk, n_steps))))
+                chunks.append((prompt_group, prompts, slice(s, min(s + steps_per_chunk, n_steps))))
     return chunks
 
 
-def _curves(
-    model: HookedTransformer,
-    setup: _Setup,
-    runner_type: type[_CachedPrefixRunner] | type[_NaiveRunner],
-    progress: bool,
-) -> Curves:
+def _curves(model: HookedTransformer, setup: _Setup, runner: _Runner, progress: bool) -> Curves:
     """Runs every (prompt, step) row through a runner and compares it with the prompt's step 0.
 
-    A runner serves one group of prompts. Step 0 is the first row of each prompt's first chunk;
-    the later chunks of the prompt reuse it.
+    A runner serves one group of prompts at a time. Step 0 is the first row of each prompt's
+    first chunk; the later chunks of the prompt reuse it. The curves stay on the device until
+    every chunk has run.
     """
     start = _own_activation(model, setup) if setup.base is None else setup.base
     distance = _distance(start, setup)
-    l2 = torch.zeros(start.shape[0], setup.n_steps)
-    kl = torch.zeros(start.shape[0], setup.n_steps) if setup.kl else None
-    runner_group = None
-    chunks = _chunks(start.shape[0], setup.n_steps, setup.rows)
-    desc = f"{setup.mode} curves" + (" (naive)" if runner_type is _NaiveRunner else "")
-    for group, prompts, steps in tqdm(chunks, disable=not progress, desc=desc, unit="chunk"):
-        if group != runner_group:
-            runner, runner_group = runner_type(model, setup, setup.tokens[group]), group
-        x = _path_points(
-            start[prompts], setup.target[prompts], steps, setup.mode, setup.step, setup.n_steps
-        )
+    n_prompts, device = start.shape[0], start.device
+    l2 = torch.zeros(n_prompts, setup.n_steps, device=device)
+    kl = torch.zeros(n_prompts, setup.n_steps, device=device) if setup.kl else None
+    steps = torch.arange(setup.n_steps, device=device)
+    loaded = None
+    chunks = _chunks(n_prompts, setup.n_steps, setup.rows, setup.group)
+    desc = f"{setup.mode} curves" + (" (naive)" if isinstance(runner, _NaiveRunner) else "")
+    for group, prompts, columns in tqdm(chunks, disable=not progress, desc=desc, unit="chunk"):
+        if group != loaded:
+            runner.load(setup.tokens[group])
+            loaded = group
+        ends = (start[prompts], setup.target[prompts])
+        x = _path_points(*ends, steps[columns], setup.mode, setup.step, setup.n_steps)
         out, logits = runner(x, slice(prompts.start - group.start, prompts.stop - group.start))
-        if steps[0] == 0:
+        if columns.start == 0:
             ref_out = out[:, :1]
-            ref_logp = None if logits is None else _log_probs(logits[:, :1], setup.soft_cap)
-        columns = slice(int(steps[0]), int(steps[-1]) + 1)
+            ref_logp = None if logits is None else _log_probs(logits[:, :1])
         l2[prompts, columns] = _l2(out, ref_out)
         if kl is not None:
-            kl[prompts, columns] = _kl(ref_logp, logits, setup.soft_cap)
-    return Curves(l2=l2, kl=kl, distance=distance)
+            kl[prompts, columns] = _kl(ref_logp, logits, setup.kl_rows)
+    return Curves(l2=l2.cpu(), kl=None if kl is None else kl.cpu(), distance=distance)
 
 
 def _own_activation(model: HookedTransformer, setup: _Setup) -> torch.Tensor:
@@ -455,159 +625,144 @@ def _own_activation(model: HookedTransformer, setup: _Setup) -> torch.Tensor:
     """
     return torch.cat(
         [
-            model(setup.tokens[g : g + PREFIX_PROMPTS], stop_at_layer=setup.first_block)[:, -1]
-            for g in range(0, setup.tokens.shape[0], PREFIX_PROMPTS)
+            model(setup.tokens[g : g + setup.group], stop_at_layer=setup.first_block)[:, -1]
+            for g in range(0, setup.tokens.shape[0], setup.group)
         ]
     ).to(setup.target.dtype)
 
 
 def _distance(start: torch.Tensor, setup: _Setup) -> torch.Tensor:
-    """``||T - x_0||`` ``[B]`` (CPU float32); absolute mode needs it > 0."""
+    """``||T - x_0||`` ``[B]`` (CPU float32); absolute mode needs it > 0 (one check per call)."""
     if setup.mode == "absolute":
         _check_distinct(start, setup.target)
     return (setup.target - start).norm(dim=-1).float().cpu()
 
 
 def _l2(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """``||out - ref||``: out ``[bp, bs, d]``, ref ``[bp, 1, d]`` -> ``[bp, bs]`` CPU float32."""
-    return (out.float() - ref.float()).norm(dim=-1).cpu()
+    """``||out - ref||``: out ``[bp, bs, d]``, ref ``[bp, 1, d]`` -> ``[bp, bs]`` float32."""
+    return (out.float() - ref.float()).norm(dim=-1)
 
 
-def _kl(ref_logp: torch.Tensor, logits: torch.Tensor, soft_cap: float | None) -> torch.Tensor:
+def _kl(ref_logp: torch.Tensor, logits: torch.Tensor, block_rows: int) -> torch.Tensor:
     """``KL(p_ref || softmax(logits))``: ref_logp ``[bp, 1, V]``, logits ``[bp, bs, V]`` ->
-    ``[bp, bs]`` (CPU float32).
+    ``[bp, bs]`` float32, in blocks of at most ``block_rows`` rows (see `KL_ROWS`)."""
+    bp, bs = logits.shape[:2]
+    p_ref = ref_logp.exp().transpose(1, 2)  # [bp, V, 1]
+    steps = min(bs, block_rows)
+    prompts = max(1, block_rows // steps)
+    kl = torch.empty(bp, bs, dtype=torch.float32, device=logits.device)
+    for i in range(0, bp, prompts):
+        for j in range(0, bs, steps):
+            rows = (slice(i, i + prompts), slice(j, j + steps))
+            log_ratio = _log_probs(logits[rows])
+            torch.sub(ref_logp[rows[0]], log_ratio, out=log_ratio)  # in place: no second copy
+            kl[rows] = (log_ratio @ p_ref[rows[0]]).squeeze(-1)
+    return kl
 
-    Runs ``KL_ROWS`` rows at a time so that each block's log-probabilities stay in cache (about
-    3x faster than whole-chunk passes over a GPT-2-sized vocabulary).
+
+def _log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """Float32 log-softmax of logits ``[..., V]`` (a new tensor)."""
+    return logits.float().log_softmax(dim=-1)
+
+
+def _logits(model: HookedTransformer, resid: torch.Tensor) -> torch.Tensor:
+    """Next-token logits of the last block's resid_post ``[bp, bs, d]`` -> ``[bp, bs, V]``, as
+    the model computes them: final norm, unembedding, output soft cap (Gemma-2)."""
+    if model.cfg.normalization_type is not None:
+        resid = model.ln_final(resid)
+    logits = torch.addmm(model.b_U, resid.reshape(-1, resid.shape[-1]), model.W_U)
+    cap = model.cfg.output_logits_soft_cap
+    if softcap_enabled(cap):
+        logits = logits.div_(cap).tanh_().mul_(cap)  # cap·tanh(logits / cap), in place
+    return logits.view(*resid.shape[:-1], -1)
+
+
+# ---------------------------------------------------------------------------- runners
+
+
+class _Runner:
+    """Runs path points at the last position of a group of prompts.
+
+    `load` takes a group's tokens ``[g, P]``; calling the runner with path points ``[bp, bs, d]``
+    of the group's ``prompts`` returns resid at hook_out ``[bp, bs, d]`` and, with KL, next-token
+    logits ``[bp, bs, V]`` (else None). Subclasses run one block in `_block`.
     """
-    p_ref = ref_logp.exp()
-    kl = torch.empty(logits.shape[:2], dtype=torch.float32, device=logits.device)
-    for i in range(logits.shape[0]):
-        for j in range(0, logits.shape[1], KL_ROWS):
-            logp = _log_probs(logits[i, j : j + KL_ROWS], soft_cap)
-            kl[i, j : j + KL_ROWS] = (p_ref[i] * (ref_logp[i] - logp)).sum(dim=-1)
-    return kl.cpu()
 
-
-def _log_probs(logits: torch.Tensor, soft_cap: float | None) -> torch.Tensor:
-    """Soft cap (when the model has one) and float32 log-softmax of logits ``[..., V]``."""
-    return apply_softcap(logits, soft_cap).float().log_softmax(dim=-1)
-
-
-# ---------------------------------------------------------------------------- the cached engine
-
-
-class _BlockRunner:
-    """One transformer block run on a few positions at a time, from its own weights.
-
-    The block's ``ln1``, ``ln2`` and ``mlp`` modules act per position and are used as they are
-    (see `FUSED_ACTIVATIONS` for the one MLP shortcut); attention is computed here from the
-    block's weights. `run_prefix` runs the prompts' prefixes (positions 0..P-2, causal) and keeps
-    their keys and values; `run_last` then runs path points at position P-1, scoring each against
-    its prompt's prefix keys (shared by all steps, never copied) and its own key.
-    """
-
-    def __init__(self, block: torch.nn.Module):
-        self.block = block
-        self.attn = block.attn
-        plain_mlp = type(getattr(block, "mlp", None)) is MLP
-        self.fused_act = FUSED_ACTIVATIONS.get(block.cfg.act_fn) if plain_mlp else None
-        self.prefix_k_t: torch.Tensor | None = None  # [B, H, d_head, P-1]
-        self.prefix_v: torch.Tensor | None = None  # [B, H, P-1, d_head]
-
-    def run_prefix(self, resid: torch.Tensor) -> torch.Tensor:
-        """resid_pre ``[B, P-1, d_model]`` of the prefixes -> their resid_post; keeps K and V."""
-        q, k, v = self._qkv(resid)
-        self.prefix_k_t, self.prefix_v = k.transpose(-1, -2).contiguous(), v.contiguous()
-        z = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / self.attn.attn_scale)
-        return self._finish(resid, z)
-
-    def run_last(self, resid: torch.Tensor, prompts: slice) -> torch.Tensor:
-        """resid_pre ``[bp, bs, d_model]`` at the last position of the prompts -> resid_post."""
-        q, k, v = self._qkv(resid)
-        prefix_scores = q @ self.prefix_k_t[prompts]  # [bp, H, bs, P-1]
-        own_score = (q * k).sum(dim=-1, keepdim=True)  # [bp, H, bs, 1]
-        scores = torch.cat([prefix_scores, own_score], dim=-1) / self.attn.attn_scale
-        pattern = scores.softmax(dim=-1)
-        z = pattern[..., :-1] @ self.prefix_v[prompts] + pattern[..., -1:] * v
-        return self._finish(resid, z)
-
-    def _qkv(self, resid: torch.Tensor) -> list[torch.Tensor]:
-        """resid ``[b, n, d_model]`` -> q, k, v, each ``[b, H, n, d_head]``.
-
-        Each projection is one matrix product broadcast over the heads' weights ``[H, d_model,
-        d_head]``: as fast as a fused Q/K/V product here, with no re-laid-out weight copies.
-        """
-        b, n, d_model = resid.shape
-        x = self.block.ln1(resid).reshape(b * n, d_model)
-        attn = self.attn
-        return [
-            (x @ w + bias[:, None, :]).view(w.shape[0], b, n, w.shape[-1]).transpose(0, 1)
-            for w, bias in ((attn.W_Q, attn.b_Q), (attn.W_K, attn.b_K), (attn.W_V, attn.b_V))
-        ]
-
-    def _finish(self, resid: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Output projection of z ``[b, H, n, d_head]``, residual adds and MLP -> resid_post."""
-        b, n, d_model = resid.shape
-        w_o = self.attn.W_O.reshape(-1, d_model)  # [H·d_head, d_model], a view
-        z = z.transpose(1, 2).reshape(b * n, w_o.shape[0])
-        resid = resid + torch.addmm(self.attn.b_O, z, w_o).view(b, n, d_model)
-        if self.block.cfg.attn_only:
-            return resid
-        return resid + self._mlp(self.block.ln2(resid))
-
-    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
-        """The block's MLP on x ``[b, n, d_model]``; a plain MLP with a `FUSED_ACTIVATIONS`
-        activation runs here with the fused kernel, any other through the module itself."""
-        if self.fused_act is None:
-            return self.block.mlp(x)
-        mlp = self.block.mlp
-        hidden = torch.addmm(mlp.b_in, x.reshape(-1, x.shape[-1]), mlp.W_in)
-        return torch.addmm(mlp.b_out, self.fused_act(hidden), mlp.W_out).view(x.shape)
-
-
-class _CachedPrefixRunner:
-    """Runs path points from the input block on, last position only, with cached prefixes."""
-
-    def __init__(self, model: HookedTransformer, setup: _Setup, tokens: torch.Tensor):
-        """Runs the prefixes of tokens ``[g, P]`` (a group of the prompts) and keeps them."""
-        last_block = model.cfg.n_layers - 1 if setup.kl else setup.out_block
+    def __init__(self, model: HookedTransformer, setup: _Setup):
         self.model, self.setup = model, setup
-        prefix = model(tokens[:, :-1], stop_at_layer=setup.first_block)  # [g, P-1, d]
-        self.blocks = []
-        for layer in range(setup.first_block, last_block + 1):
-            self.blocks.append(_BlockRunner(model.blocks[layer]))
-            prefix = self.blocks[-1].run_prefix(prefix)
+        last_block = model.cfg.n_layers - 1 if setup.kl else setup.out_block
+        self.layers = range(setup.first_block, last_block + 1)
+
+    def load(self, tokens: torch.Tensor) -> None:
+        raise NotImplementedError
 
     def __call__(self, x: torch.Tensor, prompts: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Path points x ``[bp, bs, d]`` of the prompts -> resid at hook_out ``[bp, bs, d]`` and,
-        with KL, next-token logits ``[bp, bs, V]``, else None."""
-        model = self.model
-        resid = x.to(model.cfg.dtype)
-        for layer, block in enumerate(self.blocks, start=self.setup.first_block):
-            resid = block.run_last(resid, prompts)
+        resid = x.to(self.model.cfg.dtype)
+        for layer in self.layers:
+            resid = self._block(layer, resid, prompts)
             if layer == self.setup.out_block:
                 out = resid
-        if not self.setup.kl:
-            return out, None
-        if model.cfg.normalization_type is not None:
-            resid = model.ln_final(resid)
-        logits = torch.addmm(model.b_U, resid.reshape(-1, resid.shape[-1]), model.W_U)
-        return out, logits.view(*resid.shape[:-1], -1)
+        return out, _logits(self.model, resid) if self.setup.kl else None
+
+    def _block(self, layer: int, resid: torch.Tensor, prompts: slice) -> torch.Tensor:
+        """resid_pre ``[bp, bs, d]`` of block ``layer`` for rows of ``prompts`` -> resid_post."""
+        raise NotImplementedError
+
+    def _prefix(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The residual stream of the prefixes of tokens ``[g, P]`` (positions 0..P-2) entering
+        the first runner block: ``[g, P-1, d]``."""
+        return self.model(tokens[:, :-1], stop_at_layer=self.layers[0])
 
 
-# ---------------------------------------------------------------------------- the naive reference
+class _FastRunner(_Runner):
+    """The blocks' last position from their cached prefix keys and values (`LastPositionBlock`)."""
+
+    def __init__(self, model: HookedTransformer, setup: _Setup):
+        super().__init__(model, setup)
+        self.blocks = {i: last_position.LastPositionBlock(model.blocks[i]) for i in self.layers}
+
+    def load(self, tokens: torch.Tensor) -> None:
+        resid = self._prefix(tokens)
+        for layer in self.layers:
+            resid = self.blocks[layer].run_prefix(resid)
+
+    def _block(self, layer: int, resid: torch.Tensor, prompts: slice) -> torch.Tensor:
+        return self.blocks[layer](resid, prompts)
 
 
-class _NaiveRunner:
+class _BlockCacheRunner(_Runner):
+    """TransformerLens's own blocks run on the last position with the prefix keys and values in
+    frozen KV-cache entries (copied for every row): exact for anything TransformerLens caches."""
+
+    def load(self, tokens: torch.Tensor) -> None:
+        """Runs the prefixes through the blocks, keeping each one's KV-cache keys and values."""
+        resid, self.cache = self._prefix(tokens), {}
+        for layer in self.layers:
+            entry = TransformerLensKeyValueCacheEntry.init_cache_entry(
+                self.model.cfg, resid.device, tokens.shape[0]
+            )
+            resid = self.model.blocks[layer](resid, past_kv_cache_entry=entry)
+            self.cache[layer] = (entry.past_keys, entry.past_values)
+
+    def _block(self, layer: int, resid: torch.Tensor, prompts: slice) -> torch.Tensor:
+        keys, values = self.cache[layer]
+        bs = resid.shape[1]
+        entry = TransformerLensKeyValueCacheEntry(
+            past_keys=keys[prompts].repeat_interleave(bs, dim=0),
+            past_values=values[prompts].repeat_interleave(bs, dim=0),
+            frozen=True,
+        )
+        rows = resid.flatten(0, 1)[:, None]  # [bp·bs, 1, d]: one position per row
+        return self.model.blocks[layer](rows, past_kv_cache_entry=entry).view(resid.shape)
+
+
+class _NaiveRunner(_Runner):
     """Runs every path point through a full forward pass of its prompt, hooked at hook_in."""
 
-    def __init__(self, model: HookedTransformer, setup: _Setup, tokens: torch.Tensor):
-        """Serves the prompts tokens ``[g, P]`` (a group of the prompts)."""
-        self.model, self.setup, self.tokens = model, setup, tokens
+    def load(self, tokens: torch.Tensor) -> None:
+        self.tokens = tokens
 
     def __call__(self, x: torch.Tensor, prompts: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Same contract as `_CachedPrefixRunner.__call__`."""
         model, setup = self.model, self.setup
         bp, bs, d_model = x.shape
         tokens = self.tokens[prompts].repeat_interleave(bs, dim=0)  # [bp·bs, P]
@@ -628,5 +783,5 @@ class _NaiveRunner:
         if not setup.kl:
             model.run_with_hooks(tokens, fwd_hooks=hooks, stop_at_layer=setup.out_block + 1)
             return captured["out"].view(bp, bs, d_model), None
-        logits = model.run_with_hooks(tokens, fwd_hooks=hooks, return_type="logits")
+        logits = model.run_with_hooks(tokens, fwd_hooks=hooks, return_type="logits")  # capped
         return captured["out"].view(bp, bs, d_model), logits[:, -1, :].view(bp, bs, -1)

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 
 import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact import perturb
+from synthact import last_position, perturb
 from synthact.perturb import (
     Curves,
+    SlowPathWarning,
+    chunk_rows,
     naive_perturbation_curves,
     perturbation_curves,
     perturbation_path,
+)
+from tests.families import ARCHITECTURES as FAMILIES
+from tests.families import (
+    GEMMA2_TIGHT,
+    SMALL_SIZE,
+    family_config,
+    one_thread,  # noqa: F401 (an autouse fixture)
+    random_model,
 )
 
 D_MODEL, N_LAYERS, D_VOCAB, N_PROMPTS, PROMPT_LEN, N_STEPS = 64, 3, 97, 3, 6, 21
 TOL = 1e-4
 
-ARCHITECTURES = {
+ARCHITECTURES = {  # normalisations and MLPs, beside the model families of tests/families.py
     "LN-gelu_new": dict(normalization_type="LN", act_fn="gelu_new"),
     "LNPre-gelu_new": dict(normalization_type="LNPre", act_fn="gelu_new"),  # GPT-2 after fold_ln
     "none-relu": dict(normalization_type=None, act_fn="relu"),  # the planted subject
@@ -60,15 +72,6 @@ def make_inputs(seed: int = 1, scale: float = 3.0) -> dict[str, torch.Tensor]:
         target=scale * torch.randn(N_PROMPTS, D_MODEL, generator=generator),
         base=scale * torch.randn(N_PROMPTS, D_MODEL, generator=generator),
     )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and far slower when threads contend for cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module", params=list(ARCHITECTURES))
@@ -170,6 +173,113 @@ def test_single_token_prompts_have_no_prefix(ln_model, inputs):
     assert_same_curves(engine, naive)
 
 
+# ---------------------------------------------------------------------------- model families
+
+FAMILY_VARIANTS = {
+    **{family: (family, {}) for family in FAMILIES},
+    "gemma2-tight": ("gemma2", GEMMA2_TIGHT),
+}
+FAMILY_PROMPT_LEN = 8  # longer than gemma2-tight's window of 3
+
+
+@pytest.fixture(scope="module", params=list(FAMILY_VARIANTS))
+def family_model(request) -> HookedTransformer:
+    family, overrides = FAMILY_VARIANTS[request.param]
+    return random_model(family_config(family, **overrides))
+
+
+@pytest.fixture(scope="module")
+def family_inputs() -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(2)
+    d_vocab, d_model = SMALL_SIZE["d_vocab"], SMALL_SIZE["d_model"]
+    return dict(
+        tokens=torch.randint(0, d_vocab, (N_PROMPTS, FAMILY_PROMPT_LEN), generator=generator),
+        target=3 * torch.randn(N_PROMPTS, d_model, generator=generator),
+        base=3 * torch.randn(N_PROMPTS, d_model, generator=generator),
+    )
+
+
+@pytest.mark.parametrize(
+    "hook_in", ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre", "blocks.2.hook_resid_post"]
+)
+@pytest.mark.parametrize("mode", ["absolute", "relative"])
+@pytest.mark.parametrize("with_base", [False, True], ids=["own", "base"])
+def test_family_engine_matches_naive(family_model, family_inputs, hook_in, mode, with_base):
+    kwargs = dict(
+        target=family_inputs["target"],
+        base=family_inputs["base"] if with_base else None,
+        mode=mode,
+        n_steps=N_STEPS,
+        hook_in=hook_in,
+        kl=True,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SlowPathWarning)  # the fast runner covers every family
+        engine = perturbation_curves(family_model, family_inputs["tokens"], **kwargs)
+    naive = naive_perturbation_curves(family_model, family_inputs["tokens"], **kwargs)
+    assert_same_curves(engine, naive)
+    assert engine.l2[:, 1:].max() > 1e-2
+    assert engine.kl[:, 1:].max() > 1e-4
+
+
+def test_family_engine_with_fused_qkv_matches_naive(family_model, family_inputs, monkeypatch):
+    """The one-product queries, keys and values that CUDA runs by default, here on CPU."""
+    fused = functools.partial(last_position.LastPositionBlock, fused_qkv=True)
+    monkeypatch.setattr(last_position, "LastPositionBlock", fused)
+    kwargs = dict(target=family_inputs["target"], mode="relative", n_steps=N_STEPS, kl=True)
+    engine = perturbation_curves(family_model, family_inputs["tokens"], batch_size=50, **kwargs)
+    naive = naive_perturbation_curves(family_model, family_inputs["tokens"], **kwargs)
+    assert_same_curves(engine, naive)
+
+
+def transformer_lens_curves(model, tokens, points, hook_in, hook_out) -> tuple[torch.Tensor, ...]:
+    """L2 and KL curves ``[B, n]`` of path points ``[B, n, d]`` from TransformerLens's forward
+    pass resumed at the input block (no hooks), KL in float64."""
+    first = perturb._first_block(hook_in, model.cfg.n_layers)
+    out_block = perturb._out_block(hook_out, model.cfg.n_layers, first)
+    outs, logits = [], []
+    for n in range(points.shape[1]):
+        resid = model(tokens, stop_at_layer=first)
+        resid[:, -1] = points[:, n]
+        outs.append(model(resid, start_at_layer=first, stop_at_layer=out_block + 1)[:, -1])
+        logits.append(model(resid, start_at_layer=first)[:, -1])
+    out, logp = torch.stack(outs, 1), torch.stack(logits, 1).double().log_softmax(-1)
+    l2 = (out - out[:, :1]).norm(dim=-1)
+    kl = (logp[:, :1].exp() * (logp[:, :1] - logp)).sum(-1)
+    return l2, kl
+
+
+@pytest.mark.parametrize("hook_out", [None, "blocks.2.hook_resid_post"])
+def test_naive_reference_matches_transformer_lens_forward(family_model, family_inputs, hook_out):
+    """The reference against TransformerLens's own forward pass, not hooked: the hooked residual
+    at hook_out and the logits (soft-capped once, as the model caps them)."""
+    hook_in, n_steps = "blocks.1.hook_resid_pre", 5
+    tokens, base, target = family_inputs["tokens"], family_inputs["base"], family_inputs["target"]
+    kwargs = dict(base=base, mode="relative", n_steps=n_steps, hook_in=hook_in, hook_out=hook_out)
+    naive = naive_perturbation_curves(family_model, tokens, target, kl=True, **kwargs)
+    points = perturbation_path(base, target, mode="relative", n_steps=n_steps)
+    with torch.inference_mode():
+        l2, kl = transformer_lens_curves(family_model, tokens, points, hook_in, hook_out)
+    assert (naive.l2 - l2).abs().max().item() <= 1e-5
+    assert (naive.kl - kl).abs().max().item() <= 1e-5
+
+
+def test_tight_gemma2_settings_bind(family_inputs):
+    """gemma2-tight's window and soft caps change the curves: the tests above exercise them."""
+    tokens, target = family_inputs["tokens"], family_inputs["target"]
+    tight = perturbation_curves(
+        random_model(family_config("gemma2", **GEMMA2_TIGHT)), tokens, target, kl=True
+    )
+    for setting, off in [
+        ("window_size", 4096),
+        ("attn_scores_soft_cap", -1.0),
+        ("output_logits_soft_cap", -1.0),
+    ]:
+        model = random_model(family_config("gemma2", **{**GEMMA2_TIGHT, setting: off}))
+        loose = perturbation_curves(model, tokens, target, kl=True)
+        assert (loose.kl - tight.kl).abs().max() > 1e-3, setting
+
+
 # ---------------------------------------------------------------------------- curve facts
 
 
@@ -258,17 +368,17 @@ def test_batch_size_does_not_change_the_curves(ln_model, inputs, batch_size):
 def test_kl_chunks_are_bounded_by_logits_memory(ln_model, inputs, monkeypatch):
     kwargs = dict(target=inputs["target"], mode="relative", kl=True)
     default = perturbation_curves(ln_model, inputs["tokens"], **kwargs)
-    monkeypatch.setattr(perturb, "LOGITS_BYTES", 5 * 4 * D_VOCAB)  # 5 rows of float32 logits
-    real_chunks, chunk_rows = perturb._chunks, []
+    monkeypatch.setattr(perturb, "CPU_LOGITS_BYTES", 5 * 4 * D_VOCAB)  # 5 rows of float32 logits
+    real_chunks, rows = perturb._chunks, []
 
     def recording_chunks(*args):
         chunks = real_chunks(*args)
-        chunk_rows.extend(len(steps) * (p.stop - p.start) for _, p, steps in chunks)
+        rows.extend((s.stop - s.start) * (p.stop - p.start) for _, p, s in chunks)
         return chunks
 
     monkeypatch.setattr(perturb, "_chunks", recording_chunks)
     bounded = perturbation_curves(ln_model, inputs["tokens"], **kwargs)
-    assert max(chunk_rows) == 5
+    assert max(rows) == 5
     assert_same_curves(bounded, default, tol=1e-5)
 
 
@@ -288,6 +398,85 @@ def test_progress_bar_does_not_change_the_curves(ln_model, inputs, capsys):
     shown = perturbation_curves(ln_model, inputs["tokens"], inputs["target"], progress=True)
     assert torch.equal(quiet.l2, shown.l2)
     assert "100%" in capsys.readouterr().err
+
+
+def test_curves_come_to_the_host_once_per_call(ln_model, inputs, monkeypatch):
+    """No per-chunk host round-trips: as many device-to-host reads with 63 chunks as with one."""
+    kwargs = dict(target=inputs["target"], mode="relative", n_steps=N_STEPS, kl=True)
+    reads = []
+    for name in ("cpu", "item", "tolist", "__bool__"):
+        real = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _real=real, _name=name, **kw):
+            reads.append(_name)
+            return _real(self, *args, **kw)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    counts = []
+    for batch_size in (None, 1):
+        reads.clear()
+        perturbation_curves(ln_model, inputs["tokens"], batch_size=batch_size, **kwargs)
+        counts.append(sorted(reads))
+    monkeypatch.undo()
+    assert counts[0] == counts[1]
+    assert counts[0].count("cpu") == 3  # distance, l2 and kl
+
+
+# ---------------------------------------------------------------------------- chunk sizes
+
+GPT2 = family_config("gpt2", "real")
+GIB = 2**30
+
+
+def test_cpu_chunks_keep_their_cache_sized_rows():
+    assert chunk_rows(GPT2, "cpu", kl=False) == perturb.CPU_ROWS == 256
+    assert chunk_rows(GPT2, "cpu", kl=True) == 256  # 64 MiB holds 333 rows of GPT-2 logits
+    gemma2 = family_config("gemma2", "real")
+    assert chunk_rows(gemma2, "cpu", kl=True) == 64 * 2**20 // (4 * 256000)
+    assert chunk_rows(GPT2, "cpu", kl=True, positions=10) == 33  # the naive reference's rows
+
+
+def test_cuda_chunks_follow_free_memory():
+    l2 = chunk_rows(GPT2, "cuda", kl=False, free_bytes=80 * GIB)
+    kl = chunk_rows(GPT2, "cuda", kl=True, free_bytes=80 * GIB)
+    assert l2 == kl == perturb.CUDA_MAX_ROWS
+    assert chunk_rows(GPT2, "cuda", kl=True, free_bytes=4 * GIB) >= 2048
+    small = chunk_rows(GPT2, "cuda", kl=True, free_bytes=64 * 2**20)
+    assert 1 <= small <= 333  # never more than today's 64 MiB of logits
+
+
+def test_cuda_workers_size_for_their_share():
+    alone = chunk_rows(GPT2, "cuda", kl=True, free_bytes=8 * GIB)
+    shared = chunk_rows(GPT2, "cuda", kl=True, free_bytes=8 * GIB, share=4)
+    assert shared == chunk_rows(GPT2, "cuda", kl=True, free_bytes=2 * GIB)
+    assert shared < alone
+    assert chunk_rows(GPT2, "cuda", kl=True, free_bytes=80 * GIB, share=4) >= 8192
+
+
+def test_naive_rows_hold_whole_prompts():
+    engine = chunk_rows(GPT2, "cuda", kl=True, free_bytes=8 * GIB)
+    assert chunk_rows(GPT2, "cuda", kl=True, free_bytes=8 * GIB, positions=10) == engine // 10
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_explicit_rows_override_the_sizing(device):
+    assert chunk_rows(GPT2, device, kl=True, free_bytes=GIB, override=777) == 777
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        chunk_rows(GPT2, device, kl=True, override=0)
+
+
+def test_share_defaults_to_the_xdist_worker_count(monkeypatch):
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "4")
+    assert perturb._default_share() == 4
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
+    assert perturb._default_share() == 1
+
+
+def test_prefix_groups_follow_free_memory():
+    assert perturb._prefix_group(GPT2, 10, None, 1) == perturb.PREFIX_PROMPTS
+    alone, shared = (perturb._prefix_group(GPT2, 10, 80 * GIB, share) for share in (1, 4))
+    assert alone >= 4 * 1000
+    assert shared == alone // 4
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -338,6 +527,8 @@ BAD_INPUTS = {
     "batch_size-0": (lambda i: dict(batch_size=0), ValueError, "batch_size must be >= 1"),
     "batch_size-float": (lambda i: dict(batch_size=8.0), TypeError, "batch_size must be an int"),
     "kl-str": (lambda i: dict(kl="yes"), TypeError, "kl must be a bool"),
+    "tf32-int": (lambda i: dict(tf32=1), TypeError, "tf32 must be a bool"),
+    "share-0": (lambda i: dict(share=0), ValueError, "share must be >= 1"),
 }
 
 
@@ -371,34 +562,43 @@ def test_attached_hooks_are_an_error(inputs):
         perturbation_curves(model, inputs["tokens"], inputs["target"])
 
 
-@pytest.mark.parametrize(
-    ("overrides", "field"),
-    [
-        (dict(positional_embedding_type="rotary", rotary_dim=16), "positional_embedding_type"),
-        (dict(n_key_value_heads=2), "n_key_value_heads"),
-        (dict(parallel_attn_mlp=True), "parallel_attn_mlp"),
-        (dict(attn_scores_soft_cap=30.0), "attn_scores_soft_cap"),
-        (dict(use_local_attn=True, attn_types=["local"] * 3, window_size=4), "use_local_attn"),
-        (dict(attention_dir="bidirectional"), "attention_dir"),
-    ],
-)
-def test_unsupported_architecture_fails_before_any_work(inputs, monkeypatch, overrides, field):
+SLOW_PATHS = {
+    "qk-norm": (dict(use_qk_norm=True), "use_qk_norm", "own blocks"),
+    "clip-qkv": (dict(clip_qkv=0.3), "clip_qkv", "own blocks"),
+    "attention-sinks": (dict(use_attention_sinks=True), "use_attention_sinks", "own blocks"),
+    "alibi": (dict(positional_embedding_type="alibi"), "positional_embedding_type", "own blocks"),
+    "dynamic-ntk": (
+        dict(positional_embedding_type="rotary", rotary_dim=16, use_dynamic_ntk_rope=True),
+        "use_dynamic_ntk_rope",
+        "own blocks",
+    ),
+    "post-norm": (
+        dict(normalization_type="RMS", original_architecture="Olmo2ForCausalLM"),
+        "original_architecture",
+        "own blocks",
+    ),
+    "shortformer": (dict(positional_embedding_type="shortformer"), "positional_embedding", "naive"),
+    "bidirectional": (dict(attention_dir="bidirectional"), "attention_dir", "naive"),
+}
+
+
+@pytest.mark.parametrize("case", list(SLOW_PATHS))
+def test_models_outside_the_fast_runner_warn_and_stay_exact(inputs, case):
+    overrides, field, path = SLOW_PATHS[case]
     model = make_model(**overrides)
+    kwargs = dict(target=inputs["target"], mode="relative", n_steps=N_STEPS, kl=True)
+    with pytest.warns(SlowPathWarning, match=rf"cfg\.{field}.*{path}") as warned:
+        engine = perturbation_curves(model, inputs["tokens"], **kwargs)
+    assert warned[0].filename == __file__  # the warning points at the call
+    naive = naive_perturbation_curves(model, inputs["tokens"], **kwargs)
+    assert_same_curves(engine, naive)
+    assert engine.l2[:, 1:].max() > 1e-2
 
-    def no_forward(*args, **kwargs):
-        raise AssertionError("the model ran before the architecture was checked")
 
-    monkeypatch.setattr(model, "forward", no_forward)
-    monkeypatch.setattr(model, "run_with_cache", no_forward)
-    with pytest.raises(NotImplementedError, match=f"cfg.{field}"):
-        perturbation_curves(model, inputs["tokens"], inputs["target"])
-
-
-def test_naive_reference_supports_what_the_engine_does_not(inputs):
-    model = make_model(positional_embedding_type="rotary", rotary_dim=16)
-    curves = naive_perturbation_curves(model, inputs["tokens"], inputs["target"], n_steps=5)
-    assert torch.all(curves.l2[:, 0] == 0)
-    assert curves.l2[:, 1:].min() > 0
+def test_supported_models_do_not_warn(model, inputs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SlowPathWarning)
+        perturbation_curves(model, inputs["tokens"], inputs["target"], n_steps=3)
 
 
 @pytest.mark.parametrize(

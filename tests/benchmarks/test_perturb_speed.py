@@ -1,26 +1,53 @@
-"""Speed of the cached-prefix engine against the naive reference at GPT-2 small size.
+"""Speed of the cached-prefix engine against the naive reference on CPU, per model family.
 
-A GPT-2-small-shaped model with random weights (LNPre, as after ``fold_ln``; no hub access),
-float32, one CPU thread. Each pair (naive, engine) runs the same 4 prompts x 101 steps in the same
-benchmark group, and each run's curves are checked against one naive reference. The speeds (ms per
-perturbed forward, and their ratio) go to ``benchmark.extra_info`` and the terminal summary. No
-speed threshold is asserted.
+Models of each family's real widths with random weights (tests/families.py; no hub access),
+float32, one CPU thread. GPT-2 small and Pythia-70m run at full depth, perturbed at blocks.1 (the
+paper's input layer). The Gemma-2-2B and Llama-3.1-8B shapes are reduced to 4 and 2 blocks (the
+full models take 10 and 32 GB in float32) and perturbed at blocks.0, so that the engine runs every
+block and the speed-up does not depend on the depth; they take about 6 GB and minutes, and run
+only with --benchmark-enable.
+
+Each pair (naive, engine) runs the same prompts in the same benchmark group, and every run's
+curves are checked against one naive reference. The speeds (ms per perturbed forward, and their
+ratio) go to ``benchmark.extra_info`` and the terminal summary. No speed threshold is asserted.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from synthact.perturb import Curves, naive_perturbation_curves, perturbation_curves
+from tests.families import family_config, random_model
 
-N_PROMPTS, PROMPT_LEN, N_STEPS = 4, 10, 101
-TOL = 1e-4
+PROMPT_LEN, TOL = 10, 1e-4
 IMPLEMENTATIONS = {"naive": naive_perturbation_curves, "engine": perturbation_curves}
-ROUNDS = {"naive": 2, "engine": 5}
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One family's benchmark: depth (None: the real one), input hook, prompts and steps."""
+
+    n_layers: int | None
+    hook_in: str
+    n_prompts: int
+    n_steps: int
+    heavy: bool
+
+    @property
+    def rounds(self) -> dict[str, int]:
+        return {"naive": 1, "engine": 3} if self.heavy else {"naive": 2, "engine": 5}
+
+
+BENCHES = {
+    "gpt2": Bench(None, "blocks.1.hook_resid_pre", 4, 101, heavy=False),
+    "pythia": Bench(None, "blocks.1.hook_resid_pre", 4, 101, heavy=False),
+    "gemma2": Bench(4, "blocks.0.hook_resid_pre", 2, 32, heavy=True),
+    "llama": Bench(2, "blocks.0.hook_resid_pre", 2, 32, heavy=True),
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,47 +58,46 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def gpt2_sized(one_thread) -> tuple[HookedTransformer, torch.Tensor, torch.Tensor]:
-    """(model, tokens [4, 10], targets [4, 768]); targets have about GPT-2's activation norm."""
-    cfg = HookedTransformerConfig(
-        n_layers=12,
-        d_model=768,
-        n_heads=12,
-        d_head=64,
-        d_mlp=3072,
-        d_vocab=50257,
-        n_ctx=1024,
-        act_fn="gelu_new",
-        normalization_type="LNPre",
-        seed=0,
-    )
-    model = HookedTransformer(cfg).eval()
+@pytest.fixture(scope="module", params=list(BENCHES))
+def family(request, bench_device, one_thread) -> tuple[str, dict]:
+    """(family, curves arguments: model, tokens [n, 10], targets at 56, the norm of GPT-2's
+    activations, hook_in and n_steps)."""
+    name, bench = request.param, BENCHES[request.param]
+    if bench_device != "cpu":
+        pytest.skip("CPU benchmark; this run benchmarks --device cuda")
+    config = request.config
+    timing = config.getoption("benchmark_enable") or not config.getoption("benchmark_disable")
+    if bench.heavy and not timing:
+        pytest.skip("heavy (about 6 GB, minutes): runs with --benchmark-enable")
+    depth = {} if bench.n_layers is None else {"n_layers": bench.n_layers}
+    model = random_model(family_config(name, "real", **depth), noise=0)
     generator = torch.Generator().manual_seed(0)
-    tokens = torch.randint(0, cfg.d_vocab, (N_PROMPTS, PROMPT_LEN), generator=generator)
-    target = torch.randn(N_PROMPTS, cfg.d_model, generator=generator)
-    return model, tokens, 56 * target / target.norm(dim=-1, keepdim=True)
+    tokens = torch.randint(0, model.cfg.d_vocab, (bench.n_prompts, PROMPT_LEN), generator=generator)
+    target = torch.randn(bench.n_prompts, model.cfg.d_model, generator=generator)
+    target = 56 * target / target.norm(dim=-1, keepdim=True)
+    args = dict(model=model, tokens=tokens, target=target, hook_in=bench.hook_in)
+    return name, dict(args, n_steps=bench.n_steps)
 
 
 @pytest.fixture(scope="module")
-def reference(gpt2_sized) -> Curves:
+def reference(family) -> Curves:
     """Naive L2 and KL curves that every benchmarked run must reproduce."""
-    return naive_perturbation_curves(*gpt2_sized, n_steps=N_STEPS, kl=True)
+    return naive_perturbation_curves(**family[1], kl=True)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("implementation", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("kl", [False, True], ids=["l2", "kl"])
-def test_perturbation_speed(benchmark, gpt2_sized, reference, speed_record, kl, implementation):
-    group = "perturb-kl" if kl else "perturb-l2"
+def test_perturbation_speed(benchmark, family, reference, speed_record, kl, implementation):
+    name, kwargs = family
+    bench = BENCHES[name]
+    group = f"cpu-{name}-{'kl' if kl else 'l2'}"
     benchmark.group = group
-    curves_fn = IMPLEMENTATIONS[implementation]
     started = time.perf_counter()
     curves = benchmark.pedantic(
-        curves_fn,
-        args=gpt2_sized,
-        kwargs=dict(n_steps=N_STEPS, kl=kl),
-        rounds=ROUNDS[implementation],
+        IMPLEMENTATIONS[implementation],
+        kwargs=dict(kwargs, kl=kl),
+        rounds=bench.rounds[implementation],
         iterations=1,
     )
     seconds = benchmark.stats.stats.min if benchmark.enabled else time.perf_counter() - started
@@ -80,13 +106,17 @@ def test_perturbation_speed(benchmark, gpt2_sized, reference, speed_record, kl, 
     if kl:
         assert (curves.kl - reference.kl).abs().max().item() <= TOL
 
-    ms_per_forward = 1e3 * seconds / (N_PROMPTS * N_STEPS)
+    per_forward = seconds / (bench.n_prompts * bench.n_steps)
     times = speed_record.setdefault(group, {})
-    times[implementation] = ms_per_forward
-    benchmark.extra_info["ms_per_perturbed_forward"] = ms_per_forward
+    times[implementation] = per_forward
+    benchmark.extra_info["ms_per_perturbed_forward"] = 1e3 * per_forward
     if implementation == "engine" and "naive" in times:
-        benchmark.extra_info["speedup_vs_naive"] = times["naive"] / ms_per_forward
-    speed_record["_note"] = (
-        f"{N_PROMPTS} prompts x {N_STEPS} steps, GPT-2-sized random model, float32, 1 CPU thread"
+        benchmark.extra_info["speedup_vs_naive"] = times["naive"] / per_forward
+    notes = speed_record.setdefault("_notes", [])
+    note = (
+        "CPU: random models of each family's real widths, float32, 1 thread; gemma2 (4 blocks) "
+        "and llama (2 blocks) reduced in depth and perturbed at blocks.0"
         + ("" if benchmark.enabled else "; timing disabled: one run each, wall clock")
     )
+    if note not in notes:
+        notes.append(note)
