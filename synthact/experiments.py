@@ -297,13 +297,17 @@ class Lab:
         *,
         progress: bool | None = None,
         device: str | None = None,
+        share: int | None = None,
     ):
         """``device`` overrides ``config.device`` with a device of the same type (e.g. one GPU of
-        several, ``cuda:1``); results do not depend on which, so it is not part of the cache key."""
+        several, ``cuda:1``); results do not depend on which, so it is not part of the cache key.
+        ``share``: processes computing on that device at once, each sizing its chunks for its
+        share of the memory (None: the engine's default, see `perturbation_curves`)."""
         if device is not None and torch.device(device).type != torch.device(config.device).type:
             raise ValueError(f"device {device!r} is not a {config.device!r} device")
         self.config = config
         self.device = device or config.device
+        self.share = share
         self.cache = cache if cache is not None else ResultCache()
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.stages: list[Stage] = []
@@ -475,20 +479,21 @@ class Lab:
         base: torch.Tensor | None = None,
     ) -> Curves:
         subject = self.subject
-        with _tf32(self.config.tf32):
-            return perturbation_curves(
-                subject.model,
-                tokens,
-                target,
-                base=base,
-                mode=mode,
-                step=self.config.spacing(self.constants.step),
-                n_steps=self.config.n_steps,
-                hook_in=subject.hook_in,
-                hook_out=subject.hook_out,
-                kl=kl,
-                progress=self.progress,
-            )
+        return perturbation_curves(
+            subject.model,
+            tokens,
+            target,
+            base=base,
+            mode=mode,
+            step=self.config.spacing(self.constants.step),
+            n_steps=self.config.n_steps,
+            hook_in=subject.hook_in,
+            hook_out=subject.hook_out,
+            kl=kl,
+            progress=self.progress,
+            share=self.share,
+            tf32=self.config.tf32,
+        )
 
     def sensitivity(self, mode: str) -> Result:
         """Section 5.1 / Table A.1: L2 curves from real bases towards every target type.
@@ -582,17 +587,6 @@ class Lab:
         if experiment in ("sensitivity", "kl"):
             return getattr(self, experiment)(mode)
         raise ValueError(f"unknown experiment {experiment!r}")
-
-
-@contextmanager
-def _tf32(allowed: bool) -> Iterator[None]:
-    """CUDA float32 matrix products may use TF32 inside the block (restored after)."""
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = allowed
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,13 @@ def test_lookup_order():
 
 @pytest.mark.parametrize(
     ("worker", "gpus", "expected"),
-    [("gw0", 8, "cuda:0"), ("gw9", 8, "cuda:1"), ("gw3", 1, "cuda"), ("", 8, "cuda")],
+    [
+        ("gw0", 8, ("cuda:0", 2)),  # workers 0 and 8 share cuda:0
+        ("gw9", 8, ("cuda:1", 2)),
+        ("gw7", 8, ("cuda:7", 1)),
+        ("gw3", 1, ("cuda", 10)),
+        ("", 8, ("cuda", 10)),
+    ],
 )
 def test_xdist_workers_spread_over_the_gpus(monkeypatch, worker, gpus, expected):
     import torch
@@ -74,6 +80,7 @@ def test_xdist_workers_spread_over_the_gpus(monkeypatch, worker, gpus, expected)
     from fixtures.experiments import worker_device
 
     monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "10")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     assert worker_device("cuda") == expected
-    assert worker_device("cpu") == "cpu"
+    assert worker_device("cpu") == ("cpu", 10)
