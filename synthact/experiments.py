@@ -14,6 +14,7 @@ the order in which experiments run, on the worker that runs them, or on which ot
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.util
 import sys
@@ -76,8 +77,13 @@ METHOD_MODULES = (
 """Modules whose source defines the method; their hash is part of every cache key."""
 
 
+@functools.cache
 def method_version() -> str:
-    """SHA-256 (16 hex digits) of the source of `METHOD_MODULES`."""
+    """SHA-256 (16 hex digits) of the source of `METHOD_MODULES`.
+
+    Read once per process, when this module is imported (about when the code itself is), so a
+    source file edited while a run goes on cannot label results computed by the old code.
+    """
     h = hashlib.sha256()
     for name in METHOD_MODULES:
         spec = importlib.util.find_spec(name)
@@ -86,6 +92,9 @@ def method_version() -> str:
             with open(spec.origin, "rb") as f:
                 h.update(f.read())
     return h.hexdigest()[:16]
+
+
+method_version()
 
 
 def generator(seed: int, *labels: str) -> torch.Generator:
