@@ -12,7 +12,8 @@ def test_c01_real_blows_up_before_random(sensitivity, evidence):
     Section 5.1 / Table A.1: mean MS 41.2 vs 52.5 (KS 0.44) with absolute steps, 51.7 vs 64.9
     (KS 0.62) with relative steps. On a control the effect must be absent: real earlier by less
     than half the paper's gap in pooled standard deviations (paper: 1.09 absolute, 1.46
-    relative), and KS below the claim's 0.3.
+    relative). KS measures any difference of the distributions, not this effect, so it decides
+    the claim but not the absence (an untrained GPT-2 shows KS about 0.15-0.25 at n = 100).
     """
     steps = evidence.distributions(sensitivity, ["real", "random"], table="A.1")
     paper = report.paper_rows("A.1", sensitivity.mode)
@@ -20,8 +21,5 @@ def test_c01_real_blows_up_before_random(sensitivity, evidence):
     evidence.verdict(
         checks.earlier(steps, "real", "random"),
         checks.ks_above(steps, "real", "random", 0.3),
-        absent=[
-            checks.gap_below(steps, "real", "random", half_gap),
-            checks.ks_below(steps, "real", "random", 0.3),
-        ],
+        absent=[checks.gap_below(steps, "real", "random", half_gap)],
     )

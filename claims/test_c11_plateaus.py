@@ -16,15 +16,12 @@ def test_c11_real_bases_have_larger_plateaus(plateau, variant, evidence):
     6.18 baseline, KS 0.57, 0.63, 0.75). Real vs random is the plateau effect of Heimersheim and
     Mendel; real vs synthetic is this paper's finding, so each comparison is its own case. On a
     control the effect must be absent: real later by less than half that run's gap in pooled
-    standard deviations (1.02 random, 1.38 baseline, 1.11 structured), and KS < 0.3.
+    standard deviations (1.02 random, 1.38 baseline, 1.11 structured).
     """
     steps = evidence.distributions(plateau, ["real", variant], metric="ap")
     recorded = report.paper_rows("AP", "absolute")
     half_gap = checks.paper_standardized_gap(recorded[variant], recorded["real"]) / 2
     evidence.verdict(
         checks.earlier(steps, variant, "real", "AP"),
-        absent=[
-            checks.gap_below(steps, variant, "real", half_gap, "AP"),
-            checks.ks_below(steps, variant, "real", 0.3),
-        ],
+        absent=[checks.gap_below(steps, variant, "real", half_gap, "AP")],
     )
