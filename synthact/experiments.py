@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import math
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -26,8 +27,9 @@ import torch
 from synthact import metrics
 from synthact.cache import Arrays, ResultCache
 from synthact.latents import LatentStats, ScaleFacts, latent_statistics, scale_facts
-from synthact.perturb import MODES, perturbation_curves
-from synthact.subjects import SUBJECTS, Subject, load_subject
+from synthact.perturb import MODES, naive_perturbation_curves, perturbation_curves
+from synthact.prompts import PROMPT_LEN
+from synthact.subjects import Subject, estimate_log_sparsity, load_subject, subject_spec
 from synthact.targets import (
     SYNTHETIC_TYPES,
     Gaussian,
@@ -79,12 +81,13 @@ class RunConfig:
     """What one replication run computes.
 
     Attributes:
-        subject: registry name of the subject.
+        subject: the subject's name (see `synthact.subjects.subject_spec`).
         n: perturbations per type (paper: 1000).
         seed: master seed of every random draw.
         n_gaussian: real activations the Gaussian ("random") is fitted on (paper: 32,000).
         n_latent_stats: real activations for Appendix E (paper: 2,000).
         n_steps: points per perturbation curve (paper: 101, steps 0..100).
+        prompt_len: tokens per prompt; the last one is perturbed (paper: 10).
         device, dtype: where and in what precision the model runs.
     """
 
@@ -94,14 +97,14 @@ class RunConfig:
     n_gaussian: int = 32_000
     n_latent_stats: int = 2_000
     n_steps: int = 101
+    prompt_len: int = PROMPT_LEN
     device: str = "cpu"
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        if self.subject not in SUBJECTS:
-            raise ValueError(
-                f"unknown subject {self.subject!r}; known subjects: {', '.join(SUBJECTS)}"
-            )
+        subject_spec(self.subject)
+        if self.prompt_len < 1:
+            raise ValueError(f"prompt_len must be at least 1 token, got {self.prompt_len}")
         if self.n < 2:
             raise ValueError(f"n must be at least 2 perturbations per type, got {self.n}")
         if self.n_gaussian < 2:
@@ -261,14 +264,32 @@ class Lab:
         return self._cached("pool", self._compute_pool)
 
     def _compute_pool(self) -> Arrays:
-        subject = self.subject
-        tokens = subject.sample_prompts(self.config.n_pool, self._generator("prompts"))
+        subject, length = self.subject, self.config.prompt_len
+        if length > subject.model.cfg.n_ctx:
+            raise ValueError(
+                f"prompt_len {length} exceeds {self.config.subject}'s context of "
+                f"{subject.model.cfg.n_ctx} tokens"
+            )
+        tokens = subject.sample_prompts(self.config.n_pool, self._generator("prompts"), length)
         acts = collect_activations(subject.model, tokens, subject.hook_in, progress=self.progress)
         return {"tokens": tokens.numpy(), "acts": acts.numpy()}
 
     @cached_property
     def acts(self) -> torch.Tensor:
         return torch.from_numpy(self.pool["acts"])
+
+    @property
+    def sparsity(self) -> Arrays:
+        """``log_sparsity`` [d_sae] of the SAE, and ``estimated_from`` (0: the subject's own;
+        N: estimated from the SAE's firing on the N pool activations, `estimate_log_sparsity`)."""
+        return self._cached("sparsity", self._compute_sparsity)
+
+    def _compute_sparsity(self) -> Arrays:
+        subject = self.subject
+        if not subject.estimate_sparsity:
+            return {"log_sparsity": subject.log_sparsity.numpy(), "estimated_from": np.array(0)}
+        log_sparsity = estimate_log_sparsity(subject.sae, self.acts)
+        return {"log_sparsity": log_sparsity.numpy(), "estimated_from": np.array(len(self.acts))}
 
     @cached_property
     def scale(self) -> Scale:
@@ -311,7 +332,7 @@ class Lab:
             self.subject.sae,
             self.base_acts,
             kind,
-            self.subject.log_sparsity,
+            torch.from_numpy(self.sparsity["log_sparsity"]),
             self._generator("synthetic", kind),
         )
 
@@ -347,10 +368,8 @@ class Lab:
         base: torch.Tensor | None = None,
     ):
         subject = self.subject
-        return perturbation_curves(
-            subject.model,
-            tokens,
-            target,
+        args = (subject.model, tokens, target)
+        kwargs = dict(
             base=base,
             mode=mode,
             step=self.scale.step,
@@ -360,6 +379,16 @@ class Lab:
             kl=kl,
             progress=self.progress,
         )
+        try:
+            return perturbation_curves(*args, **kwargs)
+        except NotImplementedError as error:
+            architecture = subject.model.cfg.original_architecture or "this architecture"
+            warnings.warn(
+                f"{self.config.subject} ({architecture}): the fast engine cannot run it ({error}); "
+                "running the naive engine instead (same curves, several times slower)",
+                stacklevel=2,
+            )
+            return naive_perturbation_curves(*args, **kwargs)
 
     def sensitivity(self, mode: str) -> Result:
         """Section 5.1 / Table A.1: L2 curves from real bases towards every target type.
