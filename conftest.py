@@ -13,4 +13,5 @@ pytest_plugins = [
     "fixtures.experiments",
     "fixtures.evidence",
     "fixtures.expectations",
+    "fixtures.matrix",
 ]
