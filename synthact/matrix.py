@@ -75,7 +75,7 @@ class Cell:
         """``estimate (bound b vs threshold t)``, or ``""`` without numbers."""
         if self.estimate is None:
             return ""
-        return f"{self.estimate:.3g} (bound {self.bound:.3g} vs {self.threshold:g})"
+        return f"{_num(self.estimate)} (bound {_num(self.bound)} vs {self.threshold:g})"
 
     def markdown(self) -> str:
         if self.outcome == "error":
@@ -168,11 +168,16 @@ def matrix_figure(cells: Sequence[Cell], subjects: Sequence[str]) -> plt.Figure:
 
 def _annotate(ax: plt.Axes, i: int, j: int, cell: Cell) -> None:
     short = {"holds": "holds", "does not hold": "does not", "error": "error"}[cell.outcome]
-    text = short if cell.estimate is None else f"{short} {cell.estimate:.2g}"
+    text = short if cell.estimate is None else f"{short} {_num(cell.estimate, 2)}"
     if cell.met is not None:
         text += " ✓" if cell.met else " ✗"
         ax.add_patch(plt.Rectangle((j - 0.46, i - 0.42), 0.92, 0.84, fill=False, linewidth=1.5))
     ax.text(j, i, text, ha="center", va="center", fontsize=8)
+
+
+def _num(x: float, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant figures; float noise around 0 shows as 0."""
+    return f"{round(x, 9) + 0.0:.{digits}g}"
 
 
 def write_matrix(cells: Sequence[Cell], subjects: Sequence[str], out_dir: Path) -> list[Path]:

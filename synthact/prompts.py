@@ -106,7 +106,9 @@ def window_table(stream: torch.Tensor, length: int, *, bos_id: int | None = None
     if stream.ndim != 1:
         raise ValueError(f"stream must be 1-D [n_tokens], got shape {tuple(stream.shape)}")
     if len(stream) < width:
-        raise ValueError(f"the stream has {len(stream)} tokens; prompts need {width}")
+        raise ValueError(
+            f"the stream has {len(stream)} tokens; prompts need {width}: ask for shorter prompts"
+        )
     windows = stream.unfold(0, width, 1).to(torch.int64)
     return _with_bos(windows, bos_id)
 

@@ -694,7 +694,7 @@ def _distinct(table: torch.Tensor, n: int, generator: torch.Generator, source: s
         return sample_rows(table, n, generator)
     except ValueError as error:
         raise ValueError(
-            f"{source} give too few distinct prompts of {table.shape[1]} tokens: {error}; ask for "
+            f"too few distinct prompts of {table.shape[1]} tokens in {source}: {error}; ask for "
             "fewer prompts (--n, --n-gaussian) or shorter ones (--prompt-len)"
         ) from error
 

@@ -415,5 +415,7 @@ def test_null_prompts_too_few_distinct_is_a_clear_error(
     null_release_subjects: dict[str, Subject],
 ) -> None:
     subject = null_release_subjects["gpt2-small-res-jb/blocks.6.hook_resid_pre"]
-    with pytest.raises(ValueError, match=r"too few distinct prompts of 10 tokens.*--prompt-len"):
+    with pytest.raises(
+        ValueError, match=r"too few distinct prompts of 10 tokens in the null.*--prompt-len"
+    ):
         subject.sample_prompts(10**7, gen(0))
