@@ -62,6 +62,7 @@ from synthact.prompts import (
 if TYPE_CHECKING:
     from sae_lens.loading.pretrained_saes_directory import PretrainedSAELookup
     from transformer_lens import HookedTransformerConfig
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = [
     "NULL_PREFIX",
@@ -653,7 +654,7 @@ def _offline_hint(release: Release) -> Iterator[None]:
 
 def _dataset_prompts(
     path: str,
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     bos_id: int | None,
     n: int,
     generator: torch.Generator,
@@ -669,9 +670,9 @@ def _dataset_prompts(
         rows = read_dataset_rows(path, ROWS_PER_PROMPT * n)
     except Exception as error:
         raise RuntimeError(
-            f"cannot read prompts from the SAE's training dataset {path!r}: {error}. It is read "
-            "(streamed) once per run with network access; the prompts are then cached with the "
-            "results"
+            f"cannot read prompts from the SAE's training dataset {path!r}: {error}. Its first "
+            "rows are streamed whenever a run's prompts are not cached yet, which needs network "
+            "access (HF_HUB_OFFLINE unset)"
         ) from error
     table = dataset_prefixes(rows, tokenizer, length, bos_id=bos_id)
     return _distinct(table, n, generator, f"the first {len(rows)} rows of dataset {path!r}")
