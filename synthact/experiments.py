@@ -32,7 +32,14 @@ from synthact import metrics
 from synthact.cache import Arrays, ResultCache
 from synthact.latents import LatentStats, ScaleFacts, latent_statistics, scale_facts
 from synthact.perturb import MODES, Curves, perturbation_curves
-from synthact.subjects import SUBJECTS, Constants, Subject, load_subject
+from synthact.prompts import PROMPT_LEN
+from synthact.subjects import (
+    Constants,
+    Subject,
+    estimate_log_sparsity,
+    load_subject,
+    subject_spec,
+)
 from synthact.targets import (
     LATENT_MOVES,
     SYNTHETIC_TYPES,
@@ -108,7 +115,7 @@ class RunConfig:
     """What one replication run computes.
 
     Attributes:
-        subject: registry name of the subject.
+        subject: the subject's name (see `synthact.subjects.subject_spec`).
         n: perturbations per type (paper: 1000).
         seed: master seed of every random draw.
         n_gaussian: real activations the Gaussian ("random") is fitted on (paper: 32,000).
@@ -116,6 +123,7 @@ class RunConfig:
         grid: the step grid, ``code`` (default) or ``text`` (see `GRIDS`).
         latent_moves: ``in-place`` (the authors' code, default) or ``distinct`` (the paper's
             text), for synthetic-random and synthetic-baseline (see `synthact.synthetic`).
+        prompt_len: tokens per prompt; the last one is perturbed (paper: 10).
         device, dtype: where and in what precision the model runs.
         tf32: let CUDA float32 matrix products use TF32 (opt-in; claims/test_precision.py
             measures what it moves).
@@ -128,15 +136,15 @@ class RunConfig:
     n_latent_stats: int = 2_000
     grid: str = "code"
     latent_moves: str = "in-place"
+    prompt_len: int = PROMPT_LEN
     device: str = "cpu"
     dtype: str = "float32"
     tf32: bool = False
 
     def __post_init__(self) -> None:
-        if self.subject not in SUBJECTS:
-            raise ValueError(
-                f"unknown subject {self.subject!r}; known subjects: {', '.join(SUBJECTS)}"
-            )
+        subject_spec(self.subject)
+        if self.prompt_len < 1:
+            raise ValueError(f"prompt_len must be at least 1 token, got {self.prompt_len}")
         if self.n < 2:
             raise ValueError(f"n must be at least 2 perturbations per type, got {self.n}")
         if self.n_gaussian < 2:
@@ -376,8 +384,13 @@ class Lab:
         return self._cached("pool", self._compute_pool)
 
     def _compute_pool(self) -> Arrays:
-        subject = self.subject
-        tokens = subject.sample_prompts(self.config.n_pool, self._generator("prompts"))
+        subject, length = self.subject, self.config.prompt_len
+        if length > subject.model.cfg.n_ctx:
+            raise ValueError(
+                f"prompt_len {length} exceeds {self.config.subject}'s context of "
+                f"{subject.model.cfg.n_ctx} tokens"
+            )
+        tokens = subject.sample_prompts(self.config.n_pool, self._generator("prompts"), length)
         acts = collect_activations(subject.model, tokens, subject.hook_in, progress=self.progress)
         return {"tokens": tokens.numpy(), "acts": acts.numpy()}
 
@@ -385,10 +398,31 @@ class Lab:
     def acts(self) -> torch.Tensor:
         return torch.from_numpy(self.pool["acts"])
 
+    @property
+    def sparsity(self) -> Arrays:
+        """``log_sparsity`` [d_sae] of the SAE, and ``estimated_from`` (0: the subject's own;
+        N: estimated from the SAE's firing on the N pool activations, `estimate_log_sparsity`)."""
+        return self._cached("sparsity", self._compute_sparsity)
+
+    @property
+    def sparsity_source(self) -> str:
+        """Where the SAE's log-sparsity comes from, in words (for the report's parameters)."""
+        n = int(self.sparsity["estimated_from"])
+        if n == 0:
+            return "the subject's own (the release's sparsity file, or exact for planted)"
+        return f"estimated from the SAE's firing on {n} pool activations (no sparsity file)"
+
+    def _compute_sparsity(self) -> Arrays:
+        subject = self.subject
+        if not subject.estimate_sparsity:
+            return {"log_sparsity": subject.log_sparsity.numpy(), "estimated_from": np.array(0)}
+        log_sparsity = estimate_log_sparsity(subject.sae, self.acts)
+        return {"log_sparsity": log_sparsity.numpy(), "estimated_from": np.array(len(self.acts))}
+
     @cached_property
     def constants(self) -> Constants:
         """The subject's declared constants, else the norm rule on the pool's activations."""
-        declared = SUBJECTS[self.config.subject].constants
+        declared = subject_spec(self.config.subject).constants
         if declared is not None:
             return declared
         return Constants.from_activation_norm(float(self.acts.norm(dim=-1).mean()))
@@ -442,7 +476,7 @@ class Lab:
             self.subject.sae,
             self.base_acts if source == "base" else self.acts[self.sources],
             kind,
-            self.subject.log_sparsity,
+            torch.from_numpy(self.sparsity["log_sparsity"]),
             self._generator(*labels),
             latent_moves=self.config.latent_moves,
         )

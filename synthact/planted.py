@@ -13,7 +13,8 @@ Construction (constants in `PlantedConfig`):
 - Token embeddings: token ``v`` is ``sum_k a_k f_{i_k}`` over ``features_per_token`` distinct
   features drawn with the weights ``p`` (without replacement), magnitudes
   ``a = magnitude * exp(magnitude_log_std * z)``, ``z ~ N(0, 1)``.
-- Position embedding: one vector ``b`` (norm ``offset_norm``) at every position, so the
+- Position embedding: one vector ``b`` (norm ``offset_norm``) at every one of ``n_ctx`` positions,
+  so the
   activation at ``blocks.1.hook_resid_pre`` is ``W_E[token] + b`` at every position. The default
   norm puts the mean activation norm near GPT-2's 56, so the scale rule gives GPT-2's constants.
 - Block 0 and all attention weights are zero; there is no layer norm.
@@ -27,13 +28,13 @@ Construction (constants in `PlantedConfig`):
 - SAE (JumpReLU): ``W_dec`` rows = ``f_i``, ``W_enc = W_dec.T``, ``b_dec = b``, ``b_enc = 0``,
   threshold ``sae_threshold · m``.
 
-Prompts: ``PROMPT_LEN`` token ids, uniform over the vocabulary (so the perturbed last position
-carries ``features_per_token`` features drawn by the Zipf weights); within one draw the last tokens
-are distinct (successive random permutations of the vocabulary), as distinct dataset rows are, so
-two prompts of a draw never share an activation while ``n <= d_vocab``. ``log_sparsity`` is
-``log10(firing frequency + 1e-10)`` of the SAE over this prompt distribution, computed exactly
-from all ``d_vocab`` last tokens (see `vocabulary_log_sparsity`); latents that never fire are dead
-(``-10``).
+Prompts: token ids (``PROMPT_LEN`` of them by default), uniform over the vocabulary (so the
+perturbed last position carries ``features_per_token`` features drawn by the Zipf weights); within
+one draw the last tokens are distinct (successive random permutations of the vocabulary), as
+distinct dataset rows are, so two prompts of a draw never share an activation while
+``n <= d_vocab``. ``log_sparsity`` is ``log10(firing frequency + 1e-10)`` of the SAE over this
+prompt distribution, computed exactly from all ``d_vocab`` last tokens (see
+`vocabulary_log_sparsity`); latents that never fire are dead (``-10``).
 
 Measured with the defaults (seed 0): mean activation norm 54.5 (scale factor 1), SAE FVU 0.0105
 and L0 3.13 on the subject's own activations, no dead latents, top firing frequency 0.26.
@@ -49,7 +50,7 @@ from sae_lens import JumpReLUSAE, JumpReLUSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact.subjects import PROMPT_LEN, Subject
+from synthact.prompts import PROMPT_LEN
 
 HOOK_IN = "blocks.1.hook_resid_pre"
 HOOK_OUT = "blocks.1.hook_resid_post"
@@ -75,6 +76,7 @@ class PlantedConfig:
         unembed_scale: logits over the features are ``unembed_scale · f_i·(resid - b)``.
         sae_threshold: JumpReLU threshold in units of ``m``.
         d_head, n_heads: attention shape (all attention weights are zero).
+        n_ctx: the longest prompt the model accepts.
     """
 
     d_model: int = 512
@@ -93,6 +95,7 @@ class PlantedConfig:
     sae_threshold: float = 0.35
     d_head: int = 64
     n_heads: int = 8
+    n_ctx: int = 1024
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ramp_start < self.ramp_end:
@@ -108,8 +111,8 @@ class PlantedConfig:
             )
         if self.d_head * self.n_heads != self.d_model:
             raise ValueError("d_head * n_heads must equal d_model")
-        if self.d_vocab < 1 or self.offset_norm < 0:
-            raise ValueError("d_vocab must be >= 1 and offset_norm >= 0")
+        if self.d_vocab < 1 or self.offset_norm < 0 or self.n_ctx < 1:
+            raise ValueError("d_vocab and n_ctx must be >= 1 and offset_norm >= 0")
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ def planted_state_dict(cfg: PlantedConfig, weights: PlantedWeights) -> dict[str,
     w_out = torch.stack([f, -f], dim=1).flatten(0, 1) * cfg.gain  # [2 n_features, d_model]
     return {
         "embed.W_E": weights.token_embeddings,
-        "pos_embed.W_pos": b.expand(PROMPT_LEN, -1),
+        "pos_embed.W_pos": b.expand(cfg.n_ctx, -1),
         "blocks.1.mlp.W_in": w_in,
         "blocks.1.mlp.b_in": b_in,
         "blocks.1.mlp.W_out": w_out,
@@ -189,7 +192,7 @@ def build_model(cfg: PlantedConfig, weights: PlantedWeights) -> HookedTransforme
     model_cfg = HookedTransformerConfig(
         n_layers=2,
         d_model=cfg.d_model,
-        n_ctx=PROMPT_LEN,
+        n_ctx=cfg.n_ctx,
         d_head=cfg.d_head,
         n_heads=cfg.n_heads,
         d_mlp=2 * cfg.n_features,
@@ -230,8 +233,10 @@ def build_sae(cfg: PlantedConfig, weights: PlantedWeights) -> JumpReLUSAE:
     return sae.eval()
 
 
-def sample_planted_prompts(d_vocab: int, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``[n, PROMPT_LEN]`` int64 token ids, each uniform over ``range(d_vocab)``.
+def sample_planted_prompts(
+    d_vocab: int, n: int, generator: torch.Generator, length: int = PROMPT_LEN
+) -> torch.Tensor:
+    """``[n, length]`` int64 token ids, each uniform over ``range(d_vocab)``.
 
     The last tokens are the first ``n`` of successive random permutations of the vocabulary, so
     they are distinct when ``n <= d_vocab``; the other positions are independent uniform draws.
@@ -240,7 +245,7 @@ def sample_planted_prompts(d_vocab: int, n: int, generator: torch.Generator) -> 
         raise ValueError(f"n must be >= 0, got {n}")
     n_perms = -(-n // d_vocab)
     last = torch.cat([torch.randperm(d_vocab, generator=generator) for _ in range(n_perms)])
-    prefix = torch.randint(0, d_vocab, (n, PROMPT_LEN - 1), generator=generator)
+    prefix = torch.randint(0, d_vocab, (n, length - 1), generator=generator)
     return torch.cat([prefix, last[:n, None]], dim=1)
 
 
@@ -260,49 +265,29 @@ def vocabulary_log_sparsity(
     return torch.log10(counts / len(weights.token_embeddings) + 1e-10)
 
 
-def load_planted(
-    device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
-    *,
-    gain: float = 30.0,
-    seed: int = 0,
-    **construction_kwargs: float | int,
-) -> Subject:
-    """Build the planted subject (seconds; identical weights for the same arguments).
+@dataclass(frozen=True)
+class Planted:
+    """The planted construction: model, ground-truth SAE and exact log-sparsity (float64, CPU)."""
+
+    config: PlantedConfig
+    model: HookedTransformer
+    sae: JumpReLUSAE
+    log_sparsity: torch.Tensor
+
+
+def build_planted(*, gain: float = 30.0, seed: int = 0, **construction: float | int) -> Planted:
+    """Build the planted construction (seconds; identical weights for the same arguments).
 
     Args:
-        device: torch device of the model and SAE.
-        dtype: dtype of the model and SAE (built in float64, then cast).
         gain: ramp output (30 = the positive control, 0 = the exact null ``planted-null``).
         seed: draws the features, offset and token embeddings.
-        **construction_kwargs: any other `PlantedConfig` field.
-
-    Returns:
-        A `Subject` named ``planted`` (or ``planted-null`` for gain 0) with
-        hook_in ``blocks.1.hook_resid_pre`` and hook_out ``blocks.1.hook_resid_post``.
+        **construction: any other `PlantedConfig` field.
     """
-    if not isinstance(dtype, torch.dtype):
-        raise TypeError(f"dtype must be a torch.dtype such as torch.float32, got {dtype!r}")
-    unknown = set(construction_kwargs) - {f.name for f in dataclasses.fields(PlantedConfig)}
+    unknown = set(construction) - {f.name for f in dataclasses.fields(PlantedConfig)}
     if unknown:
         raise TypeError(f"unknown PlantedConfig fields {sorted(unknown)}")
-    cfg = PlantedConfig(gain=gain, **construction_kwargs)
+    cfg = PlantedConfig(gain=gain, **construction)
     weights = planted_weights(cfg, seed)
-    model, sae = build_model(cfg, weights), build_sae(cfg, weights)
+    sae = build_sae(cfg, weights)
     log_sparsity = vocabulary_log_sparsity(sae, weights).to(torch.float32)
-    model.to(dtype, print_details=False)
-    model.to(device, print_details=False)
-    sae.to(device=device, dtype=dtype)
-
-    def sample_prompts(n: int, generator: torch.Generator) -> torch.Tensor:
-        return sample_planted_prompts(cfg.d_vocab, n, generator)
-
-    return Subject(
-        name="planted" if gain > 0 else "planted-null",
-        model=model,
-        sae=sae,
-        log_sparsity=log_sparsity,
-        sample_prompts=sample_prompts,
-        hook_in=HOOK_IN,
-        hook_out=HOOK_OUT,
-    )
+    return Planted(cfg, build_model(cfg, weights), sae, log_sparsity)

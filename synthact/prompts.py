@@ -4,13 +4,15 @@ Every sampler is a pure function of its data and an explicit ``torch.Generator``
 generator state gives the same prompts. Within one call the prompts are DISTINCT token sequences:
 rows (or window starts) are visited in a uniformly random order and a sequence already taken is
 skipped, so a prompt repeated in the source (web boilerplate, a repeated phrase) appears once and
-two prompts never share an activation. No BOS token is added.
+two prompts never share an activation. The prompt tables of the SAELens release subjects
+(`window_table`, `dataset_prefixes`) start with BOS when asked; nothing else adds one.
 """
 
 from __future__ import annotations
 
+import itertools
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
 
 PROMPT_LEN = 10
 """Tokens per prompt; the perturbed position is the last one (index 9)."""
+FEWER_PROMPTS = (
+    "ask for fewer prompts (--n, --n-gaussian), shorter ones (--prompt-len) or a larger source"
+)
 PARQUET_BATCH_ROWS = 4096
 """Rows decoded at a time when reading prefixes from a parquet file (bounds memory)."""
 
@@ -117,14 +122,89 @@ def _first_distinct(candidates: torch.Tensor, n: int, source: str) -> torch.Tens
     if len(unique) < n:
         raise ValueError(
             f"asked for {n} distinct prompts but {source} holds only {len(unique)} distinct "
-            f"sequences of {candidates.shape[1]} tokens (among {len(candidates)}); ask for fewer "
-            "(--n, --n-gaussian) or use a larger source"
+            f"sequences of {candidates.shape[1]} tokens (among {len(candidates)}); {FEWER_PROMPTS}"
         )
     positions = torch.arange(len(candidates))
     first = torch.full((len(unique),), len(candidates)).scatter_reduce(
         0, inverse, positions, reduce="amin"
     )
     return candidates[first.sort().values[:n]]
+
+
+def window_table(stream: torch.Tensor, length: int, *, bos_id: int | None = None) -> torch.Tensor:
+    """Every window of consecutive tokens of ``stream`` ``[n_tokens]`` as a prompt table.
+
+    With ``bos_id`` each prompt is ``bos_id`` followed by ``length - 1`` stream tokens (as SAELens
+    starts a training context when the SAE's cfg says ``prepend_bos``).
+
+    Returns:
+        ``[n_windows, length]`` int64 (CPU), windows in stream order.
+    """
+    width = _width_after_bos(length, bos_id)
+    if stream.ndim != 1:
+        raise ValueError(f"stream must be 1-D [n_tokens], got shape {tuple(stream.shape)}")
+    if len(stream) < width:
+        raise ValueError(
+            f"the stream has {len(stream)} tokens; prompts need {width}: ask for shorter prompts"
+        )
+    windows = stream.unfold(0, width, 1).to(torch.int64)
+    return _with_bos(windows, bos_id)
+
+
+def dataset_prefixes(
+    rows: Iterable[Mapping[str, object]],
+    tokenizer: PreTrainedTokenizerBase,
+    length: int,
+    *,
+    bos_id: int | None = None,
+) -> torch.Tensor:
+    """The first tokens of each dataset row, as SAELens reads the rows when training an SAE.
+
+    A row's ``tokens`` or ``input_ids`` (pre-tokenized) are used as they are; its ``text`` is
+    tokenized without special tokens and, with ``bos_id``, follows ``bos_id``. Rows with fewer
+    tokens than a prompt needs are skipped.
+
+    Returns:
+        ``[n_rows_kept, length]`` int64 (CPU), rows in order.
+    """
+    width = _width_after_bos(length, bos_id)
+    rows = list(rows)
+    if not rows:
+        raise ValueError("the dataset gave no rows")
+    column = next((c for c in ("tokens", "input_ids", "text") if c in rows[0]), None)
+    if column is None:
+        raise ValueError(
+            f"dataset rows need a 'tokens', 'input_ids' or 'text' column; found {sorted(rows[0])}"
+        )
+    if column == "text":
+        ids = tokenizer([row["text"] for row in rows], add_special_tokens=False, verbose=False)
+        prefixes = [row[:width] for row in ids["input_ids"] if len(row) >= width]
+        return _with_bos(torch.tensor(prefixes, dtype=torch.int64).reshape(-1, width), bos_id)
+    prefixes = [list(row[column][:length]) for row in rows if len(row[column]) >= length]
+    return torch.tensor(prefixes, dtype=torch.int64).reshape(-1, length)
+
+
+def read_dataset_rows(path: str, n_rows: int) -> list[dict]:
+    """The first ``n_rows`` rows of the ``train`` split of a hub dataset or local path, streamed
+    (only what is read is downloaded)."""
+    import datasets
+
+    stream = datasets.load_dataset(path, split="train", streaming=True)
+    return list(itertools.islice(stream, n_rows))
+
+
+def _width_after_bos(length: int, bos_id: int | None) -> int:
+    """Tokens a prompt takes from its source: ``length``, less one for BOS."""
+    _check_length(length)
+    if bos_id is not None and length < 2:
+        raise ValueError(f"a prompt that starts with BOS needs length >= 2, got {length}")
+    return length - (bos_id is not None)
+
+
+def _with_bos(prompts: torch.Tensor, bos_id: int | None) -> torch.Tensor:
+    if bos_id is None:
+        return prompts
+    return torch.cat([torch.full((len(prompts), 1), bos_id, dtype=torch.int64), prompts], dim=1)
 
 
 def token_stream(tokenizer: PreTrainedTokenizerBase, text: str) -> torch.Tensor:
@@ -156,7 +236,9 @@ def _check_count(n: int, available: int, what: str) -> None:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     if n > available:
-        raise ValueError(f"asked for {n} distinct prompts but there are only {available} {what}")
+        raise ValueError(
+            f"asked for {n} distinct prompts but there are only {available} {what}; {FEWER_PROMPTS}"
+        )
 
 
 def _cpu_generator(generator: torch.Generator) -> torch.Generator:

@@ -369,6 +369,7 @@ def run_parameters(lab) -> dict[str, object]:
         "MS flat slope": constants.flat_slope,
         "AP threshold": constants.ap_threshold,
         "constants": constants.source,
+        "log-sparsity": lab.sparsity_source,
     }
 
 

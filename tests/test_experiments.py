@@ -1,8 +1,12 @@
-"""Run configuration, constants, seeding, results and stages of `synthact.experiments`."""
+"""Run configuration, constants, seeding, results and stages of `synthact.experiments`; a tiny
+model for the sparsity estimate."""
 
 import numpy as np
 import pytest
 import torch
+from sae_lens import StandardSAE, StandardSAEConfig
+from sae_lens.saes.sae import SAEMetadata
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from synthact.cache import ResultCache
 from synthact.experiments import (
@@ -14,7 +18,7 @@ from synthact.experiments import (
     method_version,
     stage_table,
 )
-from synthact.subjects import Constants
+from synthact.subjects import SUBJECTS, Constants, Subject, SubjectSpec, estimate_log_sparsity
 
 ONE = Constants(step=0.5, flat_slope=0.02, ap_threshold=20.0, source="test")
 
@@ -191,3 +195,49 @@ def test_lab_device_must_match_the_configured_type(tmp_path):
     with pytest.raises(ValueError, match="not a 'cpu' device"):
         Lab(RunConfig(subject="planted"), ResultCache(tmp_path), device="cuda:1")
     assert Lab(RunConfig(subject="planted"), ResultCache(tmp_path)).device == "cpu"
+
+
+def test_run_config_takes_release_names_and_a_prompt_length():
+    config = RunConfig(subject="gpt2-small-res-jb/blocks.6.hook_resid_pre", prompt_len=32)
+    assert config.prompt_len == 32
+    assert RunConfig(subject="planted").prompt_len == 10
+    with pytest.raises(ValueError, match="prompt_len"):
+        RunConfig(subject="planted", prompt_len=0)
+    with pytest.raises(ValueError, match=r"has no SAE id 'blocks\.99\.hook_resid_pre'"):
+        RunConfig(subject="gpt2-small-res-jb/blocks.99.hook_resid_pre")
+
+
+def _tiny_subject(device: str, dtype: torch.dtype) -> Subject:
+    """2 blocks, width 16, an SAE of 256 latents, no sparsity file (estimated)."""
+    cfg = HookedTransformerConfig(
+        n_layers=2, d_model=16, n_ctx=12, d_head=4, n_heads=4, d_mlp=32, d_vocab=300, act_fn="gelu"
+    )
+    torch.manual_seed(0)
+    metadata = SAEMetadata(hook_name="blocks.1.hook_resid_pre")
+    sae = StandardSAE(StandardSAEConfig(d_in=16, d_sae=256, metadata=metadata))
+    return Subject(
+        name="tiny",
+        model=HookedTransformer(cfg).eval(),
+        sae=sae,
+        log_sparsity=None,
+        sample_prompts=lambda n, generator, length=10: torch.randint(
+            0, 300, (n, length), generator=generator
+        ),
+        hook_in="blocks.1.hook_resid_pre",
+        hook_out="blocks.1.hook_resid_post",
+        estimate_sparsity=True,
+    )
+
+
+@pytest.fixture
+def tiny_lab(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Lab:
+    monkeypatch.setitem(SUBJECTS, "tiny", SubjectSpec("tiny", "a tiny test subject", _tiny_subject))
+    config = RunConfig(subject="tiny", n=3, n_gaussian=40, n_latent_stats=20)
+    return Lab(config, ResultCache(tmp_path), progress=False)
+
+
+def test_lab_estimates_sparsity_from_the_pool_when_the_subject_has_none(tiny_lab: Lab):
+    sparsity = tiny_lab.sparsity
+    assert int(sparsity["estimated_from"]) == tiny_lab.config.n_pool == 40
+    expected = estimate_log_sparsity(tiny_lab.subject.sae, tiny_lab.acts)
+    np.testing.assert_array_equal(sparsity["log_sparsity"], expected.numpy())

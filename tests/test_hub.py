@@ -1,7 +1,7 @@
-"""Tests of synthact.hub: cache look-ups, the build-once logic, and the null-gpt2 hub itself.
+"""Tests of synthact.hub: cache look-ups, the build-once logic, and the null hub itself.
 
-The ``null_hub`` session fixture builds the real null-gpt2 hub once into ``$SYNTHACT_CACHE`` (or
-``~/.cache/synthact``): about 650 MB and 30-60 s on one CPU; later sessions reuse it.
+The ``null_hub`` session fixture builds the real null hub once into ``$SYNTHACT_CACHE`` (or
+``~/.cache/synthact``): about 1.1 GB and 30-60 s on one CPU; later sessions reuse it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from huggingface_hub import constants, try_to_load_from_cache
 from safetensors.torch import load_file
 
-from synthact import hub
+from synthact import hub, subjects
 from synthact.hub import (
     D_SAE,
     DEAD_FRACTION,
@@ -25,9 +25,11 @@ from synthact.hub import (
     GPT2_FILES,
     GPT2_REPO,
     NULL_RECIPE,
+    NULL_SAES,
     NULL_TARGET_L0,
     SAE_FILES,
     SAE_ID,
+    SAE_RELEASE,
     SAE_REPO,
     HubFile,
     calibrate_b_enc,
@@ -40,7 +42,7 @@ from synthact.hub import (
     use_hub_cache,
 )
 from synthact.prompts import PROMPT_LEN, pydoc_topics_text
-from synthact.subjects import Subject, load_subject
+from synthact.subjects import NULL_PREFIX, Subject, load_subject, resolve_release
 
 
 def gen(seed: int) -> torch.Generator:
@@ -108,13 +110,13 @@ class FakeBuild:
         self.fail = fail
         self.seconds = seconds
 
-    def __call__(self, hub_dir: Path, *, seed: int) -> float:
+    def __call__(self, hub_dir: Path, *, seed: int) -> dict[str, float]:
         self.calls += 1
         (hub_dir / "weights.bin").write_text(f"seed {seed}")
         threading.Event().wait(self.seconds)
         if self.fail:
             raise OSError("disk full")
-        return 20.0
+        return {"release/sae": 20.0}
 
 
 @pytest.fixture
@@ -130,7 +132,7 @@ def test_ensure_builds_once_then_reuses(tmp_path: Path, fake_build: FakeBuild) -
     assert (hub_dir / "weights.bin").read_text() == "seed 0"
     marker = json.loads((tmp_path / "null-gpt2" / "build.json").read_text())
     assert marker["recipe"] == NULL_RECIPE and marker["seed"] == 0
-    assert marker["calibration_l0"] == 20.0 and marker["bytes"] == len("seed 0")
+    assert marker["calibration_l0"] == {"release/sae": 20.0} and marker["bytes"] == len("seed 0")
     assert ensure_null_hub(tmp_path) == hub_dir
     assert fake_build.calls == 1
 
@@ -327,3 +329,93 @@ def test_null_prompts_are_deterministic_windows(null_subject: Subject) -> None:
     assert tokens.max() < 50257 and tokens.min() >= 0
     assert torch.equal(tokens, null_subject.sample_prompts(64, gen(5)))
     assert not torch.equal(tokens, null_subject.sample_prompts(64, gen(6)))
+
+
+# --- the null hub's SAELens releases (null:RELEASE/SAE_ID) --------------------------------------
+
+NULL_RELEASES = [sae for sae in NULL_SAES if sae.name != f"{SAE_RELEASE}/{SAE_ID}"]
+
+
+@pytest.fixture(scope="session")
+def null_release_subjects(
+    null_hub: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Subject]:
+    """Loaded while the process's own hub cache is an empty folder: only the null hub serves."""
+    with use_hub_cache(tmp_path_factory.mktemp("empty-hf-cache-2"), offline=True):
+        return {sae.name: load_subject(NULL_PREFIX + sae.name) for sae in NULL_RELEASES}
+
+
+@pytest.mark.slow
+def test_null_hub_serves_each_release_under_its_repo_and_folder(null_hub: Path) -> None:
+    for sae in NULL_SAES:
+        release = resolve_release(sae.name)
+        assert (release.repo_id, release.folder) == (sae.repo, sae.folder)
+        folder = snapshot_dir(null_hub, sae.repo) / sae.folder
+        assert json.loads((folder / "cfg.json").read_text()) == sae.cfg
+        assert (folder / "sparsity.safetensors").exists() == sae.sparsity_file
+    marker = json.loads((null_hub.parent / "build.json").read_text())
+    assert set(marker["calibration_l0"]) == {sae.name for sae in NULL_SAES}
+
+
+@pytest.mark.slow
+def test_null_hub_model_kwargs_are_what_saelens_gives(null_hub: Path) -> None:
+    """The hub calibrates each SAE on the model as its subject loads it."""
+    with use_hub_cache(null_hub):
+        for sae in NULL_SAES:
+            assert subjects._release_cfg(resolve_release(sae.name)).model_kwargs == sae.model_kwargs
+
+
+@pytest.mark.slow
+def test_null_jb_layer_6_subject(null_release_subjects: dict[str, Subject], null_hub: Path) -> None:
+    subject = null_release_subjects["gpt2-small-res-jb/blocks.6.hook_resid_pre"]
+    assert subject.name == "null:gpt2-small-res-jb/blocks.6.hook_resid_pre"
+    assert (subject.hook_in, subject.hook_out) == (
+        "blocks.6.hook_resid_pre",
+        "blocks.11.hook_resid_post",
+    )
+    folder = snapshot_dir(null_hub, SAE_REPO) / "blocks.6.hook_resid_pre"
+    weights = load_file(folder / "sae_weights.safetensors")
+    assert torch.equal(subject.sae.W_dec.detach(), weights["W_dec"])
+    assert torch.equal(subject.log_sparsity, load_file(folder / "sparsity.safetensors")["sparsity"])
+    assert not subject.estimate_sparsity
+    tokens = subject.sample_prompts(64, gen(5))
+    assert tokens.shape == (64, PROMPT_LEN) and (tokens[:, 0] == 50256).all()  # prepend_bos
+
+
+@pytest.mark.slow
+def test_null_pythia_subject(null_release_subjects: dict[str, Subject], null_hub: Path) -> None:
+    subject = null_release_subjects["pythia-70m-deduped-res-sm/blocks.0.hook_resid_post"]
+    cfg = subject.model.cfg
+    assert cfg.original_architecture == "GPTNeoXForCausalLM" and cfg.parallel_attn_mlp
+    assert (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.d_mlp, cfg.d_vocab) == (
+        6,
+        512,
+        8,
+        2048,
+        50304,
+    )
+    assert cfg.positional_embedding_type == "rotary" and cfg.rotary_dim == 16
+    assert (subject.hook_in, subject.hook_out) == (
+        "blocks.0.hook_resid_post",
+        "blocks.5.hook_resid_post",
+    )
+    assert subject.model.to_tokens("Hello world", prepend_bos=False).tolist() == [[15496, 995]]
+    assert subject.sae.cfg.d_sae == 32768
+    assert subject.estimate_sparsity and subject.log_sparsity is None  # the estimate path
+    tokens = subject.sample_prompts(64, gen(5), 12)
+    assert tokens.shape == (64, 12) and not (tokens[:, 0] == 50256).all()  # no BOS
+    with torch.no_grad():
+        acts = subject.model.run_with_cache(tokens, names_filter=subject.hook_in)[1]
+    l0 = (subject.sae.encode(acts[subject.hook_in][:, -1]) > 0).sum(dim=1).double().mean()
+    assert 10 <= l0.item() <= 50
+
+
+@pytest.mark.slow
+def test_null_prompts_too_few_distinct_is_a_clear_error(
+    null_release_subjects: dict[str, Subject],
+) -> None:
+    subject = null_release_subjects["gpt2-small-res-jb/blocks.6.hook_resid_pre"]
+    with pytest.raises(
+        ValueError, match=r"distinct prompts but there are only .* rows in the null prompt stream"
+    ):
+        subject.sample_prompts(10**7, gen(0))

@@ -1,12 +1,13 @@
-"""Unit tests of the planted positive-control subject (synthact/planted.py)."""
+"""Unit tests of the planted positive-control subject (synthact/planted.py, as a subject)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from synthact.planted import HOOK_IN, HOOK_OUT, PlantedConfig, load_planted
-from synthact.subjects import PROMPT_LEN
+from synthact.planted import HOOK_IN, HOOK_OUT, PlantedConfig
+from synthact.prompts import PROMPT_LEN
+from synthact.subjects import planted_subject as load_planted
 
 SMALL = {"d_model": 128, "n_features": 256, "d_vocab": 2048, "d_head": 32, "n_heads": 4}
 """A small construction for the tests that do not depend on the default's statistics."""
@@ -87,6 +88,14 @@ def test_subject_contract(planted):
     assert planted.log_sparsity.shape == (cfg.n_features,)
     assert torch.isfinite(planted.log_sparsity).all()
     assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(cfg.n_features))
+
+
+def test_prompts_of_any_length_up_to_the_context(small):
+    tokens = small.sample_prompts(4, torch.Generator().manual_seed(0), 37)
+    assert tokens.shape == (4, 37)
+    assert small.model.cfg.n_ctx == PlantedConfig().n_ctx >= 37
+    with torch.no_grad():
+        small.model(tokens, stop_at_layer=1)
 
 
 def test_prompts_are_token_ids_with_distinct_last_tokens(small):

@@ -10,10 +10,13 @@ import torch
 from synthact import prompts
 from synthact.prompts import (
     PROMPT_LEN,
+    dataset_prefixes,
+    read_dataset_rows,
     read_parquet_prefixes,
     sample_rows,
     sample_windows,
     token_stream,
+    window_table,
 )
 
 
@@ -154,8 +157,10 @@ class RecordingTokenizer:
     def __init__(self) -> None:
         self.kwargs: dict[str, object] = {}
 
-    def __call__(self, text: str, **kwargs: object) -> dict[str, list[int]]:
+    def __call__(self, text: str | list[str], **kwargs: object) -> dict[str, list]:
         self.kwargs = kwargs
+        if isinstance(text, list):
+            return {"input_ids": [[ord(c) for c in t] for t in text]}
         return {"input_ids": [ord(c) for c in text]}
 
 
@@ -166,3 +171,55 @@ def test_token_stream_adds_no_special_tokens() -> None:
     assert tokenizer.kwargs["add_special_tokens"] is False
     with pytest.raises(ValueError, match="no tokens"):
         token_stream(tokenizer, "")  # type: ignore[arg-type]
+
+
+# --- prompt tables of SAELens release subjects --------------------------------------------------
+
+
+def test_window_table_with_and_without_bos() -> None:
+    stream = torch.arange(100, 112)
+    plain = window_table(stream, 4)
+    assert plain.shape == (9, 4) and plain.dtype == torch.int64
+    assert plain[0].tolist() == [100, 101, 102, 103] and plain[-1].tolist() == [108, 109, 110, 111]
+    with_bos = window_table(stream, 4, bos_id=7)
+    assert with_bos.shape == (10, 4)
+    assert with_bos[0].tolist() == [7, 100, 101, 102] and (with_bos[:, 0] == 7).all()
+
+
+def test_window_table_rejects_what_cannot_make_a_prompt() -> None:
+    with pytest.raises(ValueError, match="needs length >= 2"):
+        window_table(torch.arange(10), 1, bos_id=0)
+    with pytest.raises(ValueError, match="has 3 tokens; prompts need 4"):
+        window_table(torch.arange(3), 4)
+
+
+def test_dataset_prefixes_of_text_rows_follow_bos() -> None:
+    tokenizer = RecordingTokenizer()
+    rows = [{"text": "abcdef"}, {"text": "ab"}, {"text": "xyz"}]
+    table = dataset_prefixes(rows, tokenizer, 4, bos_id=0)  # type: ignore[arg-type]
+    assert table.tolist() == [[0, 97, 98, 99], [0, 120, 121, 122]]  # "ab" is too short
+    assert tokenizer.kwargs["add_special_tokens"] is False
+    table = dataset_prefixes(rows, tokenizer, 3)  # type: ignore[arg-type]
+    assert table.tolist() == [[97, 98, 99], [120, 121, 122]]
+
+
+@pytest.mark.parametrize("column", ["tokens", "input_ids"])
+def test_dataset_prefixes_of_pretokenized_rows_are_used_as_they_are(column: str) -> None:
+    rows = [{column: [5, 6, 7, 8, 9]}, {column: [1, 2]}, {column: [3, 4, 5]}]
+    table = dataset_prefixes(rows, RecordingTokenizer(), 3, bos_id=0)  # type: ignore[arg-type]
+    assert table.tolist() == [[5, 6, 7], [3, 4, 5]]
+
+
+def test_dataset_prefixes_need_a_known_column() -> None:
+    with pytest.raises(ValueError, match="'tokens', 'input_ids' or 'text' column; found"):
+        dataset_prefixes([{"body": "x"}], RecordingTokenizer(), 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no rows"):
+        dataset_prefixes([], RecordingTokenizer(), 3)  # type: ignore[arg-type]
+
+
+def test_read_dataset_rows_streams_the_first_rows_of_a_local_dataset(tmp_path) -> None:
+    rows = [list(range(i, i + 12)) for i in range(30)]
+    (tmp_path / "data").mkdir()
+    write_token_parquet(tmp_path / "data" / "train-00000-of-00001.parquet", rows)
+    read = read_dataset_rows(str(tmp_path), 5)
+    assert [row["input_ids"] for row in read] == rows[:5]

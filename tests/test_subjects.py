@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
@@ -16,15 +17,18 @@ from sae_lens import SAE, StandardSAE, StandardSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-import synthact
 from synthact import subjects
 from synthact.subjects import (
     OPENWEBTEXT_SHARDS,
     SUBJECTS,
     Subject,
     SubjectSpec,
+    describe_subjects,
+    estimate_log_sparsity,
     load_jb_gpt2,
     load_subject,
+    resolve_release,
+    subject_spec,
     validate_subject,
 )
 
@@ -155,22 +159,161 @@ def test_load_subject_validates_what_the_loader_returns(
 
 
 @pytest.mark.parametrize(("name", "gain"), [("planted", 30.0), ("planted-null", 0.0)])
-def test_planted_rows_import_the_module_lazily(
-    monkeypatch: pytest.MonkeyPatch, tiny_model: HookedTransformer, name: str, gain: float
-) -> None:
-    calls = []
-
-    def load_planted(device: str, dtype: torch.dtype, *, gain: float) -> Subject:
-        calls.append((device, dtype, gain))
-        return tiny_subject(tiny_model)
-
-    fake = types.ModuleType("synthact.planted")
-    fake.load_planted = load_planted  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "synthact.planted", fake)
-    monkeypatch.setattr(synthact, "planted", fake, raising=False)
+def test_planted_rows_build_the_planted_subject(name: str, gain: float) -> None:
     subject = load_subject(name, dtype="float64")
-    assert calls == [("cpu", torch.float64, gain)]
-    assert subject.name == name
+    assert subject.name == name and subject.model.cfg.dtype == torch.float64
+    assert subject.model.blocks[1].mlp.W_out.norm(dim=1).max().item() == pytest.approx(gain)
+
+
+def test_planted_module_knows_nothing_of_subjects() -> None:
+    """subjects.py is the one place that knows every kind of subject: no import cycle."""
+    source = (REPO_ROOT / "synthact" / "planted.py").read_text()
+    imported = {
+        node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)
+    }
+    assert "synthact.subjects" not in imported
+
+
+# --- names of SAELens releases ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "folder"),
+    [
+        ("gpt2-small-res-jb/blocks.6.hook_resid_pre", "gpt2-small", "blocks.6.hook_resid_pre"),
+        ("pythia-70m-deduped-res-sm/blocks.3.hook_resid_post", "pythia-70m-deduped", "3-res-sm"),
+        (
+            "gemma-scope-2b-pt-res-canonical/layer_12/width_16k/canonical",
+            "gemma-2-2b",
+            "layer_12/width_16k/average_l0_82",
+        ),
+    ],
+)
+def test_release_names_resolve_from_the_directory(name: str, model: str, folder: str) -> None:
+    release = resolve_release(name)
+    assert (release.name, release.model, release.folder) == (name, model, folder)
+    spec = subject_spec(name)
+    assert spec.name == name and release.release in spec.description
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("gpt3", r"unknown subject 'gpt3': neither a registered subject .*RELEASE/SAE_ID"),
+        (
+            "gpt2-small-res-jbb/blocks.6.hook_resid_pre",
+            r"unknown SAELens release .*gpt2-small-res-jb",
+        ),
+        (
+            "gpt2-small-res-jb/blocks.6.hook_resid_prre",
+            r"no SAE id 'blocks\.6\.hook_resid_prre'.*'blocks\.6\.hook_resid_pre'.*subjects gpt2",
+        ),
+        ("null:gpt2-small-res-jb/blocks.7.hook_resid_pre", r"null hub has no stand-in.*blocks\.6"),
+        ("null:nonsense", "unknown SAELens release|neither a registered"),
+    ],
+)
+def test_bad_names_are_clear_early_errors(name: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        subject_spec(name)
+
+
+@pytest.fixture
+def fake_release_cfg(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The SAE cfg and model config the release loader reads; nothing else may load."""
+    from sae_lens.loading import pretrained_sae_loaders
+    from transformer_lens import loading_from_pretrained
+
+    cfg = {
+        "d_in": 768,
+        "metadata": {
+            "model_name": "gpt2-small",
+            "hook_name": "blocks.6.hook_resid_pre",
+            "dataset_path": "Skylion007/openwebtext",
+        },
+    }
+    model_cfg = types.SimpleNamespace(n_layers=12, d_model=768)
+    monkeypatch.setattr(
+        pretrained_sae_loaders, "load_sae_config_from_huggingface", lambda *a, **k: cfg
+    )
+    monkeypatch.setattr(
+        loading_from_pretrained, "get_pretrained_model_config", lambda *a, **k: model_cfg
+    )
+    monkeypatch.setattr(SAE, "from_pretrained_with_cfg_and_sparsity", loader_that_must_not_run)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hook_name": "blocks.6.hook_mlp_out"}, "needs an SAE on the residual stream"),
+        ({"hook_name": "blocks.12.hook_resid_pre"}, r"has 12 blocks \(0\.\.11\).*lacks"),
+        ({"model_class_name": "HookedMamba"}, "HookedTransformer models only"),
+        ({"dataset_path": None}, "names no dataset_path"),
+    ],
+)
+def test_release_that_does_not_fit_fails_before_loading_weights(
+    fake_release_cfg: dict, change: dict, message: str
+) -> None:
+    fake_release_cfg["metadata"].update(change)
+    with pytest.raises(ValueError, match=message):
+        load_subject("gpt2-small-res-jb/blocks.6.hook_resid_pre")
+
+
+def test_release_width_mismatch_fails_before_loading_weights(fake_release_cfg: dict) -> None:
+    fake_release_cfg["d_in"] = 512
+    with pytest.raises(ValueError, match=r"d_in=512 .* d_model=768"):
+        load_subject("gpt2-small-res-jb/blocks.6.hook_resid_pre")
+
+
+def test_offline_release_cache_miss_says_what_to_do(tmp_path: Path) -> None:
+    from synthact import hub
+
+    with hub.use_hub_cache(tmp_path, offline=True), pytest.raises(RuntimeError) as error:
+        load_subject("gpt2-small-res-jb/blocks.6.hook_resid_pre")
+    message = str(error.value)
+    for expected in ("HF_HUB_OFFLINE=1", str(tmp_path), "network access", "HF_HOME"):
+        assert expected in message
+    assert "--subject null:gpt2-small-res-jb/blocks.6.hook_resid_pre" in message
+
+
+def test_missing_sparsity_is_estimated_only_when_the_cache_records_its_absence(
+    tmp_path: Path,
+) -> None:
+    from synthact import hub
+
+    release = resolve_release("pythia-70m-deduped-res-sm/blocks.3.hook_resid_post")
+    snapshot = tmp_path / "models--ctigges--pythia-70m-deduped__res-sm_processed"
+    (snapshot / "refs").mkdir(parents=True)
+    (snapshot / "refs" / "main").write_text("c" * 40)
+    (snapshot / "snapshots" / ("c" * 40) / "3-res-sm").mkdir(parents=True)
+    with hub.use_hub_cache(tmp_path, offline=True):
+        with pytest.raises(RuntimeError, match="does not record whether"):
+            subjects._check_ships_no_sparsity(release)
+        hub._record_missing(
+            snapshot / "snapshots" / ("c" * 40) / "3-res-sm", "sparsity.safetensors"
+        )
+        subjects._check_ships_no_sparsity(release)
+
+
+def test_estimated_sparsity_is_the_firing_frequency(tiny_model: HookedTransformer) -> None:
+    sae = tiny_sae()
+    acts = torch.randn(500, 16, generator=torch.Generator().manual_seed(1))
+    fires = (sae.encode(acts) > 0).double().mean(dim=0)
+    expected = torch.log10(fires + 1e-10).float()
+    assert torch.equal(estimate_log_sparsity(sae, acts, batch_size=64), expected)
+    validate_subject(tiny_subject(tiny_model, log_sparsity=None, estimate_sparsity=True))
+    with pytest.raises(ValueError, match="marked estimated"):
+        validate_subject(tiny_subject(tiny_model, estimate_sparsity=True))
+
+
+def test_describe_subjects_shows_names_and_how_to_name_releases() -> None:
+    text = describe_subjects()
+    for expected in ("gpt2-small ", "RELEASE/SAE_ID", "null:pythia-70m-deduped-res-sm/", "gemma"):
+        assert expected in text
+    ids = describe_subjects("pythia-70m-deduped-res-sm").splitlines()
+    assert "pythia-70m-deduped-res-sm/blocks.3.hook_resid_post" in ids
+    with pytest.raises(ValueError, match="unknown SAELens release"):
+        describe_subjects("no-such-release")
 
 
 # --- validate_subject ---------------------------------------------------------------------------

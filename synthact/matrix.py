@@ -1,0 +1,197 @@
+"""The claims × subjects matrix: what each claim test observed on each subject.
+
+A `Cell` is one claim test case on one subject: the observed outcome (``holds``, ``does not
+hold`` or ``error``), the statistic of its deciding check (the first failed check, else the
+first) with the estimate, one-sided bound and threshold, and the verdict
+``claims/expectations.toml`` expects there (``holds`` or ``fails``; ``not judged`` expects
+nothing). An expected failure is met only with the effect shown absent (``absence_shown``), as
+the claim tests decide it. `write_matrix` writes the cells as ``matrix.md`` and as a heat map
+``matrix.png``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.colors import ListedColormap
+
+from synthact.report import png
+
+OUTCOMES = ("holds", "does not hold", "error")
+COLORS = ("#5aae61", "#e66101", "#9e9e9e")
+"""Heat-map colours of `OUTCOMES` (green, orange, grey); a cell not run is white."""
+MEETS = {"holds": "holds", "fails": "does not hold"}
+"""The outcome that meets each expected verdict."""
+ERROR_CHARS = 90
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One claim test case on one subject.
+
+    Attributes:
+        claim: the claim id, e.g. ``"C1"``.
+        test: the test function, e.g. ``"test_c05_real_blowups_mid_path"``.
+        case: the test's parameters other than the subject (step mode, comparison), or ``""``.
+        subject: the subject's name.
+        outcome: one of `OUTCOMES`.
+        statistic: the deciding check's hypothesis, or the error message.
+        estimate, bound, threshold: the deciding check's numbers (None for an error).
+        expected: the expected verdict (``holds``, ``fails``, ``not judged``), if any.
+        absence_shown: the claim's effect was shown absent (what a ``fails`` also needs).
+    """
+
+    claim: str
+    test: str
+    case: str
+    subject: str
+    outcome: str
+    statistic: str | None = None
+    estimate: float | None = None
+    bound: float | None = None
+    threshold: float | None = None
+    expected: str | None = None
+    absence_shown: bool = False
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, got {self.outcome!r}")
+
+    @property
+    def row(self) -> tuple[str, str, str]:
+        return self.claim, self.test, self.case
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the expected verdict was met; None when none is expected."""
+        if self.expected not in MEETS:
+            return None
+        return self.outcome == MEETS[self.expected] and (
+            self.expected != "fails" or self.absence_shown
+        )
+
+    def numbers(self) -> str:
+        """``estimate (bound b vs threshold t)``, or ``""`` without numbers."""
+        if self.estimate is None:
+            return ""
+        return f"{_num(self.estimate)} (bound {_num(self.bound)} vs {self.threshold:g})"
+
+    def markdown(self) -> str:
+        if self.outcome == "error":
+            detail = (self.statistic or "")[:ERROR_CHARS].replace("|", "/").replace("\n", " ")
+        else:
+            detail = f"{self.statistic}: {self.numbers()}" if self.statistic else ""
+        text = f"**{self.outcome}**" + (f" · {detail}" if detail else "")
+        if self.met is not None:
+            text += f" · expected {self.expected} {'✓' if self.met else '✗'}"
+        return text
+
+
+def row_labels(cells: Sequence[Cell]) -> dict[tuple[str, str, str], str]:
+    """A label per row (claim, test, case), in claim order: ``C1 [absolute]``, or with the test's
+    name when its claim has several tests (``C5 structured baseline gap shrinks``)."""
+    tests: dict[str, set[str]] = {}
+    for cell in cells:
+        tests.setdefault(cell.claim, set()).add(cell.test)
+    rows = sorted({cell.row for cell in cells}, key=_row_order)
+    labels = {}
+    for claim, test, case in rows:
+        label = claim
+        if len(tests[claim]) > 1:
+            label += " " + re.sub(r"^test_c\d+_", "", test).replace("_", " ")
+        labels[(claim, test, case)] = label + (f" [{case}]" if case else "")
+    return labels
+
+
+def _row_order(row: tuple[str, str, str]) -> tuple[int, str, str, str]:
+    claim, test, case = row
+    number = re.fullmatch(r"C(\d+)", claim)
+    return (int(number.group(1)) if number else 10**6, claim, test, case)
+
+
+def _grid(cells: Sequence[Cell], subjects: Sequence[str]) -> tuple[dict, list[list[Cell | None]]]:
+    labels = row_labels(cells)
+    by_key = {(cell.row, cell.subject): cell for cell in cells}
+    grid = [[by_key.get((row, subject)) for subject in subjects] for row in labels]
+    return labels, grid
+
+
+def matrix_markdown(cells: Sequence[Cell], subjects: Sequence[str]) -> str:
+    """The matrix as a markdown table, one row per claim case, one column per subject."""
+    labels, grid = _grid(cells, subjects)
+    lines = [
+        "# Claims × subjects",
+        "",
+        "Each cell: the outcome the claim test observed on the subject, its deciding check "
+        "(estimate, one-sided 95 % bootstrap bound vs threshold) and, where "
+        "`claims/expectations.toml` expects a verdict, whether it was met (✓) or not (✗).",
+        "",
+        "| claim | " + " | ".join(f"`{s}`" for s in subjects) + " |",
+        "|---|" + "---|" * len(subjects),
+    ]
+    for label, row in zip(labels.values(), grid, strict=True):
+        texts = [cell.markdown() if cell else "—" for cell in row]
+        lines.append(f"| {label} | " + " | ".join(texts) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def matrix_figure(cells: Sequence[Cell], subjects: Sequence[str]) -> plt.Figure:
+    """A heat map: rows = claim cases, columns = subjects, colour = outcome.
+
+    Each cell shows the outcome and the deciding estimate; a cell with an expected verdict has a
+    black frame and ✓ (met) or ✗ (not met).
+    """
+    labels, grid = _grid(cells, subjects)
+    codes = [[OUTCOMES.index(c.outcome) if c else -1 for c in row] for row in grid]
+    fig, ax = plt.subplots(figsize=(3.2 + 2.3 * len(subjects), 1.4 + 0.42 * len(labels)))
+    cmap = ListedColormap(["white", *COLORS])
+    ax.imshow(
+        [[code + 1 for code in row] for row in codes], cmap=cmap, vmin=0, vmax=3, aspect="auto"
+    )
+    for i, row in enumerate(grid):
+        for j, cell in enumerate(row):
+            if cell is not None:
+                _annotate(ax, i, j, cell)
+    ax.set_xticks(range(len(subjects)), [s.replace("/", "/\n") for s in subjects], fontsize=8)
+    ax.xaxis.tick_top()
+    ax.set_yticks(range(len(labels)), list(labels.values()), fontsize=8)
+    ax.set_xticks([x - 0.5 for x in range(1, len(subjects))], minor=True)
+    ax.set_yticks([y - 0.5 for y in range(1, len(labels))], minor=True)
+    ax.grid(which="minor", color="white", linewidth=2)
+    ax.tick_params(which="both", length=0)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS]
+    ax.legend(handles, OUTCOMES, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3)
+    fig.tight_layout()
+    return fig
+
+
+def _annotate(ax: plt.Axes, i: int, j: int, cell: Cell) -> None:
+    short = {"holds": "holds", "does not hold": "does not", "error": "error"}[cell.outcome]
+    text = short if cell.estimate is None else f"{short} {_num(cell.estimate, 2)}"
+    if cell.met is not None:
+        text += " ✓" if cell.met else " ✗"
+        ax.add_patch(plt.Rectangle((j - 0.46, i - 0.42), 0.92, 0.84, fill=False, linewidth=1.5))
+    ax.text(j, i, text, ha="center", va="center", fontsize=8)
+
+
+def _num(x: float, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant figures; float noise around 0 shows as 0."""
+    return f"{round(x, 9) + 0.0:.{digits}g}"
+
+
+def write_matrix(cells: Sequence[Cell], subjects: Sequence[str], out_dir: Path) -> list[Path]:
+    """Write ``matrix.md`` and ``matrix.png`` into ``out_dir``; returns their paths."""
+    if not cells:
+        raise ValueError("no claim test outcomes to write a matrix of")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    markdown, figure = out_dir / "matrix.md", out_dir / "matrix.png"
+    markdown.write_text(matrix_markdown(cells, subjects))
+    figure.write_bytes(png(matrix_figure(cells, subjects)))
+    return [markdown, figure]

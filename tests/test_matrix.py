@@ -1,0 +1,131 @@
+"""The claims × subjects matrix: cells, files, the pytest plugin, and one session under xdist."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures.verdicts import Outcome
+from synthact.matrix import Cell, matrix_markdown, row_labels, write_matrix
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WHERE = {"claim": "C1", "test": "test_c01_real", "subject": "planted", "case": "absolute"}
+OBSERVED = {
+    "outcome": "does not hold",
+    "statistic": "mean MS(real) < mean MS(random)",
+    "estimate": 1.5,
+    "bound": 3.25,
+    "threshold": 0.0,
+}
+
+
+def cell(subject: str = "planted", **changes: object) -> Cell:
+    return Cell(**{**WHERE, "subject": subject, "outcome": "holds", **changes})
+
+
+def test_cell_rejects_unknown_outcomes() -> None:
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        cell(outcome="passed")
+
+
+@pytest.mark.parametrize(
+    ("expected", "outcome", "met"),
+    [
+        ("holds", "holds", True),
+        ("holds", "does not hold", False),
+        ("fails", "holds", False),
+        ("not judged", "holds", None),
+        (None, "error", None),
+    ],
+)
+def test_expected_verdict_met(expected: str | None, outcome: str, met: bool | None) -> None:
+    assert cell(expected=expected, outcome=outcome).met is met
+
+
+def test_rows_follow_claim_numbers_and_name_tests_only_when_a_claim_has_several() -> None:
+    cells = [
+        cell(claim="C10", test="test_c10_x", case="relative"),
+        cell(claim="C5", test="test_c05_real_blowups_mid_path", case=""),
+        cell(claim="C5", test="test_c05_gap_shrinks", case=""),
+        cell(claim="C1", case="relative"),
+        cell(claim="C1", case="absolute", subject="other"),
+    ]
+    assert list(row_labels(cells).values()) == [
+        "C1 [absolute]",
+        "C1 [relative]",
+        "C5 gap shrinks",
+        "C5 real blowups mid path",
+        "C10 [relative]",
+    ]
+
+
+def test_markdown_shows_outcome_statistic_bound_and_expectation() -> None:
+    cells = [
+        cell(**OBSERVED, expected="fails", absence_shown=True),
+        cell("null", outcome="error", statistic="RuntimeError: no | model\nhere"),
+    ]
+    text = matrix_markdown(cells, ["planted", "null", "absent"])
+    assert "| claim | `planted` | `null` | `absent` |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| C1 [absolute]"))
+    assert "**does not hold** · mean MS(real) < mean MS(random): 1.5 (bound 3.25 vs 0)" in row
+    assert "expected fails ✓" in row
+    assert "**error** · RuntimeError: no / model here" in row
+    assert row.endswith("| — |")
+
+
+def test_write_matrix_writes_markdown_and_png(tmp_path: Path) -> None:
+    paths = write_matrix([cell(**OBSERVED, expected="fails")], ["planted"], tmp_path / "out")
+    assert [p.name for p in paths] == ["matrix.md", "matrix.png"]
+    assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no claim test outcomes"):
+        write_matrix([], ["planted"], tmp_path)
+
+
+def outcome(observed: dict | None, crash: str = "") -> Outcome:
+    return Outcome(
+        **WHERE, expected="fails", observed=observed, pytest_outcome="failed", crash=crash
+    )
+
+
+def test_a_cell_without_a_verdict_is_an_error() -> None:
+    """Verdicts always record an observation: a test that ends without one crashed."""
+    found = outcome(None, crash="RuntimeError: offline").cell()
+    assert (found.outcome, found.statistic, found.expected) == (
+        "error",
+        "RuntimeError: offline",
+        "fails",
+    )
+    assert not found.met
+
+
+def test_an_expected_failure_is_met_only_with_the_effect_absent() -> None:
+    shown = outcome({**OBSERVED, "absence shown": True}).cell()
+    assert shown == Cell(**WHERE, **OBSERVED, expected="fails", absence_shown=True)
+    assert shown.met
+    assert not outcome({**OBSERVED, "absence shown": False}).cell().met
+
+
+@pytest.mark.slow
+def test_session_under_xdist_writes_one_matrix_on_the_controller(tmp_path: Path) -> None:
+    """Two subjects, two workers: every cell reaches the controller, which alone writes."""
+    env = {**os.environ, "SYNTHACT_CACHE": str(tmp_path / "cache")}
+    command = [
+        *(sys.executable, "-m", "pytest", "claims/test_c01_real_vs_random.py", "-p"),
+        *("no:cacheprovider", "-q", "-n", "2", "--subject", "planted,planted-null"),
+        *("--n", "20", "--n-gaussian", "100", "--matrix-dir", str(tmp_path / "out")),
+        *("--alluredir", str(tmp_path / "allure")),
+    ]
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("claims × subjects matrix:") == 1
+    text = (tmp_path / "out" / "matrix.md").read_text()
+    assert "| claim | `planted` | `planted-null` |" in text
+    for mode in ("absolute", "relative"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| C1 [{mode}]"))
+        assert row.count("expected holds ✓") == 1 and row.count("expected fails ✓") == 1
