@@ -254,8 +254,9 @@ NULL_SAES = (
 )
 """The SAEs of the null hub; the first is ``null-gpt2``'s."""
 
-NULL_RECIPE = 2
-"""Version of the null hub's construction; a cache built by another recipe is rebuilt."""
+NULL_RECIPE = 3
+"""Version of the null hub's construction; a cache built by another recipe is rebuilt (3: the
+calibration prompts are distinct token sequences)."""
 NULL_SEED = 0
 NULL_TARGET_L0 = 20.0
 """Mean active latents per activation the calibration aims at (the real SAE: about 21)."""
