@@ -206,25 +206,8 @@ def perturbation_curves(
         `Curves` with CPU float32 tensors.
     """
     _check_model(model)
-    runner_type = _runner_type(model)
-    setup = _prepare(
-        model,
-        tokens,
-        target,
-        base,
-        mode,
-        step,
-        n_steps,
-        hook_in,
-        hook_out,
-        kl,
-        batch_size,
-        share,
-        tf32,
-        runner_type,
-    )
-    with torch.inference_mode(), _tf32_matmuls(tf32):
-        return _curves(model, setup, runner_type(model, setup), progress)
+    request = (tokens, target, base, mode, step, n_steps, hook_in, hook_out, kl, batch_size, share)
+    return _run(model, _runner_type(model), request, tf32, progress)
 
 
 def naive_perturbation_curves(
@@ -251,24 +234,17 @@ def naive_perturbation_curves(
     block when no KL is needed.
     """
     _check_model(model)
-    setup = _prepare(
-        model,
-        tokens,
-        target,
-        base,
-        mode,
-        step,
-        n_steps,
-        hook_in,
-        hook_out,
-        kl,
-        batch_size,
-        share,
-        tf32,
-        _NaiveRunner,
-    )
+    request = (tokens, target, base, mode, step, n_steps, hook_in, hook_out, kl, batch_size, share)
+    return _run(model, _NaiveRunner, request, tf32, progress)
+
+
+def _run(
+    model: HookedTransformer, runner_type: type[_Runner], request: tuple, tf32: bool, progress: bool
+) -> Curves:
+    """Validates a curves request (the public functions' arguments, in order) and runs it."""
+    setup = _prepare(model, *request, tf32, runner_type)
     with torch.inference_mode(), _tf32_matmuls(tf32):
-        return _curves(model, setup, _NaiveRunner(model, setup), progress)
+        return _curves(model, setup, runner_type(model, setup), progress)
 
 
 # ---------------------------------------------------------------------------- chunk sizes
