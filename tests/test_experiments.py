@@ -241,3 +241,48 @@ def test_lab_estimates_sparsity_from_the_pool_when_the_subject_has_none(tiny_lab
     assert int(sparsity["estimated_from"]) == tiny_lab.config.n_pool == 40
     expected = estimate_log_sparsity(tiny_lab.subject.sae, tiny_lab.acts)
     np.testing.assert_array_equal(sparsity["log_sparsity"], expected.numpy())
+
+
+def test_cache_keys_cover_the_method_source_and_every_variant(tmp_path):
+    key = Lab(RunConfig(subject="planted", grid="text"), ResultCache(tmp_path))._key("pool")
+    assert key["method"] == method_version()
+    assert key["config"]["grid"] == "text" and key["config"]["latent_moves"] == "in-place"
+
+
+class _Recorder:
+    """Stands in for `Lab._run`: records each call, returns flat curves."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, tokens, target, *, mode, kl=False, base=None):
+        from synthact.perturb import Curves
+
+        self.calls.append({"tokens": tokens, "target": target, "base": base, "mode": mode})
+        n = len(target)
+        return Curves(torch.zeros(n, 100), None, torch.ones(n))
+
+
+@pytest.mark.parametrize("direction", ["gaussian", "base"])
+def test_plateau_bases_and_destinations(tmp_path, monkeypatch, direction):
+    """REPLICATION.md: every base in A's prompt; real = T (the pair's other activation), random = a
+    Gaussian sample, synthetic = built from A; destinations: a fresh Gaussian sample per base type
+    (the paper), or A itself (the run that printed the AP numbers)."""
+    lab = Lab(RunConfig(subject="planted", n=8, n_gaussian=200), ResultCache(tmp_path))
+    recorder = _Recorder()
+    monkeypatch.setattr(lab, "_run", recorder)
+    result = lab.plateau(direction)
+    for kind in result.types:
+        result.curves(kind)
+    calls = dict(zip(result.types, recorder.calls, strict=True))
+    for call in calls.values():
+        assert call["mode"] == "absolute" and torch.equal(call["tokens"], lab.base_tokens)
+    assert torch.equal(calls["real"]["base"], lab.acts[lab.pairs[1]])
+    assert torch.equal(calls["synthetic-baseline"]["base"], lab.targets("synthetic-baseline"))
+    assert not torch.equal(calls["random"]["base"], calls["random"]["target"])
+    targets = [call["target"] for call in calls.values()]
+    if direction == "base":
+        assert all(torch.equal(t, lab.base_acts) for t in targets)
+    else:  # fresh samples: no two base types share their destinations
+        assert not any(torch.equal(a, b) for i, a in enumerate(targets) for b in targets[i + 1 :])
+        assert not any(torch.equal(t, lab.base_acts) for t in targets)

@@ -90,3 +90,18 @@ def test_cli_rejects_an_unknown_subject():
     )
     assert run.returncode != 0
     assert "unknown subject" in run.stderr.lower() and "gpt2-small" in run.stderr
+
+
+def test_a_table_is_compared_only_with_a_run_of_its_variant():
+    assert report.run_mismatch("A.1", RunConfig("planted")) is None
+    reason = report.run_mismatch("A.1", RunConfig("planted", grid="text"))
+    assert reason == "table A.1 was printed by a run with grid 'code' (this run: 'text')"
+    assert "latent_moves 'in-place'" in report.run_mismatch(
+        "1", RunConfig("planted", latent_moves="distinct")
+    )
+    assert report.run_mismatch("D.1", RunConfig("planted", latent_moves="distinct")) is None
+
+
+def test_the_ap_table_reads_the_towards_a_plateau_run(lab):
+    assert report.table_result(lab, "AP", "absolute").experiment == "plateau-towards-base"
+    assert lab.result("plateau").experiment == "plateau"  # the paper's experiment, for C11
