@@ -38,6 +38,7 @@ def test_cell_rejects_unknown_outcomes() -> None:
         ("holds", "holds", True),
         ("holds", "does not hold", False),
         ("fails", "holds", False),
+        ("fails", "does not hold", False),
         ("not judged", "holds", None),
         (None, "error", None),
     ],
@@ -107,6 +108,8 @@ def test_an_expected_failure_is_met_only_with_the_effect_absent() -> None:
     assert shown == Cell(**WHERE, **OBSERVED, expected="fails", absence_shown=True)
     assert shown.met
     assert not outcome({**OBSERVED, "absence shown": False}).cell().met
+    tiny = cell(expected="fails", outcome="holds", absence_shown=True)
+    assert tiny.met  # the direction alone, far below the paper's size, is still a control's failure
 
 
 @pytest.mark.slow

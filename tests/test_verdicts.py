@@ -60,6 +60,17 @@ def test_a_control_fails_only_with_the_effect_shown_absent():
     assert not issubclass(ControlInconclusive, ClaimNotSupported)
 
 
+def test_a_controls_verdict_is_the_absence_not_the_direction():
+    """A significant direction far below the paper's size is still the control's expected
+    failure; the direction with the absence not shown is the control failing (returns: XPASS)."""
+    ev = evidence("fails")
+    with pytest.raises(ClaimNotSupported, match="direction holds, but far below"):
+        ev.verdict(check(True), absent=[check(True, "gap < 0.5 sd")])
+    assert observed(ev)["outcome"] == "holds"
+    assert observed(ev)["absence shown"]
+    evidence("fails").verdict(check(True), absent=[check(False, "gap < 0.5 sd")])
+
+
 def test_a_claim_without_absence_checks_cannot_be_expected_to_fail():
     with pytest.raises(RuntimeError, match="cannot be a control's expected failure"):
         evidence("fails").verdict(check(False))
