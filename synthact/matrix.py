@@ -89,6 +89,8 @@ class Cell:
         else:
             detail = f"{self.statistic}: {self.numbers()}" if self.statistic else ""
         text = f"**{self.outcome}**" + (f" · {detail}" if detail else "")
+        if self.absence_shown:
+            text += " · effect absent"
         if self.met is not None:
             text += f" · expected {self.expected} {'✓' if self.met else '✗'}"
         return text
@@ -131,7 +133,9 @@ def matrix_markdown(cells: Sequence[Cell], subjects: Sequence[str]) -> str:
         "",
         "Each cell: the outcome the claim test observed on the subject, its deciding check "
         "(estimate, one-sided 95 % bootstrap bound vs threshold) and, where "
-        "`claims/expectations.toml` expects a verdict, whether it was met (✓) or not (✗).",
+        "`claims/expectations.toml` expects a verdict, whether it was met (✓) or not (✗). "
+        "*effect absent*: the effect shown below half the paper's size at 95 %, which is what "
+        "a control's expected failure needs, whichever way the direction came out.",
         "",
         "| claim | " + " | ".join(f"`{s}`" for s in subjects) + " |",
         "|---|" + "---|" * len(subjects),
@@ -175,6 +179,8 @@ def matrix_figure(cells: Sequence[Cell], subjects: Sequence[str]) -> plt.Figure:
 def _annotate(ax: plt.Axes, i: int, j: int, cell: Cell) -> None:
     short = {"holds": "holds", "does not hold": "does not", "error": "error"}[cell.outcome]
     text = short if cell.estimate is None else f"{short} {_num(cell.estimate, 2)}"
+    if cell.absence_shown:
+        text += ", absent"
     if cell.met is not None:
         text += " ✓" if cell.met else " ✗"
         ax.add_patch(plt.Rectangle((j - 0.46, i - 0.42), 0.92, 0.84, fill=False, linewidth=1.5))

@@ -110,6 +110,7 @@ def test_an_expected_failure_is_met_only_with_the_effect_absent() -> None:
     assert not outcome({**OBSERVED, "absence shown": False}).cell().met
     tiny = cell(expected="fails", outcome="holds", absence_shown=True)
     assert tiny.met  # the direction alone, far below the paper's size, is still a control's failure
+    assert "**holds**" in tiny.markdown() and "effect absent · expected fails ✓" in tiny.markdown()
 
 
 @pytest.mark.slow
