@@ -339,13 +339,20 @@ class Lab:
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
-        """Record the wall time of the enclosed block as stage ``name``."""
-        start, self._depth = time.perf_counter(), self._depth + 1
+        """Record the wall time of the enclosed block as stage ``name``.
+
+        Its entry is placed when the block starts and timed when it ends, so ``stages`` lists
+        every stage before the stages nested in it.
+        """
+        stages, depth = self.stages, self._depth
+        index = len(stages)
+        stages.append(Stage(name, float("nan"), depth))
+        start, self._depth = time.perf_counter(), depth + 1
         try:
             yield
         finally:
-            self._depth -= 1
-            self.stages.append(Stage(name, time.perf_counter() - start, self._depth))
+            self._depth = depth
+            stages[index] = Stage(name, time.perf_counter() - start, depth)
 
     @cached_property
     def subject(self) -> Subject:
@@ -641,30 +648,13 @@ class LatentResult:
 
 
 def stage_table(stages: list[Stage]) -> str:
-    """The stages as an aligned text table, nested stages indented under their parent."""
+    """The stages (as `Lab.stages` lists them: each before its nested ones) as an aligned text
+    table, nested stages indented under their parent."""
     if not stages:
         return "no stage computed (every result came from the cache)\n"
-    ordered = _nested_order(stages)
-    width = max(2 * s.depth + len(s.name) for s in ordered)
-    lines = [f"{'  ' * s.depth + s.name:<{width}}  {s.seconds:8.2f} s" for s in ordered]
+    width = max(2 * s.depth + len(s.name) for s in stages)
+    lines = [f"{'  ' * s.depth + s.name:<{width}}  {s.seconds:8.2f} s" for s in stages]
     return "\n".join(lines) + "\n"
-
-
-def _nested_order(stages: list[Stage]) -> list[Stage]:
-    """Stages are recorded when they end (children before parents): put each parent first."""
-    ordered: list[Stage] = []
-    pending: list[list[Stage]] = [[]]
-    for stage in stages:
-        while len(pending) <= stage.depth + 1:
-            pending.append([])
-        children = pending[stage.depth + 1]
-        pending[stage.depth + 1] = []
-        group = [stage, *children]
-        if stage.depth == 0:
-            ordered += group
-        else:
-            pending[stage.depth] += group
-    return ordered
 
 
 def _unprefixed(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

@@ -159,13 +159,31 @@ def test_join_needs_same_mode_and_constants():
         _result("absolute").join(Result("null-gpt2", "reconstruction", "absolute", ONE, {}))
 
 
-def test_stage_table_puts_parents_before_their_children():
-    stages = [  # as recorded: each stage when it ends
-        Stage("load subject", 2.0, 1),
+def test_stages_are_listed_parents_before_their_children(tmp_path):
+    lab = Lab(RunConfig(subject="planted"), ResultCache(tmp_path))
+    with lab._stage("pool"), lab._stage("load subject"):
+        pass
+    stage = lab._stage
+    with stage("sensitivity-absolute"), stage("targets: random"), stage("Gaussian fit"):
+        pass
+    assert [(s.name, s.depth) for s in lab.stages] == [
+        ("pool", 0),
+        ("load subject", 1),
+        ("sensitivity-absolute", 0),
+        ("targets: random", 1),
+        ("Gaussian fit", 2),
+    ]
+    pool, load = lab.stages[:2]
+    assert pool.seconds >= load.seconds >= 0
+
+
+def test_stage_table_indents_nested_stages():
+    stages = [
         Stage("pool", 3.0, 0),
-        Stage("Gaussian fit", 0.25, 2),
-        Stage("targets: random", 0.5, 1),
+        Stage("load subject", 2.0, 1),
         Stage("sensitivity-absolute", 9.0, 0),
+        Stage("targets: random", 0.5, 1),
+        Stage("Gaussian fit", 0.25, 2),
     ]
     lines = stage_table(stages).splitlines()
     assert [line.rsplit("  ", 1)[0].rstrip() for line in lines] == [
