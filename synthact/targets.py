@@ -269,19 +269,28 @@ def fit_gaussian(acts: torch.Tensor, device: str | torch.device = "cpu") -> Gaus
 # --- SAE encode / decode ----------------------------------------------------------------------
 
 
-def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int):
-    """``fn`` over row blocks of ``x``, without grad; rows concatenated as float32 CPU."""
+def _batched(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    batch_size: int,
+    *,
+    host: bool = True,
+) -> torch.Tensor:
+    """``fn`` over row blocks of ``x``, without grad; rows concatenated as float32 CPU (each block
+    moved as it is done), or as ``fn`` returns them when ``host`` is False."""
     _check_batch_size(batch_size)
     with torch.no_grad():
-        return torch.cat(
-            [fn(x[i : i + batch_size]).float().cpu() for i in range(0, len(x), batch_size)]
-        )
+        blocks = (fn(block) for block in x.split(batch_size))
+        return torch.cat([b.float().cpu() for b in blocks] if host else list(blocks))
 
 
-def encode(sae: SAE, acts: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
-    """``sae.encode`` of ``acts [B, d_in]`` -> latent activations ``[B, d_sae]`` (float32 CPU)."""
+def encode(
+    sae: SAE, acts: torch.Tensor, *, batch_size: int = 1000, host: bool = True
+) -> torch.Tensor:
+    """``sae.encode`` of ``acts [B, d_in]`` -> latent activations ``[B, d_sae]`` (float32 CPU, or
+    on the SAE's device in its dtype when ``host`` is False)."""
     _check_matrix(acts, "acts", sae.cfg.d_in)
-    return _batched(lambda x: sae.encode(x.to(sae.device)), acts, batch_size)
+    return _batched(lambda x: sae.encode(x.to(sae.device)), acts, batch_size, host=host)
 
 
 def decode(sae: SAE, latents: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
@@ -330,18 +339,14 @@ def synthetic_targets(
         )
     if log_sparsity.shape != (sae.cfg.d_sae,):
         raise ValueError(f"log_sparsity must be [{sae.cfg.d_sae}], got {list(log_sparsity.shape)}")
-    _check_matrix(acts, "acts", sae.cfg.d_in)
-    _check_batch_size(batch_size)
-    with torch.no_grad():
-        latents = torch.cat([sae.encode(x.to(sae.device)) for x in acts.split(batch_size)])
-        moved = _CONSTRUCTIONS[kind](
-            latents,
-            log_sparsity.to(sae.device),
-            sae.W_dec.detach(),
-            generator,
-            latent_moves == "distinct",
-        )
-        return torch.cat([sae.decode(z).float().cpu() for z in moved.split(batch_size)])
+    moved = _CONSTRUCTIONS[kind](
+        encode(sae, acts, batch_size=batch_size, host=False),
+        log_sparsity.to(sae.device),
+        sae.W_dec.detach(),
+        generator,
+        latent_moves == "distinct",
+    )
+    return decode(sae, moved, batch_size=batch_size)
 
 
 def check_targets(kind: str, start: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
