@@ -112,10 +112,15 @@ def row_labels(cells: Sequence[Cell]) -> dict[tuple[str, str, str], str]:
     return labels
 
 
+def claim_number(claim: str) -> int:
+    """The number of a claim id (``C11`` -> 11), for sorting C1, C2, ..., C14; others last."""
+    number = re.fullmatch(r"C(\d+)", claim)
+    return int(number.group(1)) if number else 10**6
+
+
 def _row_order(row: tuple[str, str, str]) -> tuple[int, str, str, str]:
     claim, test, case = row
-    number = re.fullmatch(r"C(\d+)", claim)
-    return (int(number.group(1)) if number else 10**6, claim, test, case)
+    return (claim_number(claim), claim, test, case)
 
 
 def _grid(cells: Sequence[Cell], subjects: Sequence[str]) -> tuple[dict, list[list[Cell | None]]]:
