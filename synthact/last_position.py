@@ -53,12 +53,21 @@ _UNSUPPORTED_CFG = (
 )
 
 
+def cfg_problem(model: HookedTransformer, rules: tuple) -> str | None:
+    """The first of ``rules`` (``(cfg field, predicate of its value, what it means)``) that the
+    model's config meets, in words, or None."""
+    for field, applies, what in rules:
+        value = getattr(model.cfg, field, None)
+        if applies(value):
+            return f"{what} (cfg.{field}={value!r})"
+    return None
+
+
 def unsupported(model: HookedTransformer) -> str | None:
     """Why `LastPositionBlock` cannot run this model's blocks, or None when it can."""
-    for field, is_unsupported, what in _UNSUPPORTED_CFG:
-        value = getattr(model.cfg, field, None)
-        if is_unsupported(value):
-            return f"{what} (cfg.{field}={value!r})"
+    problem = cfg_problem(model, _UNSUPPORTED_CFG)
+    if problem is not None:
+        return problem
     for block in model.blocks:
         if type(block) is not TransformerBlock:
             return f"block type {type(block).__name__}"

@@ -413,11 +413,10 @@ def _check_model(model: HookedTransformer) -> None:
 
 def _runner_type(model: HookedTransformer) -> type[_Runner]:
     """The fastest exact runner for the model; a slower one comes with a `SlowPathWarning`."""
-    for field, rules_out, what in _NO_CACHED_PREFIX:
-        value = getattr(model.cfg, field, None)
-        if rules_out(value):
-            _warn_slow(f"{what} (cfg.{field}={value!r})", "the naive full-forward reference")
-            return _NaiveRunner
+    problem = last_position.cfg_problem(model, _NO_CACHED_PREFIX)
+    if problem is not None:
+        _warn_slow(problem, "the naive full-forward reference")
+        return _NaiveRunner
     problem = last_position.unsupported(model)
     if problem is not None:
         _warn_slow(problem, "TransformerLens's own blocks on the cached prefix (exact, slower)")
