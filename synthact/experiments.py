@@ -72,7 +72,7 @@ activation; those numbers are not in the paper)."""
 METHOD_MODULES = (
     "synthact.experiments",
     "synthact.perturb",
-    "synthact.last_position",
+    "synthact.engine.last_position",
     "synthact.targets",
     "synthact.synthetic",
     "synthact.latents",

@@ -4,7 +4,7 @@ A perturbed vector ``x_n`` replaces the base prompt's residual stream at ``hook_
 only. With causal attention the earlier positions are untouched, so only the last position changes
 downstream. ``perturbation_curves`` exploits this: it runs every prompt's prefix once, keeps the
 prefix keys and values, and then recomputes only the last position, block by block
-(`synthact.last_position`), for many (prompt, step) rows at a time.
+(`synthact.engine.last_position`), for many (prompt, step) rows at a time.
 ``naive_perturbation_curves`` is the plain reference (a full forward pass with a hook for every
 row); both return the same `Curves`.
 
@@ -37,7 +37,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 from transformer_lens.utilities.activation_functions import softcap_enabled
 
-from synthact import last_position
+from synthact.engine import last_position
 
 MODES = ("absolute", "relative")
 HOOK_IN_FORMS = ("blocks.L.hook_resid_pre", "blocks.L.hook_resid_post")

@@ -10,7 +10,8 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact import last_position, perturb
+from synthact import perturb
+from synthact.engine import last_position
 from synthact.perturb import (
     Curves,
     SlowPathWarning,
