@@ -30,8 +30,8 @@ import torch
 
 from synthact import metrics
 from synthact.cache import Arrays, ResultCache
+from synthact.engine import MODES, Curves, perturbation_curves
 from synthact.latents import LatentStats, ScaleFacts, latent_statistics, scale_facts
-from synthact.perturb import MODES, Curves, perturbation_curves
 from synthact.prompts import PROMPT_LEN
 from synthact.subjects import (
     Constants,
@@ -71,7 +71,12 @@ activation; those numbers are not in the paper)."""
 
 METHOD_MODULES = (
     "synthact.experiments",
-    "synthact.perturb",
+    "synthact.engine.curves",
+    "synthact.engine.memory",
+    "synthact.engine.request",
+    "synthact.engine.runners",
+    "synthact.hooks",
+    "synthact.validate",
     "synthact.engine.last_position",
     "synthact.targets",
     "synthact.synthetic",

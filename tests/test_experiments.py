@@ -274,7 +274,7 @@ class _Recorder:
         self.calls = []
 
     def __call__(self, tokens, target, *, mode, kl=False, base=None):
-        from synthact.perturb import Curves
+        from synthact.engine import Curves
 
         self.calls.append({"tokens": tokens, "target": target, "base": base, "mode": mode})
         n = len(target)

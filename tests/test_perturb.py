@@ -10,15 +10,16 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact import perturb
-from synthact.engine import last_position
-from synthact.perturb import (
+from synthact.engine import (
     Curves,
     SlowPathWarning,
     chunk_rows,
-    naive_perturbation_curves,
+    curves,
+    last_position,
+    memory,
     perturbation_curves,
     perturbation_path,
+    request,
 )
 from tests.families import ARCHITECTURES as FAMILIES
 from tests.families import (
@@ -28,6 +29,8 @@ from tests.families import (
     one_thread,  # noqa: F401 (an autouse fixture)
     random_model,
 )
+
+reference_curves = functools.partial(perturbation_curves, naive=True)
 
 D_MODEL, N_LAYERS, D_VOCAB, N_PROMPTS, PROMPT_LEN, N_STEPS = 64, 3, 97, 3, 6, 21
 TOL = 1e-4
@@ -118,7 +121,7 @@ def test_engine_matches_naive(model, inputs, mode, with_base):
         kl=True,
     )
     engine = perturbation_curves(model, inputs["tokens"], **kwargs)
-    naive = naive_perturbation_curves(model, inputs["tokens"], **kwargs)
+    naive = reference_curves(model, inputs["tokens"], **kwargs)
     assert_same_curves(engine, naive)
     assert engine.l2[:, 1:].max() > 1e-2, "the perturbation must move the output"
     assert engine.kl[:, 1:].max() > 1e-4
@@ -130,7 +133,7 @@ def test_engine_matches_naive_with_hook_out_before_last_block(ln_model, inputs, 
     kwargs = dict(target=inputs["target"], mode=mode, n_steps=N_STEPS, kl=kl)
     hook_out = "blocks.1.hook_resid_post"
     engine = perturbation_curves(ln_model, inputs["tokens"], hook_out=hook_out, **kwargs)
-    naive = naive_perturbation_curves(ln_model, inputs["tokens"], hook_out=hook_out, **kwargs)
+    naive = reference_curves(ln_model, inputs["tokens"], hook_out=hook_out, **kwargs)
     assert_same_curves(engine, naive)
     at_last_block = perturbation_curves(ln_model, inputs["tokens"], **kwargs)
     assert not torch.allclose(engine.l2, at_last_block.l2)
@@ -144,7 +147,7 @@ def test_engine_matches_naive_with_hook_out_before_last_block(ln_model, inputs, 
 def test_engine_matches_naive_at_other_input_hooks(ln_model, inputs, hook_in):
     kwargs = dict(target=inputs["target"], hook_in=hook_in, n_steps=N_STEPS, kl=True)
     engine = perturbation_curves(ln_model, inputs["tokens"], **kwargs)
-    naive = naive_perturbation_curves(ln_model, inputs["tokens"], **kwargs)
+    naive = reference_curves(ln_model, inputs["tokens"], **kwargs)
     assert_same_curves(engine, naive)
 
 
@@ -163,14 +166,14 @@ def test_engine_matches_naive_in_float64():
     inputs = make_inputs()
     kwargs = dict(target=inputs["target"].double(), mode="relative", n_steps=N_STEPS, kl=True)
     engine = perturbation_curves(model, inputs["tokens"], **kwargs)
-    naive = naive_perturbation_curves(model, inputs["tokens"], **kwargs)
+    naive = reference_curves(model, inputs["tokens"], **kwargs)
     assert_same_curves(engine, naive, tol=1e-5)  # results are float32; their agreement is exact
 
 
 def test_single_token_prompts_have_no_prefix(ln_model, inputs):
     tokens = inputs["tokens"][:, :1]
     engine = perturbation_curves(ln_model, tokens, inputs["target"], n_steps=N_STEPS, kl=True)
-    naive = naive_perturbation_curves(ln_model, tokens, inputs["target"], n_steps=N_STEPS, kl=True)
+    naive = reference_curves(ln_model, tokens, inputs["target"], n_steps=N_STEPS, kl=True)
     assert_same_curves(engine, naive)
 
 
@@ -217,7 +220,7 @@ def test_family_engine_matches_naive(family_model, family_inputs, hook_in, mode,
     with warnings.catch_warnings():
         warnings.simplefilter("error", SlowPathWarning)  # the fast runner covers every family
         engine = perturbation_curves(family_model, family_inputs["tokens"], **kwargs)
-    naive = naive_perturbation_curves(family_model, family_inputs["tokens"], **kwargs)
+    naive = reference_curves(family_model, family_inputs["tokens"], **kwargs)
     assert_same_curves(engine, naive)
     assert engine.l2[:, 1:].max() > 1e-2
     assert engine.kl[:, 1:].max() > 1e-4
@@ -229,15 +232,15 @@ def test_family_engine_with_fused_qkv_matches_naive(family_model, family_inputs,
     monkeypatch.setattr(last_position, "LastPositionBlock", fused)
     kwargs = dict(target=family_inputs["target"], mode="relative", n_steps=N_STEPS, kl=True)
     engine = perturbation_curves(family_model, family_inputs["tokens"], batch_size=50, **kwargs)
-    naive = naive_perturbation_curves(family_model, family_inputs["tokens"], **kwargs)
+    naive = reference_curves(family_model, family_inputs["tokens"], **kwargs)
     assert_same_curves(engine, naive)
 
 
 def transformer_lens_curves(model, tokens, points, hook_in, hook_out) -> tuple[torch.Tensor, ...]:
     """L2 and KL curves ``[B, n]`` of path points ``[B, n, d]`` from TransformerLens's forward
     pass resumed at the input block (no hooks), KL in float64."""
-    first = perturb._first_block(hook_in, model.cfg.n_layers)
-    out_block = perturb._out_block(hook_out, model.cfg.n_layers, first)
+    first = request._first_block(hook_in, model.cfg.n_layers)
+    out_block = request._out_block(hook_out, model.cfg.n_layers, first)
     outs, logits = [], []
     for n in range(points.shape[1]):
         resid = model(tokens, stop_at_layer=first)
@@ -257,7 +260,7 @@ def test_naive_reference_matches_transformer_lens_forward(family_model, family_i
     hook_in, n_steps = "blocks.1.hook_resid_pre", 5
     tokens, base, target = family_inputs["tokens"], family_inputs["base"], family_inputs["target"]
     kwargs = dict(base=base, mode="relative", n_steps=n_steps, hook_in=hook_in, hook_out=hook_out)
-    naive = naive_perturbation_curves(family_model, tokens, target, kl=True, **kwargs)
+    naive = reference_curves(family_model, tokens, target, kl=True, **kwargs)
     points = perturbation_path(base, target, mode="relative", n_steps=n_steps)
     with torch.inference_mode():
         l2, kl = transformer_lens_curves(family_model, tokens, points, hook_in, hook_out)
@@ -284,7 +287,7 @@ def test_tight_gemma2_settings_bind(family_inputs):
 # ---------------------------------------------------------------------------- curve facts
 
 
-@pytest.mark.parametrize("curves_fn", [perturbation_curves, naive_perturbation_curves])
+@pytest.mark.parametrize("curves_fn", [perturbation_curves, reference_curves])
 @pytest.mark.parametrize("mode", ["absolute", "relative"])
 def test_step_zero_is_the_reference(ln_model, inputs, curves_fn, mode):
     curves = curves_fn(ln_model, inputs["tokens"], inputs["target"], mode=mode, kl=True)
@@ -369,15 +372,15 @@ def test_batch_size_does_not_change_the_curves(ln_model, inputs, batch_size):
 def test_kl_chunks_are_bounded_by_logits_memory(ln_model, inputs, monkeypatch):
     kwargs = dict(target=inputs["target"], mode="relative", kl=True)
     default = perturbation_curves(ln_model, inputs["tokens"], **kwargs)
-    monkeypatch.setattr(perturb, "CPU_LOGITS_BYTES", 5 * 4 * D_VOCAB)  # 5 rows of float32 logits
-    real_chunks, rows = perturb._chunks, []
+    monkeypatch.setattr(memory, "CPU_LOGITS_BYTES", 5 * 4 * D_VOCAB)  # 5 rows of float32 logits
+    real_chunks, rows = curves._chunks, []
 
     def recording_chunks(*args):
         chunks = real_chunks(*args)
         rows.extend((s.stop - s.start) * (p.stop - p.start) for _, p, s in chunks)
         return chunks
 
-    monkeypatch.setattr(perturb, "_chunks", recording_chunks)
+    monkeypatch.setattr(curves, "_chunks", recording_chunks)
     bounded = perturbation_curves(ln_model, inputs["tokens"], **kwargs)
     assert max(rows) == 5
     assert_same_curves(bounded, default, tol=1e-5)
@@ -386,12 +389,10 @@ def test_kl_chunks_are_bounded_by_logits_memory(ln_model, inputs, monkeypatch):
 def test_prompt_groups_do_not_change_the_curves(ln_model, inputs, monkeypatch):
     kwargs = dict(target=inputs["target"], mode="relative", kl=True)
     whole = perturbation_curves(ln_model, inputs["tokens"], **kwargs)
-    monkeypatch.setattr(perturb, "PREFIX_PROMPTS", 2)
+    monkeypatch.setattr(memory, "PREFIX_PROMPTS", 2)
     grouped = perturbation_curves(ln_model, inputs["tokens"], batch_size=30, **kwargs)
     assert_same_curves(grouped, whole, tol=1e-5)
-    assert_same_curves(
-        naive_perturbation_curves(ln_model, inputs["tokens"], batch_size=30, **kwargs), whole
-    )
+    assert_same_curves(reference_curves(ln_model, inputs["tokens"], batch_size=30, **kwargs), whole)
 
 
 def test_progress_bar_does_not_change_the_curves(ln_model, inputs, capsys):
@@ -430,7 +431,7 @@ GIB = 2**30
 
 
 def test_cpu_chunks_keep_their_cache_sized_rows():
-    assert chunk_rows(GPT2, "cpu", kl=False) == perturb.CPU_ROWS == 256
+    assert chunk_rows(GPT2, "cpu", kl=False) == memory.CPU_ROWS == 256
     assert chunk_rows(GPT2, "cpu", kl=True) == 256  # 64 MiB holds 333 rows of GPT-2 logits
     gemma2 = family_config("gemma2", "real")
     assert chunk_rows(gemma2, "cpu", kl=True) == 64 * 2**20 // (4 * 256000)
@@ -440,7 +441,7 @@ def test_cpu_chunks_keep_their_cache_sized_rows():
 def test_cuda_chunks_follow_free_memory():
     l2 = chunk_rows(GPT2, "cuda", kl=False, free_bytes=80 * GIB)
     kl = chunk_rows(GPT2, "cuda", kl=True, free_bytes=80 * GIB)
-    assert l2 == kl == perturb.CUDA_MAX_ROWS
+    assert l2 == kl == memory.CUDA_MAX_ROWS
     assert chunk_rows(GPT2, "cuda", kl=True, free_bytes=4 * GIB) >= 2048
     small = chunk_rows(GPT2, "cuda", kl=True, free_bytes=64 * 2**20)
     assert 1 <= small <= 333  # never more than today's 64 MiB of logits
@@ -462,20 +463,20 @@ def test_naive_rows_hold_whole_prompts():
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_explicit_rows_override_the_sizing(device):
     assert chunk_rows(GPT2, device, kl=True, free_bytes=GIB, override=777) == 777
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
         chunk_rows(GPT2, device, kl=True, override=0)
 
 
 def test_share_defaults_to_the_xdist_worker_count(monkeypatch):
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "4")
-    assert perturb._default_share() == 4
+    assert memory.default_share() == 4
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
-    assert perturb._default_share() == 1
+    assert memory.default_share() == 1
 
 
 def test_prefix_groups_follow_free_memory():
-    assert perturb._prefix_group(GPT2, 10, None, 1) == perturb.PREFIX_PROMPTS
-    alone, shared = (perturb._prefix_group(GPT2, 10, 80 * GIB, share) for share in (1, 4))
+    assert memory.prefix_group(GPT2, 10, None, 1) == memory.PREFIX_PROMPTS
+    alone, shared = (memory.prefix_group(GPT2, 10, 80 * GIB, share) for share in (1, 4))
     assert alone >= 4 * 1000
     assert shared == alone // 4
 
@@ -525,15 +526,15 @@ BAD_INPUTS = {
         ValueError,
         "before the first perturbed block",
     ),
-    "batch_size-0": (lambda i: dict(batch_size=0), ValueError, "batch_size must be >= 1"),
+    "batch_size-0": (lambda i: dict(batch_size=0), ValueError, "batch_size must be a positive int"),
     "batch_size-float": (lambda i: dict(batch_size=8.0), TypeError, "batch_size must be an int"),
     "kl-str": (lambda i: dict(kl="yes"), TypeError, "kl must be a bool"),
     "tf32-int": (lambda i: dict(tf32=1), TypeError, "tf32 must be a bool"),
-    "share-0": (lambda i: dict(share=0), ValueError, "share must be >= 1"),
+    "share-0": (lambda i: dict(share=0), ValueError, "share must be a positive int"),
 }
 
 
-@pytest.mark.parametrize("curves_fn", [perturbation_curves, naive_perturbation_curves])
+@pytest.mark.parametrize("curves_fn", [perturbation_curves, reference_curves])
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_is_a_clear_error(ln_model, inputs, curves_fn, case):
     change, error, message = BAD_INPUTS[case]
@@ -591,7 +592,7 @@ def test_models_outside_the_fast_runner_warn_and_stay_exact(inputs, case):
     with pytest.warns(SlowPathWarning, match=rf"cfg\.{field}.*{path}") as warned:
         engine = perturbation_curves(model, inputs["tokens"], **kwargs)
     assert warned[0].filename == __file__  # the warning points at the call
-    naive = naive_perturbation_curves(model, inputs["tokens"], **kwargs)
+    naive = reference_curves(model, inputs["tokens"], **kwargs)
     assert_same_curves(engine, naive)
     assert engine.l2[:, 1:].max() > 1e-2
 

@@ -1,1 +1,14 @@
-"""The perturbation engine."""
+"""The perturbation engine: curves along paths from a base activation towards a target."""
+
+from synthact.engine.curves import Curves, SlowPathWarning, perturbation_curves, perturbation_path
+from synthact.engine.memory import chunk_rows
+from synthact.engine.request import MODES
+
+__all__ = [
+    "MODES",
+    "Curves",
+    "SlowPathWarning",
+    "chunk_rows",
+    "perturbation_curves",
+    "perturbation_path",
+]

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
 import torch
 
-from synthact.perturb import Curves, naive_perturbation_curves, perturbation_curves
+from synthact.engine import Curves, perturbation_curves
 from tests.families import family_config, random_model
 
 PROMPT_LEN, TOL = 10, 1e-4
-IMPLEMENTATIONS = {"naive": naive_perturbation_curves, "engine": perturbation_curves}
+IMPLEMENTATIONS = {"naive": partial(perturbation_curves, naive=True), "engine": perturbation_curves}
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def family(request, bench_device, one_thread) -> tuple[str, dict]:
 @pytest.fixture(scope="module")
 def reference(family) -> Curves:
     """Naive L2 and KL curves that every benchmarked run must reproduce."""
-    return naive_perturbation_curves(**family[1], kl=True)
+    return perturbation_curves(**family[1], kl=True, naive=True)
 
 
 @pytest.mark.slow

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from functools import partial
 
 import pytest
 import torch
 from transformer_lens import HookedTransformer
 
-from synthact.perturb import Curves, chunk_rows, naive_perturbation_curves, perturbation_curves
+from synthact.engine import Curves, chunk_rows, perturbation_curves
 from tests.families import family_config, random_model
 
 N_PROMPTS, PROMPT_LEN, N_STEPS, CHECKED_PROMPTS = 1000, 10, 101, 16
@@ -52,7 +53,7 @@ def cuda_inputs(bench_device) -> dict:
     target = 56 * target / target.norm(dim=-1, keepdim=True)
     checked = dict(tokens=tokens[:CHECKED_PROMPTS], target=target[:CHECKED_PROMPTS], kl=True)
     perturbation_curves(model, **checked)  # warm-up: CUDA context, cuBLAS handles, allocator
-    reference = naive_perturbation_curves(model, **checked)
+    reference = perturbation_curves(model, **checked, naive=True)
     return dict(float32=model, bfloat16=bf16, tokens=tokens, target=target, reference=reference)
 
 
@@ -121,7 +122,8 @@ def test_engine_speed_cuda(benchmark, cuda_inputs, speed_record, kl, precision, 
 def test_naive_speed_cuda(benchmark, cuda_inputs, speed_record, kl, precision, rows):
     benchmark.group = f"cuda-{'kl' if kl else 'l2'}"
     model = cuda_inputs[precision]
-    curves, seconds = run(benchmark, naive_perturbation_curves, model, cuda_inputs, kl, rows, False)
+    naive = partial(perturbation_curves, naive=True)
+    curves, seconds = run(benchmark, naive, model, cuda_inputs, kl, rows, False)
     name = f"naive {precision} rows={rows or 'auto'}"
     diffs = record(benchmark, speed_record, name, seconds, curves, cuda_inputs)
     assert_float32_agrees(diffs, cuda_inputs["reference"])
