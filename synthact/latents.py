@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from sae_lens import SAE
 
-from synthact.targets import _check_batch_size, decode, encode
+from synthact.targets import decode, encode
+from synthact.validate import check_positive_int, check_rows
 
 SHARES = ("l1", "l2sq", "l2")
 """Definitions of a latent's share of the latent-activation norm; see `latent_statistics`."""
@@ -89,8 +90,8 @@ def latent_statistics(
         raise ValueError(f"n_ranks must be a positive int, got {n_ranks!r}")
     if max_rel_error is not None and not max_rel_error >= 0:
         raise ValueError(f"max_rel_error must be >= 0 or None, got {max_rel_error}")
-    _check_batch_size(batch_size)
-    _check_acts(acts, sae)
+    check_positive_int("batch_size", batch_size)
+    check_rows(acts, "acts", sae.cfg.d_in, finite=True)
     unit_rows = F.normalize(sae.W_dec.detach().float().cpu(), dim=1)
     chunks = [
         _chunk_statistics(sae, acts[i : i + batch_size], unit_rows, share, n_ranks, max_rel_error)
@@ -165,7 +166,7 @@ def scale_facts(
     sae: SAE, acts: torch.Tensor, base_idx: torch.Tensor, target_idx: torch.Tensor
 ) -> ScaleFacts:
     """Scale facts of real activations ``acts [N, d_in]`` and real pairs (see ``real_pairs``)."""
-    _check_acts(acts, sae)
+    check_rows(acts, "acts", sae.cfg.d_in, finite=True)
     if base_idx.shape != target_idx.shape or base_idx.ndim != 1:
         raise ValueError("base_idx and target_idx must be index tensors of the same shape [n]")
     x = acts.detach().float().cpu()
@@ -176,12 +177,3 @@ def scale_facts(
         distance=(target - base).norm(dim=1).numpy(),
         cos_b_dec=F.cosine_similarity(base - b_dec, target - b_dec, dim=1).numpy(),
     )
-
-
-def _check_acts(acts: torch.Tensor, sae: SAE) -> None:
-    if not isinstance(acts, torch.Tensor) or acts.ndim != 2 or len(acts) == 0:
-        raise ValueError("acts must be a non-empty 2-D tensor [n_activations, d_in]")
-    if acts.shape[1] != sae.cfg.d_in:
-        raise ValueError(f"acts have {acts.shape[1]} features, the SAE expects {sae.cfg.d_in}")
-    if not torch.isfinite(acts).all():
-        raise ValueError("acts contain NaN or infinite values")

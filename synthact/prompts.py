@@ -20,6 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from synthact.validate import check_generator
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -242,8 +244,7 @@ def _check_count(n: int, available: int, what: str) -> None:
 
 
 def _cpu_generator(generator: torch.Generator) -> torch.Generator:
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    check_generator(generator)
     if generator.device.type != "cpu":
         raise ValueError(f"generator must be a CPU torch.Generator, got one on {generator.device}")
     return generator

@@ -34,6 +34,8 @@ import math
 import torch
 from torch import Tensor
 
+from synthact.validate import check_generator, check_log_sparsity, check_positive_int
+
 DEAD_LOG_SPARSITY = -10.0
 """A latent with ``log_sparsity <= DEAD_LOG_SPARSITY`` never fired (``log10(0 + 1e-10)``)."""
 
@@ -62,8 +64,8 @@ def synthetic_random(
         ``[B, d_sae]`` synthetic latent activations, same dtype and device as ``acts``.
     """
     _check_acts(acts)
-    log_sparsity = _check_log_sparsity(log_sparsity, acts)
-    _check_generator(generator)
+    log_sparsity = _log_sparsity_on(log_sparsity, acts)
+    check_generator(generator)
     latents, counts = _active_latents(acts)
     alive = (log_sparsity > DEAD_LOG_SPARSITY).nonzero().squeeze(1)
     n_max = latents.shape[1]
@@ -119,9 +121,9 @@ def synthetic_baseline(
         ``[B, d_sae]`` synthetic latent activations, same dtype and device as ``acts``.
     """
     _check_acts(acts)
-    freq = _frequencies(_check_log_sparsity(log_sparsity, acts))
-    _check_generator(generator)
-    _check_positive_int(k, "k")
+    freq = _frequencies(_log_sparsity_on(log_sparsity, acts))
+    check_generator(generator)
+    check_positive_int("k", k)
     latents, counts = _active_latents(acts)
     n_rows, n_max = latents.shape
     if n_max == 0:
@@ -210,11 +212,11 @@ def synthetic_structured(
         ``[B, d_sae]`` synthetic latent activations, same dtype and device as ``acts``.
     """
     _check_acts(acts)
-    log_sparsity = _check_log_sparsity(log_sparsity, acts)
+    log_sparsity = _log_sparsity_on(log_sparsity, acts)
     freq = _frequencies(log_sparsity)
     unit = _unit_decoder_rows(W_dec, acts)
-    _check_generator(generator)
-    _check_positive_int(n_candidates, "n_candidates")
+    check_generator(generator)
+    check_positive_int("n_candidates", n_candidates)
     if not (isinstance(cos_target, (int, float)) and -1.0 <= cos_target <= 1.0):
         raise ValueError(f"cos_target must be a number in [-1, 1], got {cos_target!r}")
     latents, counts = _active_latents(acts)
@@ -392,25 +394,9 @@ def _check_acts(acts: Tensor) -> None:
         raise ValueError("acts contains negative values; pass SAE latent activations (sae.encode)")
 
 
-def _check_log_sparsity(log_sparsity: Tensor | None, acts: Tensor) -> Tensor:
-    """Validate and move ``log_sparsity`` to ``acts``' device."""
-    if log_sparsity is None:
-        raise ValueError(
-            "log_sparsity is None: load the SAE with "
-            "SAE.from_pretrained_with_cfg_and_sparsity(release, sae_id), which returns "
-            "(sae, cfg_dict, log_sparsity); SAE.from_pretrained returns no sparsity"
-        )
-    if not isinstance(log_sparsity, Tensor):
-        raise TypeError(f"log_sparsity must be a torch.Tensor, got {type(log_sparsity).__name__}")
-    d_sae = acts.shape[1]
-    if log_sparsity.shape != (d_sae,):
-        raise ValueError(
-            f"log_sparsity must have shape ({d_sae},) to match acts [B, {d_sae}], "
-            f"got {tuple(log_sparsity.shape)}"
-        )
-    if log_sparsity.isnan().any():
-        raise ValueError("log_sparsity contains NaN")
-    return log_sparsity.detach().to(acts.device)
+def _log_sparsity_on(log_sparsity: Tensor | None, acts: Tensor) -> Tensor:
+    """``log_sparsity`` ``[d_sae]`` checked against ``acts [B, d_sae]``, on their device."""
+    return check_log_sparsity(log_sparsity, acts.shape[1]).detach().to(acts.device)
 
 
 def _unit_decoder_rows(W_dec: Tensor, acts: Tensor) -> Tensor:
@@ -434,19 +420,6 @@ def _unit_decoder_rows(W_dec: Tensor, acts: Tensor) -> Tensor:
     return W_dec / norms
 
 
-def _check_generator(generator: torch.Generator) -> None:
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(
-            f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), "
-            f"got {type(generator).__name__}"
-        )
-
-
 def _randint(high: int, shape: tuple[int, ...], generator: torch.Generator, device) -> Tensor:
     """Uniform ints in ``[0, high)`` drawn on the generator's device, moved to ``device``."""
     return torch.randint(high, shape, generator=generator, device=generator.device).to(device)
-
-
-def _check_positive_int(value: int, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")

@@ -20,6 +20,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
 from synthact import synthetic
+from synthact.validate import check_generator, check_log_sparsity, check_positive_int, check_rows
 
 SYNTHETIC_TYPES = (
     "synthetic-random",
@@ -60,23 +61,6 @@ def _check_kind(kind: str, kinds: tuple[str, ...]) -> None:
         raise ValueError(f"unknown type {kind!r}; expected one of {', '.join(kinds)}")
 
 
-def _check_generator(generator: object) -> None:
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-
-
-def _check_matrix(x: object, name: str, width: int | None = None) -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim != 2 or len(x) == 0:
-        raise ValueError(f"{name} must be a 2-D tensor [rows, features] with at least one row")
-    if width is not None and x.shape[1] != width:
-        raise ValueError(f"{name} has {x.shape[1]} features per row, the SAE expects {width}")
-
-
 # --- real activations -----------------------------------------------------------------------
 
 
@@ -114,7 +98,7 @@ def collect_activations(
         raise ValueError("tokens must be an integer tensor [n_prompts, n_positions]")
     if tokens.numel() == 0:
         raise ValueError("tokens is empty: need at least one prompt of at least one token")
-    _check_batch_size(batch_size)
+    check_positive_int("batch_size", batch_size)
     captured: list[torch.Tensor] = []
 
     def capture(act: torch.Tensor, hook: HookPoint) -> None:
@@ -145,7 +129,7 @@ def real_pairs(
     Returns:
         ``(base_idx [n], target_idx [n])``, int64 indices into the pool.
     """
-    _check_generator(generator)
+    check_generator(generator)
     if n_prompts < 2:
         raise ValueError(f"need at least 2 prompts to form pairs, got {n_prompts}")
     if not 1 <= n <= n_prompts:
@@ -165,7 +149,7 @@ def other_indices(
     Returns:
         ``[n]`` int64 indices into the pool.
     """
-    _check_generator(generator)
+    check_generator(generator)
     first, second = exclude
     if n_prompts < 3:
         raise ValueError(f"need at least 3 prompts to pick a third one, got {n_prompts}")
@@ -239,7 +223,7 @@ class Gaussian:
         The authors sampled with ``torch.distributions.MultivariateNormal`` (Cholesky factor);
         the distribution is the same, the random stream is not.
         """
-        _check_generator(generator)
+        check_generator(generator)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
         z = torch.randn(
@@ -256,7 +240,7 @@ def fit_gaussian(acts: torch.Tensor, device: str | torch.device = "cpu") -> Gaus
 
     The paper fits 32,000 real activations at the input hook.
     """
-    _check_matrix(acts, "acts")
+    check_rows(acts, "acts")
     if len(acts) < 2:
         raise ValueError(f"need at least 2 activations to fit a covariance, got {len(acts)}")
     x = acts.detach().to(device, torch.float64)
@@ -278,7 +262,7 @@ def _batched(
 ) -> torch.Tensor:
     """``fn`` over row blocks of ``x``, without grad; rows concatenated as float32 CPU (each block
     moved as it is done), or as ``fn`` returns them when ``host`` is False."""
-    _check_batch_size(batch_size)
+    check_positive_int("batch_size", batch_size)
     with torch.no_grad():
         blocks = (fn(block) for block in x.split(batch_size))
         return torch.cat([b.float().cpu() for b in blocks] if host else list(blocks))
@@ -289,19 +273,19 @@ def encode(
 ) -> torch.Tensor:
     """``sae.encode`` of ``acts [B, d_in]`` -> latent activations ``[B, d_sae]`` (float32 CPU, or
     on the SAE's device in its dtype when ``host`` is False)."""
-    _check_matrix(acts, "acts", sae.cfg.d_in)
+    check_rows(acts, "acts", sae.cfg.d_in)
     return _batched(lambda x: sae.encode(x.to(sae.device)), acts, batch_size, host=host)
 
 
 def decode(sae: SAE, latents: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
     """``sae.decode`` (adds ``b_dec``) of ``latents [B, d_sae]`` -> ``[B, d_in]`` (float32 CPU)."""
-    _check_matrix(latents, "latents", sae.cfg.d_sae)
+    check_rows(latents, "latents", sae.cfg.d_sae)
     return _batched(lambda z: sae.decode(z.to(sae.device, sae.dtype)), latents, batch_size)
 
 
 def reconstruct(sae: SAE, acts: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
     """The SAE reconstruction ``decode(encode(acts))``, ``[B, d_in]`` float32 CPU."""
-    _check_matrix(acts, "acts", sae.cfg.d_in)
+    check_rows(acts, "acts", sae.cfg.d_in)
     return _batched(lambda x: sae.decode(sae.encode(x.to(sae.device))), acts, batch_size)
 
 
@@ -331,14 +315,8 @@ def synthetic_targets(
     """
     _check_kind(kind, SYNTHETIC_TYPES)
     _check_kind(latent_moves, LATENT_MOVES)
-    _check_generator(generator)
-    if not isinstance(log_sparsity, torch.Tensor):
-        raise ValueError(
-            "log_sparsity is required (got None?): load the SAE with "
-            "SAE.from_pretrained_with_cfg_and_sparsity and pass its sparsity tensor"
-        )
-    if log_sparsity.shape != (sae.cfg.d_sae,):
-        raise ValueError(f"log_sparsity must be [{sae.cfg.d_sae}], got {list(log_sparsity.shape)}")
+    check_generator(generator)
+    check_log_sparsity(log_sparsity, sae.cfg.d_sae)
     moved = _CONSTRUCTIONS[kind](
         encode(sae, acts, batch_size=batch_size, host=False),
         log_sparsity.to(sae.device),

@@ -550,7 +550,7 @@ def test_missing_sparsity_says_how_to_load_it(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_sparsity_of_wrong_length(kind):
     acts, log_sparsity, W_dec = random_problem(0)
-    with pytest.raises(ValueError, match="log_sparsity must have shape"):
+    with pytest.raises(ValueError, match="log_sparsity has shape"):
         construct(kind, acts, log_sparsity[:-1], W_dec, 0)
 
 
@@ -614,10 +614,14 @@ def test_bad_structured_options(kwargs, message):
         synthetic_structured(acts, log_sparsity, W_dec, seeded(0), **kwargs)
 
 
-@pytest.mark.parametrize("k", [0, 2.5, True])
-def test_bad_k(k):
+@pytest.mark.parametrize(
+    ("k", "error", "message"),
+    [(0, ValueError, "k must be a positive int"), (2.5, TypeError, "k must be an int")]
+    + [(True, TypeError, "k must be an int")],
+)
+def test_bad_k(k, error, message):
     acts, log_sparsity, _ = random_problem(0)
-    with pytest.raises(ValueError, match="k must be a positive int"):
+    with pytest.raises(error, match=message):
         synthetic_baseline(acts, log_sparsity, seeded(0), k=k)
 
 
