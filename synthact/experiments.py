@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import importlib.util
 import sys
 import time
 from collections import ChainMap
@@ -30,9 +28,11 @@ import torch
 
 from synthact import metrics
 from synthact.cache import Arrays, ResultCache
+from synthact.code_digest import modules_digest
 from synthact.engine import MODES, Curves, perturbation_curves
 from synthact.latents import LatentStats, ScaleFacts, latent_statistics, scale_facts
 from synthact.prompts import PROMPT_LEN
+from synthact.seeding import generator
 from synthact.subjects import (
     Constants,
     Subject,
@@ -71,48 +71,30 @@ activation; those numbers are not in the paper)."""
 
 METHOD_MODULES = (
     "synthact.experiments",
-    "synthact.engine.curves",
-    "synthact.engine.memory",
-    "synthact.engine.request",
-    "synthact.engine.runners",
+    "synthact.engine",
     "synthact.hooks",
     "synthact.validate",
-    "synthact.engine.last_position",
+    "synthact.seeding",
     "synthact.targets",
     "synthact.synthetic",
     "synthact.latents",
     "synthact.subjects",
     "synthact.prompts",
-    "synthact.hub",
     "synthact.planted",
 )
-"""Modules whose source defines the method; their hash is part of every cache key."""
+"""Modules (a package: all of its modules) whose code defines the method; the digest of their code
+is part of every cache key."""
 
 
 @functools.cache
 def method_version() -> str:
-    """SHA-256 (16 hex digits) of the source of `METHOD_MODULES`.
+    """16 hex digits of the code of `METHOD_MODULES`, docstrings and comments aside.
 
-    Read once per process, when this module is imported (about when the code itself is), so a
-    source file edited while a run goes on cannot label results computed by the old code.
-    """
-    h = hashlib.sha256()
-    for name in METHOD_MODULES:
-        spec = importlib.util.find_spec(name)
-        h.update(name.encode())
-        if spec is not None and spec.origin:
-            with open(spec.origin, "rb") as f:
-                h.update(f.read())
-    return h.hexdigest()[:16]
+    Taken once per process, at import, so an edit during a run cannot label old results."""
+    return modules_digest(METHOD_MODULES)[:16]
 
 
 method_version()
-
-
-def generator(seed: int, *labels: str) -> torch.Generator:
-    """A CPU generator seeded by ``seed`` and the labels of the draw it is for."""
-    digest = hashlib.sha256("/".join([str(seed), *labels]).encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 @dataclass(frozen=True)
