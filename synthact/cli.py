@@ -107,7 +107,7 @@ def _subjects(args: argparse.Namespace) -> None:
 
 
 def _hub(args: argparse.Namespace) -> None:
-    from synthact.hub import ensure_null_hub
+    from synthact.subjects.null_hub import ensure_null_hub
 
     print(ensure_null_hub())
 

@@ -1,4 +1,4 @@
-"""Tests of synthact.hub: cache look-ups, the build-once logic, and the null hub itself.
+"""Hub-cache look-ups, the null hub's build-once logic and versions, and the null hub itself.
 
 The ``null_hub`` session fixture builds the real null hub once into ``$SYNTHACT_CACHE`` (or
 ``~/.cache/synthact``): about 1.1 GB and 30-60 s on one CPU; later sessions reuse it.
@@ -17,32 +17,31 @@ import torch
 from huggingface_hub import constants, try_to_load_from_cache
 from safetensors.torch import load_file
 
-from synthact import hub, subjects
-from synthact.hub import (
+from synthact.code_digest import modules_digest, source_digest
+from synthact.prompts import PROMPT_LEN, pydoc_topics_text
+from synthact.subjects import NULL_PREFIX, Subject, load_subject, releases
+from synthact.subjects import hub_cache as hub
+from synthact.subjects import null_hub as recipe
+from synthact.subjects.gpt2 import GPT2_FILES, SAE_FILES
+from synthact.subjects.hub_cache import HubFile, missing_files, require_cached, use_hub_cache
+from synthact.subjects.null_hub import (
     D_SAE,
     DEAD_FRACTION,
     GPT2_CONFIG,
-    GPT2_FILES,
     GPT2_REPO,
-    NULL_RECIPE,
     NULL_SAES,
     NULL_TARGET_L0,
-    SAE_FILES,
     SAE_ID,
     SAE_RELEASE,
     SAE_REPO,
-    HubFile,
     calibrate_b_enc,
     ensure_null_hub,
     log_normal_log_sparsity,
-    missing_files,
     null_prompt_stream,
     random_unit_rows,
-    require_cached,
-    use_hub_cache,
+    recipe_version,
 )
-from synthact.prompts import PROMPT_LEN, pydoc_topics_text
-from synthact.subjects import NULL_PREFIX, Subject, load_subject, resolve_release
+from synthact.subjects.releases import resolve_release
 
 
 def gen(seed: int) -> torch.Generator:
@@ -122,16 +121,20 @@ class FakeBuild:
 @pytest.fixture
 def fake_build(monkeypatch: pytest.MonkeyPatch) -> FakeBuild:
     build = FakeBuild()
-    monkeypatch.setattr(hub, "build_null_hub", build)
+    monkeypatch.setattr(recipe, "build_null_hub", build)
     return build
+
+
+def hub_root(cache: Path, seed: int = 0) -> Path:
+    return cache / "null-hub" / f"{recipe_version()}-seed{seed}"
 
 
 def test_ensure_builds_once_then_reuses(tmp_path: Path, fake_build: FakeBuild) -> None:
     hub_dir = ensure_null_hub(tmp_path)
-    assert hub_dir == tmp_path / "null-gpt2" / "hub"
+    assert hub_dir == hub_root(tmp_path) / "hub"
     assert (hub_dir / "weights.bin").read_text() == "seed 0"
-    marker = json.loads((tmp_path / "null-gpt2" / "build.json").read_text())
-    assert marker["recipe"] == NULL_RECIPE and marker["seed"] == 0
+    marker = json.loads((hub_root(tmp_path) / "build.json").read_text())
+    assert marker["version"] == recipe_version() and marker["seed"] == 0
     assert marker["calibration_l0"] == {"release/sae": 20.0} and marker["bytes"] == len("seed 0")
     assert ensure_null_hub(tmp_path) == hub_dir
     assert fake_build.calls == 1
@@ -141,11 +144,11 @@ def test_ensure_uses_synthact_cache_env(
     tmp_path: Path, fake_build: FakeBuild, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SYNTHACT_CACHE", str(tmp_path / "cache"))
-    assert ensure_null_hub() == tmp_path / "cache" / "null-gpt2" / "hub"
+    assert ensure_null_hub() == hub_root(tmp_path / "cache") / "hub"
 
 
-def test_ensure_rebuilds_half_built_or_outdated_hub(tmp_path: Path, fake_build: FakeBuild) -> None:
-    root = tmp_path / "null-gpt2"
+def test_ensure_rebuilds_a_half_built_hub(tmp_path: Path, fake_build: FakeBuild) -> None:
+    root = hub_root(tmp_path)
     hub_dir = ensure_null_hub(tmp_path)
     (root / "build.json").unlink()  # as if interrupted between rename and marker
     (root / "hub.tmp-crashed").mkdir()
@@ -153,26 +156,64 @@ def test_ensure_rebuilds_half_built_or_outdated_hub(tmp_path: Path, fake_build: 
     assert fake_build.calls == 2
     assert not (root / "hub.tmp-crashed").exists()
     marker = json.loads((root / "build.json").read_text())
-    (root / "build.json").write_text(json.dumps({**marker, "recipe": NULL_RECIPE - 1}))
+    (root / "build.json").write_text(json.dumps({**marker, "version": "another"}))
     ensure_null_hub(tmp_path)
     assert fake_build.calls == 3
-    ensure_null_hub(tmp_path, seed=7)
-    assert fake_build.calls == 4 and (hub_dir / "weights.bin").read_text() == "seed 7"
+
+
+def test_another_recipe_or_seed_is_another_hub(
+    tmp_path: Path, fake_build: FakeBuild, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed recipe builds a new hub beside the old one, which stays readable."""
+    old = ensure_null_hub(tmp_path)
+    seeded = ensure_null_hub(tmp_path, seed=7)
+    assert seeded != old and (seeded / "weights.bin").read_text() == "seed 7"
+    monkeypatch.setattr(recipe, "recipe_version", lambda: "0123456789abcdef")
+    new = ensure_null_hub(tmp_path)
+    assert new == tmp_path / "null-hub" / "0123456789abcdef-seed0" / "hub"
+    assert fake_build.calls == 3 and (old / "weights.bin").exists()
+
+
+NEW_NULL_SAE = """    NullSAE(
+        SAE_RELEASE,
+        "blocks.8.hook_resid_pre",
+        SAE_REPO,
+        "blocks.8.hook_resid_pre",
+        _jb_cfg("blocks.8.hook_resid_pre", 8),
+        JB_MODEL_KWARGS,
+        True,
+    ),
+"""
+
+
+def test_a_new_null_model_names_a_new_hub_and_prose_does_not() -> None:
+    source = Path(recipe.__file__).read_text()
+    version = source_digest(source)
+    end_of_saes = ')\n"""The SAEs of the null hub'
+    assert source.count(end_of_saes) == 1
+    with_new_sae = source.replace(end_of_saes, NEW_NULL_SAE + end_of_saes)
+    assert source_digest(with_new_sae) != version
+    assert (
+        source_digest(source.replace("NULL_TARGET_L0 = 20.0", "NULL_TARGET_L0 = 21.0")) != version
+    )
+    reworded = source.replace('"""The SAEs of the null hub', '"""The null hub\'s SAEs')
+    assert reworded != source and source_digest(reworded) == version
+    assert recipe_version() == modules_digest(recipe.RECIPE_MODULES)[:16]
 
 
 def test_failed_build_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hub, "build_null_hub", FakeBuild(fail=True))
+    monkeypatch.setattr(recipe, "build_null_hub", FakeBuild(fail=True))
     with pytest.raises(OSError, match="disk full"):
         ensure_null_hub(tmp_path)
-    leftovers = {path.name for path in (tmp_path / "null-gpt2").iterdir()}
+    leftovers = {path.name for path in hub_root(tmp_path).iterdir()}
     assert leftovers <= {"build.lock"}
 
 
 def test_concurrent_callers_build_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     build = FakeBuild(seconds=0.3)
-    monkeypatch.setattr(hub, "build_null_hub", build)
+    monkeypatch.setattr(recipe, "build_null_hub", build)
     results: list[Path] = []
     threads = [
         threading.Thread(target=lambda: results.append(ensure_null_hub(tmp_path))) for _ in range(3)
@@ -182,7 +223,7 @@ def test_concurrent_callers_build_once(tmp_path: Path, monkeypatch: pytest.Monke
     for thread in threads:
         thread.join()
     assert build.calls == 1
-    assert results == [tmp_path / "null-gpt2" / "hub"] * 3
+    assert results == [hub_root(tmp_path) / "hub"] * 3
 
 
 # --- the SAE recipe on small sizes --------------------------------------------------------------
@@ -256,7 +297,7 @@ def test_null_hub_is_a_standard_cache_with_every_needed_file(null_hub: Path) -> 
     assert config == GPT2_CONFIG
     assert {"architectures", "model_type", "n_ctx"} <= set(config)
     marker = json.loads((null_hub.parent / "build.json").read_text())
-    assert marker["recipe"] == NULL_RECIPE
+    assert marker["version"] == recipe_version()
 
 
 @pytest.mark.slow
@@ -362,7 +403,7 @@ def test_null_hub_model_kwargs_are_what_saelens_gives(null_hub: Path) -> None:
     """The hub calibrates each SAE on the model as its subject loads it."""
     with use_hub_cache(null_hub):
         for sae in NULL_SAES:
-            assert subjects._release_cfg(resolve_release(sae.name)).model_kwargs == sae.model_kwargs
+            assert releases.release_cfg(resolve_release(sae.name)).model_kwargs == sae.model_kwargs
 
 
 @pytest.mark.slow

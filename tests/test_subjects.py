@@ -17,20 +17,21 @@ from sae_lens import SAE, StandardSAE, StandardSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact import subjects
 from synthact.subjects import (
-    OPENWEBTEXT_SHARDS,
     SUBJECTS,
     Subject,
     SubjectSpec,
     describe_subjects,
     estimate_log_sparsity,
-    load_jb_gpt2,
+    gpt2,
+    hub_cache,
     load_subject,
+    releases,
     resolve_release,
     subject_spec,
     validate_subject,
 )
+from synthact.subjects.gpt2 import OPENWEBTEXT_SHARDS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOOK_IN = "blocks.1.hook_resid_pre"
@@ -166,7 +167,7 @@ def test_planted_rows_build_the_planted_subject(name: str, gain: float) -> None:
 
 
 def test_planted_module_knows_nothing_of_subjects() -> None:
-    """subjects.py is the one place that knows every kind of subject: no import cycle."""
+    """synthact.subjects is the one place that knows every kind of subject: no import cycle."""
     source = (REPO_ROOT / "synthact" / "planted.py").read_text()
     imported = {
         node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)
@@ -266,9 +267,7 @@ def test_release_width_mismatch_fails_before_loading_weights(fake_release_cfg: d
 
 
 def test_offline_release_cache_miss_says_what_to_do(tmp_path: Path) -> None:
-    from synthact import hub
-
-    with hub.use_hub_cache(tmp_path, offline=True), pytest.raises(RuntimeError) as error:
+    with hub_cache.use_hub_cache(tmp_path, offline=True), pytest.raises(RuntimeError) as error:
         load_subject("gpt2-small-res-jb/blocks.6.hook_resid_pre")
     message = str(error.value)
     for expected in ("HF_HUB_OFFLINE=1", str(tmp_path), "network access", "HF_HOME"):
@@ -279,20 +278,18 @@ def test_offline_release_cache_miss_says_what_to_do(tmp_path: Path) -> None:
 def test_missing_sparsity_is_estimated_only_when_the_cache_records_its_absence(
     tmp_path: Path,
 ) -> None:
-    from synthact import hub
-
     release = resolve_release("pythia-70m-deduped-res-sm/blocks.3.hook_resid_post")
     snapshot = tmp_path / "models--ctigges--pythia-70m-deduped__res-sm_processed"
     (snapshot / "refs").mkdir(parents=True)
     (snapshot / "refs" / "main").write_text("c" * 40)
     (snapshot / "snapshots" / ("c" * 40) / "3-res-sm").mkdir(parents=True)
-    with hub.use_hub_cache(tmp_path, offline=True):
+    with hub_cache.use_hub_cache(tmp_path, offline=True):
         with pytest.raises(RuntimeError, match="does not record whether"):
-            subjects._check_ships_no_sparsity(release)
-        hub._record_missing(
+            releases._check_ships_no_sparsity(release)
+        hub_cache.record_missing(
             snapshot / "snapshots" / ("c" * 40) / "3-res-sm", "sparsity.safetensors"
         )
-        subjects._check_ships_no_sparsity(release)
+        releases._check_ships_no_sparsity(release)
 
 
 def test_estimated_sparsity_is_the_firing_frequency(tiny_model: HookedTransformer) -> None:
@@ -347,7 +344,7 @@ def test_sae_trained_on_another_hook_rejected(tiny_model: HookedTransformer) -> 
 @pytest.mark.parametrize(
     ("log_sparsity", "error", "message"),
     [
-        (None, ValueError, "no log_sparsity.*sparsity.safetensors"),
+        (None, ValueError, "log_sparsity is None.*sparsity.safetensors"),
         ([-3.0] * 32, TypeError, "must be a torch.Tensor"),
         (torch.full((31,), -3.0), ValueError, r"shape \(31,\).*d_sae=32"),
         (torch.full((1, 32), -3.0), ValueError, r"shape \(1, 32\)"),
@@ -370,25 +367,33 @@ def test_nan_sae_weight_rejected(tiny_model: HookedTransformer) -> None:
         validate_subject(tiny_subject(tiny_model, sae=sae))
 
 
-# --- the jb GPT-2 loading path ------------------------------------------------------------------
+# --- the paper's subject: the jb release with its overrides -----------------------------------
 
 
-def test_missing_sparsity_from_saelens_is_an_error(
-    monkeypatch: pytest.MonkeyPatch, tiny_model: HookedTransformer
-) -> None:
-    """SAELens returns None sparsity silently when sparsity.safetensors is missing."""
-    monkeypatch.setattr(HookedTransformer, "from_pretrained", lambda *a, **k: tiny_model)
+@pytest.fixture
+def fake_jb_hub(monkeypatch: pytest.MonkeyPatch, fake_release_cfg: dict, tmp_path: Path) -> dict:
+    """The jb release at layer 1 with a tiny model, as if online with an empty hub cache: every
+    loading call is replaced, so nothing downloads."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    fake_release_cfg["metadata"]["hook_name"] = HOOK_IN
+    fake_release_cfg["d_in"] = 16
+    model_cfg = types.SimpleNamespace(n_layers=2, d_model=16)
+    from transformer_lens import loading_from_pretrained
+
     monkeypatch.setattr(
-        SAE, "from_pretrained_with_cfg_and_sparsity", lambda *a, **k: (tiny_sae(), {}, None)
+        loading_from_pretrained, "get_pretrained_model_config", lambda *a, **k: model_cfg
     )
-    with pytest.raises(RuntimeError, match=r"blocks\.1\.hook_resid_pre/sparsity\.safetensors"):
-        load_jb_gpt2("cpu", torch.float32)
+    monkeypatch.setattr(gpt2, "hf_hub_download", lambda *a, **k: "/nowhere/shard.parquet")
+    return {"calls": [], "sparsity": torch.full((32,), -2.0, dtype=torch.float64)}
 
 
-def test_jb_loading_passes_device_dtype_and_returns_cpu_float32_sparsity(
-    monkeypatch: pytest.MonkeyPatch, tiny_model: HookedTransformer
+def test_paper_subject_is_the_jb_release_with_a_processed_model(
+    monkeypatch: pytest.MonkeyPatch, tiny_model: HookedTransformer, fake_jb_hub: dict
 ) -> None:
-    calls = []
+    calls = fake_jb_hub["calls"]
 
     def model_from_pretrained(name: str, **kwargs: object) -> HookedTransformer:
         calls.append((name, kwargs))
@@ -396,16 +401,30 @@ def test_jb_loading_passes_device_dtype_and_returns_cpu_float32_sparsity(
 
     def sae_from_pretrained(release: str, sae_id: str, **kwargs: object) -> tuple:
         calls.append((release, sae_id, kwargs))
-        return tiny_sae(), {}, torch.full((32,), -2.0, dtype=torch.float64)
+        return tiny_sae(), {}, fake_jb_hub["sparsity"]
 
     monkeypatch.setattr(HookedTransformer, "from_pretrained", model_from_pretrained)
     monkeypatch.setattr(SAE, "from_pretrained_with_cfg_and_sparsity", sae_from_pretrained)
-    _, _, log_sparsity = load_jb_gpt2("cpu", torch.bfloat16)
+    subject = SUBJECTS["gpt2-small"].loader("cpu", torch.bfloat16)
     assert calls == [
-        ("gpt2", {"device": "cpu", "dtype": torch.bfloat16}),
         ("gpt2-small-res-jb", "blocks.1.hook_resid_pre", {"device": "cpu", "dtype": "bfloat16"}),
+        ("gpt2", {"device": "cpu", "dtype": torch.bfloat16}),
     ]
-    assert log_sparsity.dtype == torch.float32 and log_sparsity.device.type == "cpu"
+    assert (subject.hook_in, subject.hook_out) == (HOOK_IN, "blocks.1.hook_resid_post")
+    assert subject.log_sparsity.dtype == torch.float32 and subject.log_sparsity.device.type == "cpu"
+    assert not subject.estimate_sparsity
+
+
+def test_missing_sparsity_of_the_paper_subject_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, tiny_model: HookedTransformer, fake_jb_hub: dict
+) -> None:
+    """SAELens returns None sparsity silently when sparsity.safetensors is missing."""
+    monkeypatch.setattr(HookedTransformer, "from_pretrained", lambda *a, **k: tiny_model)
+    monkeypatch.setattr(
+        SAE, "from_pretrained_with_cfg_and_sparsity", lambda *a, **k: (tiny_sae(), {}, None)
+    )
+    with pytest.raises(RuntimeError, match=r"blocks\.1\.hook_resid_pre/sparsity\.safetensors"):
+        SUBJECTS["gpt2-small"].loader("cpu", torch.float32)
 
 
 OFFLINE_PROBE = """
@@ -455,15 +474,17 @@ def test_offline_check_runs_before_any_loading(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """In-process twin of the subprocess test: no loading call is reached on a cache miss."""
-    from synthact import hub
 
     def must_not_load(*args: object, **kwargs: object) -> None:
         raise AssertionError("a loading call ran before the offline cache check")
 
     monkeypatch.setattr(HookedTransformer, "from_pretrained", must_not_load)
     monkeypatch.setattr(SAE, "from_pretrained_with_cfg_and_sparsity", must_not_load)
-    with hub.use_hub_cache(tmp_path, offline=True), pytest.raises(RuntimeError, match="gpt2"):
-        subjects.SUBJECTS["gpt2-small"].loader("cpu", torch.float32)
+    with (
+        hub_cache.use_hub_cache(tmp_path, offline=True),
+        pytest.raises(RuntimeError, match="these hub files are not in the local cache"),
+    ):
+        load_subject("gpt2-small")
 
 
 def test_auto_device_picks_an_available_one() -> None:

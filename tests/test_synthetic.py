@@ -616,8 +616,11 @@ def test_bad_structured_options(kwargs, message):
 
 @pytest.mark.parametrize(
     ("k", "error", "message"),
-    [(0, ValueError, "k must be a positive int"), (2.5, TypeError, "k must be an int")]
-    + [(True, TypeError, "k must be an int")],
+    [
+        (0, ValueError, "k must be a positive int"),
+        (2.5, TypeError, "k must be an int"),
+        (True, TypeError, "k must be an int"),
+    ],
 )
 def test_bad_k(k, error, message):
     acts, log_sparsity, _ = random_problem(0)

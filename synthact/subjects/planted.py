@@ -1,0 +1,52 @@
+"""The planted controls as subjects: ``planted`` (readout gain 30) and ``planted-null`` (gain 0).
+
+The construction itself is `synthact.planted`; docs/method.md, "Controls", says why.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+from synthact.planted import HOOK_IN, HOOK_OUT, build_planted, sample_planted_prompts
+from synthact.subjects.types import Subject, SubjectSpec
+
+
+def planted_subject(
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    *,
+    gain: float = 30.0,
+    seed: int = 0,
+    **construction: float | int,
+) -> Subject:
+    """The planted subject cast to ``dtype`` on ``device``; ``construction``: other
+    `synthact.planted.PlantedConfig` fields."""
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype such as torch.float32, got {dtype!r}")
+    planted = build_planted(gain=gain, seed=seed, **construction)
+    planted.model.to(dtype, print_details=False)
+    planted.model.to(device, print_details=False)
+    planted.sae.to(device=device, dtype=dtype)
+    return Subject(
+        name="planted" if gain > 0 else "planted-null",
+        model=planted.model,
+        sae=planted.sae,
+        log_sparsity=planted.log_sparsity,
+        sample_prompts=partial(sample_planted_prompts, planted.config.d_vocab),
+        hook_in=HOOK_IN,
+        hook_out=HOOK_OUT,
+    )
+
+
+PLANTED = SubjectSpec(
+    "planted",
+    "hand-built transformer with planted features and saturating readouts (positive)",
+    partial(planted_subject, gain=30.0),
+)
+PLANTED_NULL = SubjectSpec(
+    "planted-null",
+    "the planted transformer with its readout gain set to 0 (exact null)",
+    partial(planted_subject, gain=0.0),
+)
