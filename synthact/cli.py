@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from synthact import configure_hub_access
+from synthact.config import add_options, option_words, run_configs
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 """The repository a development install runs from; its claims/ give the matrix."""
@@ -25,28 +26,13 @@ def _replicate(args: argparse.Namespace) -> None:
     import time
 
     from synthact.cache import ResultCache
-    from synthact.experiments import Lab, RunConfig, Stage, stage_table
+    from synthact.experiments import Lab, Stage, stage_table
     from synthact.report import replicate
-    from synthact.subjects import resolve_device
 
-    subjects = [name.strip() for name in args.subject.split(",") if name.strip()]
-    configs = [
-        RunConfig(
-            subject=subject,
-            n=args.n,
-            seed=args.seed,
-            n_gaussian=args.n_gaussian,
-            grid=args.grid,
-            latent_moves=args.latent_moves,
-            prompt_len=args.prompt_len,
-            device=resolve_device(args.device),
-            dtype=args.dtype,
-        )
-        for subject in subjects
-    ]
-    out = Path(args.out).resolve()
+    configs = run_configs(vars(args))
+    out = _reports_dir(args)
     for config in configs:
-        lab = Lab(config, ResultCache(args.cache))
+        lab = Lab(config, ResultCache(args.synthact_cache))
         start = time.perf_counter()
         for path in replicate(lab, out / _folder(config.subject)):
             print(path)
@@ -55,7 +41,11 @@ def _replicate(args: argparse.Namespace) -> None:
         report = Stage("report: tables, figures, cache reads", total - computed, 0)
         print(f"\nstage timings on {config.subject} (wall seconds; nested stages indented):")
         print(stage_table([*lab.stages, report]) + f"total {total:.1f} s\n")
-    _claims_matrix(subjects, args, out)
+    _claims_matrix(args)
+
+
+def _reports_dir(args: argparse.Namespace) -> Path:
+    return Path(args.matrix_dir or "reports").resolve()
 
 
 def _folder(subject: str) -> str:
@@ -63,38 +53,19 @@ def _folder(subject: str) -> str:
     return re.sub(r"[^\w.-]+", "_", subject)
 
 
-def _claims_matrix(subjects: list[str], args: argparse.Namespace, out: Path) -> None:
-    """Run the claim tests on the cached results; their session writes the matrix into ``out``."""
+def _claims_matrix(args: argparse.Namespace) -> None:
+    """Run the claim tests on the cached results, with the same options; their session writes
+    the matrix into the reports folder."""
     if not (CHECKOUT / "claims").is_dir():
         print(f"no claims/ in {CHECKOUT}: the claims × subjects matrix needs a synthact checkout")
         return
-    options = {
-        "--subject": ",".join(subjects),
-        "--n": args.n,
-        "--seed": args.seed,
-        "--n-gaussian": args.n_gaussian,
-        "--grid": args.grid,
-        "--latent-moves": args.latent_moves,
-        "--prompt-len": args.prompt_len,
-        "--device": args.device,
-        "--dtype": args.dtype,
-        "--matrix-dir": out,
-        "--alluredir": out / "allure-results",
-    }
-    if args.cache:
-        options["--synthact-cache"] = Path(args.cache).resolve()
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "claims",
-        "-q",
-        "--tb=no",
-        "-rN",
-        "-p",
-        "no:cacheprovider",
-    ]
-    command += [str(part) for option in options.items() for part in option]
+    out = _reports_dir(args)
+    values = {**vars(args), "matrix_dir": out}
+    if args.synthact_cache:
+        values["synthact_cache"] = Path(args.synthact_cache).resolve()
+    command = [sys.executable, "-m", "pytest", "claims", "-q", "--tb=no", "-rN"]
+    command += ["-p", "no:cacheprovider", "--alluredir", str(out / "allure-results")]
+    command += option_words(values)
     done = subprocess.run(command, cwd=CHECKOUT, check=False)
     if done.returncode not in (0, 1):  # 1: some claim tests failed, which the matrix shows
         raise RuntimeError(f"the claim tests did not run (pytest exit status {done.returncode})")
@@ -113,27 +84,17 @@ def _hub(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="synthact", description=__doc__.splitlines()[0])
+    top = argparse.ArgumentParser(
+        prog="synthact", description=__doc__.splitlines()[0], allow_abbrev=False
+    )
     commands = top.add_subparsers(dest="command", required=True)
 
     rep = commands.add_parser(
-        "replicate", help="compute every experiment; write tables, figures and the matrix"
+        "replicate",
+        help="compute every experiment; write tables, figures and the matrix",
+        allow_abbrev=False,
     )
-    rep.add_argument(
-        "--subject",
-        default="gpt2-small",
-        help="subject(s), comma-separated: registered names, RELEASE/SAE_ID, null:RELEASE/SAE_ID",
-    )
-    rep.add_argument("--n", type=int, default=1000, help="perturbations per type (paper: 1000)")
-    rep.add_argument("--seed", type=int, default=0)
-    rep.add_argument("--n-gaussian", type=int, default=32_000)
-    rep.add_argument("--prompt-len", type=int, default=10, help="tokens per prompt (paper: 10)")
-    rep.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    rep.add_argument("--dtype", default="float32")
-    rep.add_argument("--grid", default="code", choices=("code", "text"))
-    rep.add_argument("--latent-moves", default="in-place", choices=("in-place", "distinct"))
-    rep.add_argument("--out", default="reports", help="output folder (default reports/)")
-    rep.add_argument("--cache", default=None, help="result cache (default ~/.cache/synthact)")
+    add_options(rep.add_argument)
     rep.set_defaults(run=_replicate)
 
     listing = commands.add_parser("subjects", help="list the subject names, or a release's SAE ids")

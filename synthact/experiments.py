@@ -13,7 +13,6 @@ the order in which experiments run, on the worker that runs them, or on which ot
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import sys
 import time
@@ -29,9 +28,9 @@ import torch
 from synthact import metrics
 from synthact.cache import Arrays, ResultCache
 from synthact.code_digest import modules_digest
+from synthact.config import RunConfig
 from synthact.engine import MODES, Curves, perturbation_curves
 from synthact.latents import LatentStats, ScaleFacts, latent_statistics, scale_facts
-from synthact.prompts import PROMPT_LEN
 from synthact.seeding import generator
 from synthact.subjects import (
     Constants,
@@ -41,7 +40,6 @@ from synthact.subjects import (
     subject_spec,
 )
 from synthact.targets import (
-    LATENT_MOVES,
     SYNTHETIC_TYPES,
     Gaussian,
     check_targets,
@@ -57,12 +55,6 @@ SENSITIVITY_TYPES = ("real", "random", *SYNTHETIC_TYPES)
 KL_TYPES = ("real", "random", "synthetic-baseline", "synthetic-structured")
 PLATEAU_TYPES = ("real", "random", "synthetic-baseline", "synthetic-structured")
 
-GRIDS = {"code": 100, "text": 101}
-"""Points per curve of each step grid. Both span 100 nominal steps: the authors' code
-(``linspace(0, 100, 100)``; default) puts 100 points 100/99 of a step apart, the paper's text
-(steps 0..100) puts 101 points one step apart. Relative steps are fractions ``i / (points - 1)``."""
-NOMINAL_STEPS = 100
-
 PLATEAU_DIRECTIONS = ("gaussian", "base")
 """Where the plateau experiment steps each base: ``gaussian`` (default: the paper's text and the
 authors' notebook at HEAD, a fresh Gaussian sample per perturbation) or ``base`` (the earlier run,
@@ -71,6 +63,7 @@ activation; those numbers are not in the paper)."""
 
 METHOD_MODULES = (
     "synthact.experiments",
+    "synthact.config",
     "synthact.engine",
     "synthact.hooks",
     "synthact.validate",
@@ -95,79 +88,6 @@ def method_version() -> str:
 
 
 method_version()
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """What one replication run computes.
-
-    Attributes:
-        subject: the subject's name (see `synthact.subjects.subject_spec`).
-        n: perturbations per type (paper: 1000).
-        seed: master seed of every random draw.
-        n_gaussian: real activations the Gaussian ("random") is fitted on (paper: 32,000).
-        n_latent_stats: real activations for Appendix E (paper: 2,000).
-        grid: the step grid, ``code`` (default) or ``text`` (see `GRIDS`).
-        latent_moves: ``in-place`` (the authors' code, default) or ``distinct`` (the paper's
-            text), for synthetic-random and synthetic-baseline (see `synthact.synthetic`).
-        prompt_len: tokens per prompt; the last one is perturbed (paper: 10).
-        device, dtype: where and in what precision the model runs.
-        tf32: let CUDA float32 matrix products use TF32 (opt-in; claims/test_precision.py
-            measures what it moves).
-    """
-
-    subject: str
-    n: int = 1000
-    seed: int = 0
-    n_gaussian: int = 32_000
-    n_latent_stats: int = 2_000
-    grid: str = "code"
-    latent_moves: str = "in-place"
-    prompt_len: int = PROMPT_LEN
-    device: str = "cpu"
-    dtype: str = "float32"
-    tf32: bool = False
-
-    def __post_init__(self) -> None:
-        subject_spec(self.subject)
-        if self.prompt_len < 1:
-            raise ValueError(f"prompt_len must be at least 1 token, got {self.prompt_len}")
-        if self.n < 2:
-            raise ValueError(f"n must be at least 2 perturbations per type, got {self.n}")
-        if self.n_gaussian < 2:
-            raise ValueError(f"n_gaussian must be at least 2, got {self.n_gaussian}")
-        if self.grid not in GRIDS:
-            raise ValueError(f"grid must be one of {sorted(GRIDS)}, got {self.grid!r}")
-        if self.latent_moves not in LATENT_MOVES:
-            raise ValueError(
-                f"latent_moves must be one of {LATENT_MOVES}, got {self.latent_moves!r}"
-            )
-        if self.tf32 and torch.device(self.device).type != "cuda":
-            raise ValueError(f"tf32 changes CUDA matrix products only; device is {self.device!r}")
-
-    @property
-    def exact(self) -> bool:
-        """Whether the model runs in float32 without TF32, the precision of the paper's runs."""
-        return self.dtype == "float32" and not self.tf32
-
-    def reference(self) -> RunConfig:
-        """The same run in float32 without TF32, what other precisions are compared with."""
-        return dataclasses.replace(self, dtype="float32", tf32=False)
-
-    @property
-    def n_pool(self) -> int:
-        """Real activations collected once: enough for the Gaussian, Appendix E and the pairs
-        with a third activation each (C14)."""
-        return max(self.n_gaussian, self.n_latent_stats, self.n + 2)
-
-    @property
-    def n_steps(self) -> int:
-        """Points per curve (`GRIDS`)."""
-        return GRIDS[self.grid]
-
-    def spacing(self, step: float) -> float:
-        """Distance between consecutive points of an absolute-step path of nominal ``step``."""
-        return step * NOMINAL_STEPS / (self.n_steps - 1)
 
 
 class CurveArrays(Mapping[str, np.ndarray]):

@@ -20,13 +20,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from synthact.config import PROMPT_LEN
 from synthact.validate import check_generator
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-PROMPT_LEN = 10
-"""Tokens per prompt; the perturbed position is the last one (index 9)."""
 FEWER_PROMPTS = (
     "ask for fewer prompts (--n, --n-gaussian), shorter ones (--prompt-len) or a larger source"
 )

@@ -20,6 +20,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
 from synthact import synthetic
+from synthact.config import LATENT_MOVES
 from synthact.validate import check_generator, check_log_sparsity, check_positive_int, check_rows
 
 SYNTHETIC_TYPES = (
@@ -33,9 +34,6 @@ SYNTHETIC_TYPES = (
 TARGET_TYPES = ("real", "random", *SYNTHETIC_TYPES, "reconstruction")
 """Canonical names of the perturbation targets (REPLICATION.md "Target and base types")."""
 
-LATENT_MOVES = ("in-place", "distinct")
-"""How synthetic-random and synthetic-baseline move latents: ``in-place`` as the authors' code
-(values can be lost), ``distinct`` as the paper's text (see `synthact.synthetic`)."""
 
 # A construction maps (latents [B, d_sae], log_sparsity [d_sae], W_dec [d_sae, d], generator,
 # distinct) to synthetic latents [B, d_sae]; lookups go through the module so its functions stay

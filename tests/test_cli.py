@@ -50,10 +50,10 @@ def test_matrix_runs_the_claims_with_the_run_s_options(
         return subprocess.CompletedProcess(command, 1)  # 1: some claims failed; still a matrix
 
     monkeypatch.setattr(subprocess, "run", run)
-    args = cli.parser().parse_args(
-        ["replicate", "--n", "50", "--prompt-len", "12", "--cache", str(tmp_path / "c")]
-    )
-    cli._claims_matrix(["planted", "planted-null"], args, tmp_path / "out")
+    words = ["replicate", "--subject", "planted,planted-null", "--n", "50", "--prompt-len", "12"]
+    words += ["--synthact-cache", str(tmp_path / "c"), "--matrix-dir", str(tmp_path / "out")]
+    args = cli.parser().parse_args(words)
+    cli._claims_matrix(args)
     ((command, kwargs),) = calls
     assert command[1:4] == ["-m", "pytest", "claims"] and kwargs["cwd"] == cli.CHECKOUT
     options = {
@@ -65,6 +65,7 @@ def test_matrix_runs_the_claims_with_the_run_s_options(
     assert (options["--n"], options["--prompt-len"]) == ("50", "12")
     assert options["--matrix-dir"] == str(tmp_path / "out")
     assert options["--synthact-cache"] == str(tmp_path / "c")
+    assert options["--alluredir"] == str(tmp_path / "out" / "allure-results")
     monkeypatch.setattr(subprocess, "run", lambda c, **k: subprocess.CompletedProcess(c, 4))
     with pytest.raises(RuntimeError, match="did not run"):
-        cli._claims_matrix(["planted"], args, tmp_path / "out")
+        cli._claims_matrix(args)

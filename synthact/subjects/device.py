@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import torch
 
-DTYPES = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
-DEVICES = ("auto", "cpu", "cuda", "mps")
-"""``auto`` picks cuda if available, else mps, else cpu; ``cuda:N`` names one GPU."""
+from synthact.config import DEVICES, DTYPE_NAMES
+
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def resolve_device(device: str) -> str:
