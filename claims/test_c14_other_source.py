@@ -20,7 +20,7 @@ def test_c14_construction_source_does_not_matter(other_source, kind, lab, eviden
     activation for the construction does not change our results" (no run of it is in the
     authors' repository). Both constructions start from the same base prompts: rows are paired.
     """
-    from_base = lab.sensitivity(other_source.mode)
+    from_base = lab.result("sensitivity", other_source.mode)
     evidence.parameters(from_base)
     evidence.parameters(other_source)
     from_a, from_other = f"{kind} from A", f"{kind} from another activation"

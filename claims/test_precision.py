@@ -19,7 +19,7 @@ def test_precision_keeps_the_step_distributions(sensitivity, kind, lab, evidence
     reference = Lab(config.reference(), lab.cache, device=lab.device, progress=lab.progress)
     precision = f"{config.dtype}" + (" + TF32" if config.tf32 else "")
     ours, exact = f"{kind} ({precision})", f"{kind} (float32)"
-    float32 = reference.sensitivity(sensitivity.mode)
+    float32 = reference.result("sensitivity", sensitivity.mode)
     evidence.parameters(float32)
     steps = {
         "real": float32.steps("real"),

@@ -26,8 +26,9 @@ def _replicate(args: argparse.Namespace) -> None:
     import time
 
     from synthact.cache import ResultCache
-    from synthact.experiments import Lab, Stage, stage_table
+    from synthact.experiments import Lab
     from synthact.report import replicate
+    from synthact.stages import Stage, stage_table
 
     configs = run_configs(vars(args))
     out = _reports_dir(args)

@@ -57,7 +57,7 @@ def paper_rows(table: str, mode: str) -> dict[str, list[float | None]]:
 
 
 RUN_CONFIG_CHOICES = ("grid", "latent_moves")
-"""The keys of a table's ``run`` that are `RunConfig` fields; ``plateau`` picks the experiment."""
+"""The keys of a table's ``run``: the `RunConfig` fields of the run that printed it."""
 
 
 def run_mismatch(table: str, config) -> str | None:
@@ -79,8 +79,7 @@ def run_mismatch(table: str, config) -> str | None:
 
 def table_result(lab, table: str, mode: str):
     """The `Result` of ``lab`` that ``table`` in ``mode`` is compared with (its run's variant)."""
-    spec = paper_numbers()["tables"][table]
-    return lab.result(spec["experiment"], mode, plateau=spec["run"].get("plateau", "gaussian"))
+    return lab.result(paper_numbers()["tables"][table]["experiment"], mode)
 
 
 def summary(steps: Mapping[str, np.ndarray], reference: str = "real") -> dict[str, dict]:
@@ -295,7 +294,7 @@ def replicate(lab, out: Path) -> list[Path]:
             sections += _table_section(lab, table, mode, out, written)
     sections += _figure_3_section(lab, out, written)
     sections += _construction_source_section(lab)
-    latents = lab.latent_statistics()
+    latents = lab.result("latent-statistics")
     written.append(_save(latent_figure(latents), out / "appendix-e.png"))
     sections += [
         "## Appendix E and scale facts\n",
@@ -327,7 +326,7 @@ def _table_section(lab, table: str, mode: str, out: Path, written: list[Path]) -
 
 def _figure_3_section(lab, out: Path, written: list[Path]) -> list[str]:
     """The paper's plateau experiment (towards a Gaussian sample): no numbers to compare with."""
-    result = lab.plateau()
+    result = lab.result("plateau")
     steps = {kind: result.steps(kind, "ap") for kind in result.types}
     title = "Figure 3: AP step, absolute steps towards a fresh Gaussian sample"
     written.append(_save(step_figure(steps, title=title, xlabel="AP"), out / "figure-3.png"))
@@ -342,7 +341,7 @@ def _construction_source_section(lab) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for mode in ("absolute", "relative"):
-        from_base, from_other = lab.sensitivity(mode), lab.other_source(mode)
+        from_base, from_other = lab.result("sensitivity", mode), lab.result("other-source", mode)
         for kind in from_other.types:
             a, b = from_base.steps(kind), from_other.steps(kind)
             cells = [LABELS.get(kind, kind), mode, a.mean(), b.mean(), stats.ks(a, b)]
@@ -351,7 +350,7 @@ def _construction_source_section(lab) -> list[str]:
 
 
 def _example_curves(lab) -> plt.Figure:
-    result = lab.sensitivity("absolute")
+    result = lab.result("sensitivity", "absolute")
     curves = {k: result.curves(k) for k in ("real", "random")}
     return curves_figure(
         curves, title="Figure 1: L2 distance at the output hook", ylabel="L2 distance"

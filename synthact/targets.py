@@ -31,9 +31,6 @@ SYNTHETIC_TYPES = (
 )
 """Target types built by ``decode(construction(encode(A)))``."""
 
-TARGET_TYPES = ("real", "random", *SYNTHETIC_TYPES, "reconstruction")
-"""Canonical names of the perturbation targets (REPLICATION.md "Target and base types")."""
-
 
 # A construction maps (latents [B, d_sae], log_sparsity [d_sae], W_dec [d_sae, d], generator,
 # distinct) to synthetic latents [B, d_sae]; lookups go through the module so its functions stay

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from synthact.cache import ResultCache
-from synthact.experiments import Lab, RunConfig
+from synthact.config import RunConfig
+from synthact.experiments import Lab
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,13 +27,13 @@ def _steps(lab: Lab) -> dict[str, object]:
     """Every step distribution of the sensitivity and plateau experiments, by name."""
     found = {}
     for mode in ("absolute", "relative"):
-        result = lab.sensitivity(mode)
+        result = lab.result("sensitivity", mode)
         for kind in result.types:
             for metric in ("ms", "auc", "nl"):
                 found[f"{mode} {kind} {metric}"] = result.steps(kind, metric)
             if f"{kind}/kl" in result.arrays:
                 found[f"{mode} {kind} kl-ms"] = result.steps(kind, "ms", "kl")
-    plateau = lab.plateau()
+    plateau = lab.result("plateau")
     for kind in plateau.types:
         found[f"plateau {kind} ap"] = plateau.steps(kind, "ap")
     return found
@@ -40,7 +41,8 @@ def _steps(lab: Lab) -> dict[str, object]:
 
 @pytest.mark.parametrize("subject", ["planted", "null-gpt2"])
 def test_cuda_gives_the_cpu_steps(subject, tmp_path):
-    cpu = _steps(Lab(RunConfig(subject, **SIZES), ResultCache(tmp_path), progress=False))
+    cpu_config = RunConfig(subject, device="cpu", **SIZES)
+    cpu = _steps(Lab(cpu_config, ResultCache(tmp_path), progress=False))
     cuda_config = RunConfig(subject, device="cuda", **SIZES)
     cuda = _steps(Lab(cuda_config, ResultCache(tmp_path), progress=False))
     agreement = {name: float((cpu[name] == cuda[name]).mean()) for name in cpu}

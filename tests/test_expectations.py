@@ -2,10 +2,12 @@
 
 import ast
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from fixtures.expectations import VERDICTS, expectation, load_expectations
+from fixtures.expectations import VERDICTS, _group, _variant, expectation, load_expectations
+from synthact.experiments import EXPERIMENTS, Experiment, towards_targets
 from synthact.subjects import subject_spec
 
 CLAIMS = Path(__file__).resolve().parent.parent / "claims"
@@ -106,3 +108,36 @@ def test_xdist_workers_spread_over_the_gpus(monkeypatch, worker, gpus, expected)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     assert worker_device("cuda") == expected
     assert worker_device("cpu") == ("cpu", 10)
+
+
+def _item(params: dict, fixtures: list[str]) -> SimpleNamespace:
+    """What the expectations read of a collected test: its parameters and fixture names."""
+    return SimpleNamespace(callspec=SimpleNamespace(params=params), fixturenames=fixtures)
+
+
+@pytest.mark.parametrize(
+    ("params", "fixtures", "group", "variant"),
+    [
+        ({"sensitivity": "relative"}, ["sensitivity", "lab"], "s:sensitivity:relative", "relative"),
+        ({"kl": "absolute"}, ["kl"], "s:sensitivity:absolute", "absolute"),
+        (
+            {},
+            ["sensitivity_absolute", "sensitivity_relative"],
+            "s:sensitivity:relative",
+            "relative",
+        ),
+        ({"variant": "random"}, ["plateau"], "s:plateau:absolute", "random"),
+        ({}, ["latent_statistics"], "s:latent-statistics", None),
+        ({"table": "1", "mode": "absolute"}, ["lab"], None, None),
+        ({"towards_real": "relative"}, ["towards_real"], "s:towards-real:relative", "relative"),
+    ],
+)
+def test_groups_and_expectation_keys_follow_the_experiments_table(
+    monkeypatch, params, fixtures, group, variant
+):
+    """A new experiment (the last case) gets its group and C15[relative]-style keys by itself."""
+    new = Experiment("towards-real", ("real",), reads=towards_targets("base"))
+    monkeypatch.setitem(EXPERIMENTS, new.name, new)
+    item = _item(params, fixtures)
+    assert _group(item, "s") == group
+    assert _variant(item) == variant

@@ -1,5 +1,7 @@
-"""Run configuration, constants, seeding, results and stages of `synthact.experiments`; a tiny
-model for the sparsity estimate."""
+"""The experiments table and the lab, run configuration, constants, seeding, results and stages;
+a tiny model for the sparsity estimate."""
+
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -9,16 +11,20 @@ from sae_lens.saes.sae import SAEMetadata
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from synthact.cache import ResultCache
+from synthact.config import RunConfig
+from synthact.engine import Curves
 from synthact.experiments import (
+    EXPERIMENTS,
+    Experiment,
     Lab,
-    Result,
-    RunConfig,
-    Stage,
-    generator,
     method_version,
-    stage_table,
+    towards_targets,
 )
+from synthact.results import Result
+from synthact.seeding import generator
+from synthact.stages import Stage, StageClock, stage_table
 from synthact.subjects import SUBJECTS, Constants, Subject, SubjectSpec, estimate_log_sparsity
+from synthact.targets import SYNTHETIC_TYPES
 
 ONE = Constants(step=0.5, flat_slope=0.02, ap_threshold=20.0, source="test")
 
@@ -100,11 +106,6 @@ def test_pool_covers_every_use():
     assert config.n_pool == 5002  # base, target and a third activation per pair fit
 
 
-def test_method_version_is_stable():
-    assert method_version() == method_version()
-    assert len(method_version()) == 16
-
-
 def _result(mode):
     curves = np.tile(np.where(np.arange(11) >= 6, 30.0, 0.0), (2, 1))  # a jump at step 6
     arrays = {
@@ -159,22 +160,23 @@ def test_join_needs_same_mode_and_constants():
         _result("absolute").join(Result("null-gpt2", "reconstruction", "absolute", ONE, {}))
 
 
-def test_stages_are_listed_parents_before_their_children(tmp_path):
-    lab = Lab(RunConfig(subject="planted"), ResultCache(tmp_path))
-    with lab._stage("pool"), lab._stage("load subject"):
+def test_stages_are_listed_parents_before_their_children():
+    clock = StageClock()
+    with clock.stage("pool"), clock.stage("load subject"):
         pass
-    stage = lab._stage
+    stage = clock.stage
     with stage("sensitivity-absolute"), stage("targets: random"), stage("Gaussian fit"):
         pass
-    assert [(s.name, s.depth) for s in lab.stages] == [
+    assert [(s.name, s.depth) for s in clock.stages] == [
         ("pool", 0),
         ("load subject", 1),
         ("sensitivity-absolute", 0),
         ("targets: random", 1),
         ("Gaussian fit", 2),
     ]
-    pool, load = lab.stages[:2]
+    pool, load = clock.stages[:2]
     assert pool.seconds >= load.seconds >= 0
+    assert len(clock.pop()) == 5 and clock.stages == []
 
 
 def test_stage_table_indents_nested_stages():
@@ -203,16 +205,17 @@ def test_run_config_rejects_unknown_subject():
 
 def test_tf32_needs_cuda_and_reference_is_exact_float32():
     with pytest.raises(ValueError, match="tf32 changes CUDA"):
-        RunConfig(subject="planted", tf32=True)
+        RunConfig(subject="planted", device="cpu", tf32=True)
     config = RunConfig(subject="planted", dtype="bfloat16")
     assert not config.exact and config.reference().exact
     assert config.reference() == RunConfig(subject="planted")
 
 
 def test_lab_device_must_match_the_configured_type(tmp_path):
+    config = RunConfig(subject="planted", device="cpu")
     with pytest.raises(ValueError, match="not a 'cpu' device"):
-        Lab(RunConfig(subject="planted"), ResultCache(tmp_path), device="cuda:1")
-    assert Lab(RunConfig(subject="planted"), ResultCache(tmp_path)).device == "cpu"
+        Lab(config, ResultCache(tmp_path), device="cuda:1")
+    assert Lab(config, ResultCache(tmp_path)).device == "cpu"
 
 
 def test_run_config_takes_release_names_and_a_prompt_length():
@@ -261,10 +264,15 @@ def test_lab_estimates_sparsity_from_the_pool_when_the_subject_has_none(tiny_lab
     np.testing.assert_array_equal(sparsity["log_sparsity"], expected.numpy())
 
 
-def test_cache_keys_cover_the_method_source_and_every_variant(tmp_path):
-    key = Lab(RunConfig(subject="planted", grid="text"), ResultCache(tmp_path))._key("pool")
-    assert key["method"] == method_version()
-    assert key["config"]["grid"] == "text" and key["config"]["latent_moves"] == "in-place"
+def test_cache_keys_cover_the_method_code_and_every_variant(tmp_path, monkeypatch):
+    lab = Lab(RunConfig(subject="planted", grid="text"), ResultCache(tmp_path))
+    keys = []
+    monkeypatch.setattr(lab.cache, "get_or_compute", lambda name, key, compute: keys.append(key))
+    lab.cached("pool", dict, kl=True)
+    assert keys == [
+        {"experiment": "pool", "method": method_version(), "config": asdict(lab.config), "kl": True}
+    ]
+    assert keys[0]["config"]["grid"] == "text" and keys[0]["config"]["latent_moves"] == "in-place"
 
 
 class _Recorder:
@@ -274,8 +282,6 @@ class _Recorder:
         self.calls = []
 
     def __call__(self, tokens, target, *, mode, kl=False, base=None):
-        from synthact.engine import Curves
-
         self.calls.append({"tokens": tokens, "target": target, "base": base, "mode": mode})
         n = len(target)
         return Curves(torch.zeros(n, 100), None, torch.ones(n))
@@ -289,7 +295,7 @@ def test_plateau_bases_and_destinations(tmp_path, monkeypatch, direction):
     lab = Lab(RunConfig(subject="planted", n=8, n_gaussian=200), ResultCache(tmp_path))
     recorder = _Recorder()
     monkeypatch.setattr(lab, "_run", recorder)
-    result = lab.plateau(direction)
+    result = lab.result("plateau" if direction == "gaussian" else "plateau-towards-base")
     for kind in result.types:
         result.curves(kind)
     calls = dict(zip(result.types, recorder.calls, strict=True))
@@ -304,3 +310,46 @@ def test_plateau_bases_and_destinations(tmp_path, monkeypatch, direction):
     else:  # fresh samples: no two base types share their destinations
         assert not any(torch.equal(a, b) for i, a in enumerate(targets) for b in targets[i + 1 :])
         assert not any(torch.equal(t, lab.base_acts) for t in targets)
+
+
+# --- the experiments table ----------------------------------------------------------------------
+
+
+def test_the_table_names_every_type_and_one_way_to_compute_each_experiment():
+    curve_types = {kind for e in EXPERIMENTS.values() for kind in e.types}
+    assert curve_types == {"real", "random", *SYNTHETIC_TYPES, "reconstruction"}
+    for experiment in EXPERIMENTS.values():
+        assert experiment.fixture.isidentifier()
+        assert set(experiment.kl_types) <= set(experiment.types)
+        assert experiment.group in EXPERIMENTS and EXPERIMENTS[experiment.group].same_as is None
+    with pytest.raises(ValueError, match="one of reads, same_as or compute"):
+        Experiment("neither", ("real",))
+    with pytest.raises(ValueError, match="registered twice"):
+        EXPERIMENTS.register(Experiment("kl", same_as="sensitivity"))
+
+
+def test_a_registered_experiment_is_computed_by_the_lab(tmp_path, monkeypatch):
+    """One table entry is all the lab needs: its types, modes and what its paths read."""
+    lab = Lab(RunConfig(subject="planted", n=8, n_gaussian=200), ResultCache(tmp_path))
+    recorder = _Recorder()
+    monkeypatch.setattr(lab, "_run", recorder)
+    new = Experiment("towards-real", ("real",), ("relative",), reads=towards_targets("base"))
+    monkeypatch.setitem(EXPERIMENTS, new.name, new)
+    result = lab.result("towards-real")
+    assert (result.experiment, result.mode, result.types) == ("towards-real", "relative", ["real"])
+    result.curves("real")
+    (call,) = recorder.calls
+    assert call["mode"] == "relative" and call["base"] is None
+    assert torch.equal(call["target"], lab.targets("real"))
+    with pytest.raises(ValueError, match=r"runs in \('relative',\), not in mode 'absolute'"):
+        lab.result("towards-real", "absolute")
+    with pytest.raises(ValueError, match="unknown experiment 'towards-rael'; did you mean"):
+        lab.result("towards-rael")
+
+
+def test_views_and_joins_follow_the_table(tmp_path):
+    lab = Lab(RunConfig(subject="planted", n=8, n_gaussian=200), ResultCache(tmp_path))
+    assert lab.result("kl", "absolute").experiment == "sensitivity"
+    joined = lab.result("reconstruction", "relative")
+    assert joined.experiment == "sensitivity+reconstruction" and joined.mode == "relative"
+    assert {"real", "random", "reconstruction"} <= set(joined.types)

@@ -10,9 +10,10 @@ import torch
 from synthact import report
 from synthact.cache import ResultCache
 from synthact.cli import main
-from synthact.experiments import Lab, RunConfig
+from synthact.config import RunConfig
+from synthact.experiments import Lab
 
-SMALL = {"n": 20, "n_gaussian": 600, "n_latent_stats": 100}
+SMALL = {"n": 20, "n_gaussian": 600, "n_latent_stats": 100, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,8 @@ def test_experiments_do_not_depend_on_the_thread_count(tmp_path):
         for threads in (1, 2):
             torch.set_num_threads(threads)
             fresh = Lab(RunConfig("planted", **SMALL), ResultCache(tmp_path / str(threads)))
-            results.append([fresh.sensitivity("relative").arrays, fresh.plateau().arrays])
+            sensitivity, plateau = fresh.result("sensitivity", "relative"), fresh.result("plateau")
+            results.append([sensitivity.arrays, plateau.arrays])
     finally:
         torch.set_num_threads(before)
     for one_thread, two_threads in zip(*results, strict=True):

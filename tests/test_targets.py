@@ -11,7 +11,6 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from synthact import synthetic, targets
 from synthact.targets import (
     SYNTHETIC_TYPES,
-    TARGET_TYPES,
     Gaussian,
     check_targets,
     collect_activations,
@@ -398,17 +397,5 @@ def test_other_indices_need_a_third_prompt():
         other_indices(5, (torch.tensor([2]), torch.tensor([2])), gen(0))
 
 
-# --- type names -------------------------------------------------------------
-
-
-def test_type_names_are_the_canonical_ones():
-    assert set(TARGET_TYPES) == {
-        "real",
-        "random",
-        "synthetic-baseline",
-        "synthetic-structured",
-        "synthetic-random",
-        "structured-no-cos",
-        "reconstruction",
-    }
+def test_every_synthetic_type_has_a_construction():
     assert set(SYNTHETIC_TYPES) == set(targets._CONSTRUCTIONS)
