@@ -1,10 +1,5 @@
-"""Appendix E statistics of the SAE latents of real activations, and the paper's scale facts.
-
-Appendix E (2000 activations): about 21 active latents per activation; the top latent holds
-about 49 % of the latent-activation norm and the second about 10 %; active latents' decoder rows
-have mean pairwise cosine about 0.29 and mean cosine with the top latent about 0.18. Scale facts
-(sections 4.1-4.2): activation norm about 56, base-target distance about 40, cosine between real
-activations relative to ``b_dec`` about 0.42.
+"""Appendix E statistics of the SAE latents of real activations, and the paper's scale facts
+(docs/method.md, claims C12 and C13).
 """
 
 from __future__ import annotations
@@ -60,29 +55,10 @@ def latent_statistics(
 ) -> LatentStats:
     """Appendix E statistics of real activations ``acts [N, d_in]`` (paper: N = 2000).
 
-    Share of the norm, for sorted active latent values ``a_1 >= a_2 >= ...``:
-
-    - ``"l1"`` (default): ``a_r / sum(a)``, the share of the L1 norm; shares sum to 1.
-    - ``"l2sq"``: ``a_r**2 / ||a||**2``, the share of the squared L2 norm; shares sum to 1.
-    - ``"l2"``: ``a_r / ||a||_2``; does not sum to 1.
-
-    The paper's numbers rule out ``"l2"``: with ~21 active latents, ``s_r = a_r/||a||`` obeys
-    ``s_1**2 + 20 s_2**2 >= 1`` in every activation (the 20 latents below the top are each at
-    most ``a_2``), so ``s_1`` near 0.49 forces ``s_2 >= 0.19``, not the reported 0.10. Of the two
-    readings whose shares add up to 100 %, ``"l1"`` is the literal "percentage of the total"
-    latent activation; ``"l2sq"`` stays available.
-
-    Appendix E uses activations "with a low SAE reconstruction error" without giving a
-    threshold; ``max_rel_error`` keeps those with ``rel_error <= max_rel_error`` (default:
-    all, and ``rel_error`` is reported so the cutoff can be chosen afterwards).
-
-    Args:
-        sae: the SAE (its own ``encode``/``decode`` are used).
-        acts: ``[N, d_in]`` real activations.
-        share: one of ``SHARES``.
-        n_ranks: ranks reported in ``norm_share`` (paper: top 10).
-        max_rel_error: relative reconstruction-error cutoff, or None for no filter.
-        batch_size: activations encoded at a time (bounds memory).
+    A latent's share of the norm, for the sorted active values ``a_1 >= a_2 >= ...``: ``"l1"``
+    ``a_r / sum(a)`` (default), ``"l2sq"`` ``a_r**2 / ||a||**2`` or ``"l2"`` ``a_r / ||a||``;
+    docs/method.md says why the paper's numbers read as ``"l1"``. ``max_rel_error`` keeps only the
+    activations reconstructed within that relative error (default: all; ``rel_error`` is reported).
     """
     if share not in SHARES:
         raise ValueError(f"unknown share {share!r}; expected one of {', '.join(SHARES)}")

@@ -1,19 +1,10 @@
-"""Step metrics: where along a perturbation curve the model "blows up" or leaves its plateau.
+"""Step metrics: where along a perturbation curve the model blows up or leaves its plateau.
 
-Every metric takes one curve ``[k]`` (returns an ``int``) or a batch ``[B, k]`` (returns an
-``np.ndarray`` of int64, shape ``[B]``), as numpy or torch, and an optional ``lengths`` (``[B]``
-ints, or one int for one curve): curve ``b`` then uses only its first ``lengths[b]`` points, the
-rest (padding, NaN allowed) is ignored. Absolute-step curves are cut this way at their target,
-see `absolute_lengths`. All work is vectorised over rows with masks, in float64.
-
-Definitions follow the authors' code, which produced the paper's tables; where the paper's text
-differs, the text's variant is a keyword (named in each docstring). Scale-dependent constants
-(``flat_slope``, the AP ``threshold``, the absolute ``step``) are GPT-2's defaults; other subjects
-pass their own.
-
-Which metrics read cut curves (`CUT_METRICS`): with absolute steps the authors cut the L2 and KL
-curves at ``floor(||T - A|| / step)`` points for MS (``l2s[:target_step]``) and, in the plateau
-notebook, for AP; AUC and NL were computed on the full, uncut curves.
+Each metric takes one curve ``[k]`` (-> int) or a batch ``[B, k]`` (-> int64 ``[B]``), numpy or
+torch, and optional ``lengths`` (``[B]``, or one int): curve b then uses its first ``lengths[b]``
+points only. Definitions follow the authors' code, with the paper text's variants as keywords;
+docs/method.md ("Step metrics") states them. ``flat_slope`` and the AP ``threshold`` are in
+GPT-2's units; other subjects pass theirs.
 """
 
 from __future__ import annotations
@@ -27,7 +18,7 @@ import torch
 ArrayLike = np.ndarray | torch.Tensor
 
 CUT_METRICS = ("ms", "ap")
-"""Metrics computed on absolute-step curves cut at their target (see the module docstring)."""
+"""Metrics read on absolute-step curves cut at their target; AUC and NL read whole curves."""
 
 
 def _prepare(curves: ArrayLike, lengths: ArrayLike | int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -91,20 +82,8 @@ def ms_step(
     flat_slope: float = 0.02,
     flat_value: int = 99,
 ) -> int | np.ndarray:
-    """Max-slope (MS) step: the index of the steepest rise.
-
-    slopes = first differences ``v_i - v_{i-1}`` (i >= 1) with ``slopes[0] = v_1 - v_0`` repeated in
-    front, so ``slopes`` has one entry per point. If no slope is ``> flat_slope`` the curve is flat
-    and the result is ``flat_value``; otherwise it is the index of the largest slope, the first one
-    on ties (a maximal first difference therefore gives 0; the authors' ``np.argsort(slopes)[::-1]``
-    leaves exact ties to the sort, which only matters for that repeated first slope). A curve of one
-    point has no slope and is flat.
-
-    Args:
-        curves: ``[k]`` or ``[B, k]``.
-        lengths: ``[B]`` points used per curve (default: all ``k``).
-        flat_slope: GPT-2's L2 scale (0.02); scale it with the subject.
-        flat_value: result for a flat curve (99 in the authors' code, its last step index).
+    """Max-slope (MS) step: the index of the largest first difference (the first one repeated in
+    front, first index on ties), or ``flat_value`` (99) when no slope exceeds ``flat_slope``.
     """
     values, lengths = _prepare(curves, lengths)
     k = values.shape[1]
@@ -124,23 +103,12 @@ def auc_step(
     triangle: Literal["points", "span"] = "points",
     include_last: bool = False,
 ) -> int | np.ndarray:
-    """Area-under-curve (AUC) step: where a triangle most outgrows the area under the curve.
+    """Area-under-curve (AUC) step: the first ``s`` of the largest ratio of the triangle
+    ``v_s · w_s / 2`` to the trapezoid area under ``v_0..v_s`` (0 where that area is 0).
 
-    For each candidate ``s``: ``ratio_s = (v_s * w_s / 2) / trapz(v_0..v_s)`` (unit spacing), or 0
-    where that area is 0; the result is the ``s`` of the largest ratio (first on ties). As in the
-    authors' code, the candidates are ``s = start .. L - 2``: the last point is never considered
-    (``include_last=True`` adds it). The triangle's width ``w_s`` is ``s + 1``
-    (``triangle="points"``, the authors' code, default) or ``s`` (``triangle="span"``, the
-    paper's text: the triangle (0, 0), (x, 0), (x, f(x))). A curve that is 0 throughout has only
-    zero ratios and gives ``start``.
-
-    Args:
-        curves: ``[k]`` or ``[B, k]``; the tables use the full, uncut curves.
-        lengths: ``[B]`` points used per curve (default: all ``k``); each needs a candidate, i.e.
-            at least ``start + 2`` points (``start + 1`` with ``include_last``).
-        start: first candidate step.
-        triangle: ``"points"`` (code) or ``"span"`` (paper text).
-        include_last: also consider the last point ``s = L - 1``.
+    Candidates ``s = start .. L-2`` (the last point only with ``include_last``); ``w_s = s + 1``
+    (``triangle="points"``, the code) or ``s`` (``"span"``, the text). A curve needs at least
+    ``start + 2`` points.
     """
     if start < 0:
         raise ValueError(f"start must be >= 0, got {start}")
@@ -172,24 +140,9 @@ def nl_step(
     tol: float = 0.20,
     fit_end: int = 9,
 ) -> int | np.ndarray:
-    """Non-linearity (NL) step: the last step before the curve leaves its initial line.
-
-    ``line_i`` passes through ``(0, v_0)`` and ``(fit_end, v_fit_end)``. The first
-    ``i >= fit_end + 1`` with ``|v_i - line_i| / line_i > tol`` gives ``i - 1``; if there is none,
-    the result is the curve length ``L``. ``tol=0.20`` is what produced the tables (authors' code);
-    the paper's text says 10 % (``tol=0.10``).
-
-    ``line_i <= 0``: the test is evaluated as ``|v_i - line_i| > tol * |line_i|``, identical to the
-    code's rule for ``line_i > 0``. Where ``line_i == 0`` (a curve still 0 at ``fit_end``) any
-    departure from the line counts as non-linear; a negative line (impossible for L2 and KL curves,
-    which start at 0 and are >= 0) is measured relative to ``|line_i|``. A curve of at most
-    ``fit_end + 1`` points has nothing to test and returns ``L``.
-
-    Args:
-        curves: ``[k]`` or ``[B, k]``.
-        lengths: ``[B]`` points used per curve (default: all ``k``).
-        tol: relative deviation from the line that counts as non-linear.
-        fit_end: the second point of the line.
+    """Non-linearity (NL) step: ``i - 1`` for the first ``i > fit_end`` where the curve departs from
+    the line through ``(0, v_0)`` and ``(fit_end, v_fit_end)`` by more than ``tol`` of the line
+    (20 %, the code; the text says 10 %), else the curve length. A line at 0 counts any departure.
     """
     if tol < 0:
         raise ValueError(f"tol must be >= 0, got {tol}")
@@ -214,14 +167,7 @@ def ap_step(
     threshold: float = 20.0,
     never: int = 100,
 ) -> int | np.ndarray:
-    """Activation-plateau (AP) step: the first index with ``v_i >= threshold``, else ``never``.
-
-    Args:
-        curves: ``[k]`` or ``[B, k]``.
-        lengths: ``[B]`` points used per curve (default: all ``k``).
-        threshold: GPT-2's L2 scale (20); scale it with the subject.
-        never: result when the curve never reaches the threshold.
-    """
+    """Activation-plateau (AP) step: the first index with ``v_i >= threshold``, else ``never``."""
     values, lengths = _prepare(curves, lengths)
     used = np.arange(values.shape[1]) < lengths[:, None]
     reached = (values >= threshold) & used
@@ -231,20 +177,9 @@ def ap_step(
 def absolute_lengths(
     distance: ArrayLike | float, step: float = 0.5, n_steps: int = 101
 ) -> int | np.ndarray:
-    """Points kept of each absolute-step curve: ``floor(distance / step)``, clipped to [1, n_steps].
-
-    An absolute-step path ``A + step * n * D`` runs past its target once ``step * n`` exceeds
-    ``||T - A||``; the curve is cut to its first ``floor(||T - A|| / step)`` points before any
-    metric, as in the authors' code (so the point landing exactly on the target is dropped). At
-    least one point is always kept; a target beyond the last step keeps all ``n_steps``.
-
-    Args:
-        distance: ``||T - A||``, a float or ``[B]``.
-        step: absolute step size (GPT-2: 0.5).
-        n_steps: points per curve.
-
-    Returns:
-        ``int`` for a float, int64 ``[B]`` for an array.
+    """Points kept of each absolute-step curve: ``floor(distance / step)`` clipped to
+    ``[1, n_steps]`` (the point on the target is dropped, as the authors cut). ``distance``
+    ``||T - A||``, a float (-> int) or ``[B]`` (-> int64 ``[B]``).
     """
     if step <= 0:
         raise ValueError(f"step must be positive, got {step}")

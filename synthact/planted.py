@@ -1,43 +1,14 @@
-"""The ``planted`` subject: a hand-built transformer whose sensitivity effects exist by design.
+"""The planted positive control: a two-block transformer whose sensitivity effects exist by design.
 
-A positive control for the claims. The model stores sparse features in superposition and reads
-each one through a saturating ramp, so perturbing towards a real activation (a few strong
-features) crosses ramps earlier than perturbing towards a Gaussian sample (weak projections on all
-features), and a real activation sits on a plateau (its ramps are saturated). The SAE at
-``blocks.1.hook_resid_pre`` is the ground truth: its decoder rows are the planted features.
-
-Construction (constants in `PlantedConfig`):
-
-- Features: ``n_features`` random unit directions ``f_i`` in ``d_model`` dimensions, with firing
-  weights ``p_i ∝ (i + zipf_offset) ** -zipf_exponent``.
-- Token embeddings: token ``v`` is ``sum_k a_k f_{i_k}`` over ``features_per_token`` distinct
-  features drawn with the weights ``p`` (without replacement), magnitudes
-  ``a = magnitude * exp(magnitude_log_std * z)``, ``z ~ N(0, 1)``.
-- Position embedding: one vector ``b`` (norm ``offset_norm``) at every one of ``n_ctx`` positions,
-  so the
-  activation at ``blocks.1.hook_resid_pre`` is ``W_E[token] + b`` at every position. The default
-  norm puts the mean activation norm near GPT-2's 56, so the scale rule gives GPT-2's constants.
-- Block 0 and all attention weights are zero; there is no layer norm.
-- Block 1 MLP (ReLU): per feature two neurons whose difference is the ramp
-  ``r_i(x) = clamp((f_i·(x - b) - ramp_start·m) / ((ramp_end - ramp_start)·m), 0, 1)``
-  (``m`` = ``magnitude``; the biases cancel ``b``), written back as ``gain · r_i(x) · f_i``.
-  ``gain = 0`` is an exact null: ``hook_resid_post == hook_resid_pre``.
-- Unembedding: the output vocabulary is the feature set,
-  ``logits_i = unembed_scale · f_i·(resid - b)`` (the next "token" is one of the active
-  features), so KL curves exist and are cheap.
-- SAE (JumpReLU): ``W_dec`` rows = ``f_i``, ``W_enc = W_dec.T``, ``b_dec = b``, ``b_enc = 0``,
-  threshold ``sae_threshold · m``.
-
-Prompts: token ids (``PROMPT_LEN`` of them by default), uniform over the vocabulary (so the
-perturbed last position carries ``features_per_token`` features drawn by the Zipf weights); within
-one draw the last tokens are distinct (successive random permutations of the vocabulary), as
-distinct dataset rows are, so two prompts of a draw never share an activation while
-``n <= d_vocab``. ``log_sparsity`` is ``log10(firing frequency + 1e-10)`` of the SAE over this
-prompt distribution, computed exactly from all ``d_vocab`` last tokens (see
-`vocabulary_log_sparsity`); latents that never fire are dead (``-10``).
-
-Measured with the defaults (seed 0): mean activation norm 54.5 (scale factor 1), SAE FVU 0.0105
-and L0 3.13 on the subject's own activations, no dead latents, top firing frequency 0.26.
+Features ``f_i`` (random unit directions, Zipf weights) are stored in superposition: token v's
+embedding is the sum of ``features_per_token`` of them (magnitudes about ``m``), plus a position
+vector ``b``. Block 1's MLP reads each feature through a saturating ramp
+``r_i(x) = clamp((f_i·(x - b) - ramp_start·m) / ((ramp_end - ramp_start)·m), 0, 1)`` and writes
+``gain · r_i(x) · f_i`` back (gain 0: an exact null); block 0 and attention are zero, there is no
+layer norm, and the logits are ``unembed_scale · f_i·(resid - b)``. The JumpReLU SAE is the ground
+truth: ``W_dec`` rows ``f_i``, ``W_enc = W_dec.T``, ``b_dec = b``. Prompts are uniform token ids
+whose last tokens are distinct within a draw; the log-sparsity is exact over the vocabulary.
+docs/method.md ("Controls") says why C1 and C11 hold on it.
 """
 
 from __future__ import annotations

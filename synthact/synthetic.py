@@ -1,30 +1,11 @@
-"""Synthetic latent activation vectors (paper section 4.3 and Appendix A).
+"""Synthetic latent activation vectors: the SAE latents of real activations, moved elsewhere.
 
-Each construction takes the SAE latent activations of base activations, ``acts [B, d_sae]``
-(what ``sae.encode`` returns), and moves every active latent of a row to another latent while
-keeping its activation VALUE. The result is a new latent activation vector ``[B, d_sae]`` with the
-same dtype and device as ``acts``; decoding it (``sae.decode``, which adds ``b_dec``) happens
-elsewhere.
-
-Conventions shared by the three constructions:
-
-- A latent is *active* in a row when its activation is > 0 (SAE latent activations are never
-  negative; a negative entry is rejected). Active latents are visited in increasing index order.
-- A row with no active latent stays all-zero (its decoding is ``b_dec``).
-- No two moved values ever add up on one latent. The authors' code moves values IN PLACE, one
-  active latent after the other (`_move_in_place`): a move onto a latent that holds a value
-  overwrites it, so synthetic-random and synthetic-baseline (defaults) can lose values. Their
-  paper-text variants (``distinct=True``, ``skip_chosen=True``) and synthetic-structured choose
-  distinct latents and write into a zero vector: the output row holds exactly the input row's
-  multiset of nonzero values.
-- Sparsity: ``log_sparsity [d_sae]`` is ``log10(firing frequency + 1e-10)`` from the SAE release.
-  A latent is dead when ``log_sparsity <= -10``. "Similar sparsity" ranks latents by the absolute
-  difference of LINEAR frequency ``f = 10 ** log_sparsity`` (computed in float64). Equal frequency
-  distances are ranked by lower latent index first.
-- Determinism: all randomness comes from the ``generator`` argument; the same ``acts`` and the same
-  generator state give the same output. Draws are made on the generator's device and moved to
-  ``acts``' device, so a CPU generator picks the same latents whether ``acts`` is on the CPU or a
-  GPU.
+Each construction takes latent activations ``acts [B, d_sae]`` (``sae.encode``, never negative)
+and moves every active latent (> 0) of a row to another latent, keeping its value; it returns
+``[B, d_sae]`` in ``acts``' dtype and device, decoded elsewhere. docs/method.md ("Target and base
+types") defines the three constructions and their paper-text variants. Frequencies are linear
+(``10 ** log_sparsity``), frequency ties rank the lower index first, and every random draw is made
+on ``generator``'s device, so a CPU generator picks the same latents for CPU and GPU ``acts``.
 """
 
 from __future__ import annotations
@@ -46,22 +27,12 @@ _ROWS_PER_CHUNK = 128
 def synthetic_random(
     acts: Tensor, log_sparsity: Tensor, generator: torch.Generator, *, distinct: bool = False
 ) -> Tensor:
-    """Move each active latent to a uniformly random non-dead latent, keeping its value.
+    """Move each active latent to a uniformly random non-dead latent (``log_sparsity > -10``).
 
-    ``distinct=False`` (the authors' code, default): in place, as `_move_in_place` describes; each
-    destination is drawn uniformly among ALL non-dead latents, with replacement, so it may be the
-    latent itself, an active latent not yet visited or an earlier destination (whose value is then
-    lost). ``distinct=True`` (paper text): the row's destinations are a uniform random subset of
-    the non-dead latents in uniform random order, written into a zero vector: no value is lost.
-
-    Args:
-        acts: ``[B, d_sae]`` latent activations (>= 0).
-        log_sparsity: ``[d_sae]`` log10 firing frequencies; non-dead means ``> -10``.
-        generator: source of randomness (any device; see the module docstring).
-        distinct: see above.
-
-    Returns:
-        ``[B, d_sae]`` synthetic latent activations, same dtype and device as ``acts``.
+    ``distinct=False`` (the authors' code): in place, in index order (`_move_in_place`),
+    destinations drawn with replacement, so a value can be overwritten and lost.
+    ``distinct=True`` (the text): distinct destinations written into a zero vector.
+    ``acts [B, d_sae]``, ``log_sparsity [d_sae]`` -> ``[B, d_sae]``.
     """
     _check_acts(acts)
     log_sparsity = _log_sparsity_on(log_sparsity, acts)
@@ -97,28 +68,12 @@ def synthetic_baseline(
     *,
     skip_chosen: bool = False,
 ) -> Tensor:
-    """Move each active latent to one of the ``k`` most similarly sparse latents ("bag of latents").
+    """Move each active latent i, in index order, to one of the ``k`` latents nearest it in
+    frequency (dead ones included, i excluded), picked uniformly: a "bag of latents".
 
-    For each active latent ``i`` of a row, in index order: rank ALL latents ``j`` by
-    ``|f_j - f_i|`` (ties: lower index first; dead latents are NOT excluded), drop ``i`` itself and
-    pick uniformly among the first ``k``; the pick gets ``i``'s value.
-
-    ``skip_chosen=False`` (the authors' code, default): in place, as `_move_in_place` describes. The
-    code's attempt to skip latents already chosen never takes effect (it tests membership of 0-d
-    tensors in a set), so a pick may be an active latent not yet visited or an earlier pick, and
-    that latent's value is lost. ``skip_chosen=True`` (paper text): latents already chosen in the
-    row are dropped from the ranking too, and the picks are written into a zero vector: no value is
-    lost.
-
-    Args:
-        acts: ``[B, d_sae]`` latent activations (>= 0).
-        log_sparsity: ``[d_sae]`` log10 firing frequencies.
-        generator: source of randomness (any device; see the module docstring).
-        k: how many of the most similarly-sparse latents to pick from (paper: 10).
-        skip_chosen: see above.
-
-    Returns:
-        ``[B, d_sae]`` synthetic latent activations, same dtype and device as ``acts``.
+    ``skip_chosen=False`` (the authors' code, whose skip never took effect): in place, values can be
+    lost. ``skip_chosen=True`` (the text): chosen latents are skipped and nothing is lost.
+    ``acts [B, d_sae]``, ``log_sparsity [d_sae]`` -> ``[B, d_sae]``.
     """
     _check_acts(acts)
     freq = _frequencies(_log_sparsity_on(log_sparsity, acts))
@@ -173,43 +128,14 @@ def synthetic_structured(
 ) -> Tensor:
     """Move the active latents so that their decoder geometry around the top latent is kept.
 
-    Per row with at least one active latent (cosines are between rows of ``W_dec``, ``b_dec`` is not
-    subtracted; a latent's cosine with itself is taken as exactly 1):
-
-    1. ``top`` = the latent with the largest activation (ties: lowest index).
-    2. candidates = the ``n_candidates`` latents closest to ``top`` in linear frequency, ``top``
-       excluded (ties: lower index first).
-    3. ``top_synth`` = the candidate whose cosine with ``top`` is closest to ``cos_target`` (ties:
-       the candidate closer in frequency). With ``match_top_cos=False`` ("structured w/o cos sim"),
-       ``top_synth`` = the candidate closest in frequency.
-    4. For each active latent ``i`` in index order, ``c_i = cos(top, i)``; pick the unused latent
-       ``j`` (any latent, dead ones included) whose ``cos(top_synth, j)`` is closest to ``c_i``
-       (ties: lowest index) and give it ``i``'s value. For ``i = top``, ``c_i = 1`` picks
-       ``top_synth`` itself unless an earlier latent already took it.
-
-    Paper text vs the authors' code (the code is the default):
-
-    - ``exclude_dead_candidates``: False (code) ranks all latents in step 2; True (paper text:
-      "100 non-dead SAE latents") ranks only non-dead ones.
-    - ``reserve_top_synth``: False (code) handles ``top`` inside the index-order loop of step 4;
-      True (paper text: ``top_synth`` "becomes the top latent ... for each remaining active
-      latent") gives ``top_synth`` to ``top`` first, so no other latent can take it.
-
-    Args:
-        acts: ``[B, d_sae]`` latent activations (>= 0).
-        log_sparsity: ``[d_sae]`` log10 firing frequencies.
-        W_dec: ``[d_sae, d_model]`` SAE decoder (no zero rows).
-        generator: accepted so all constructions share one call form; this construction is
-            deterministic (every tie has a rule above), so it draws nothing from it.
-        cos_target: target cosine of ``top_synth`` with ``top`` (paper: 0.42, the mean cosine
-            between real activations w.r.t. ``b_dec``).
-        n_candidates: size of the frequency neighbourhood of ``top`` (paper: 100).
-        match_top_cos: False gives "structured w/o cos sim" (Appendix A).
-        exclude_dead_candidates: see above.
-        reserve_top_synth: see above.
-
-    Returns:
-        ``[B, d_sae]`` synthetic latent activations, same dtype and device as ``acts``.
+    Per row: ``top`` = the largest activation; ``top_synth`` = among the ``n_candidates`` latents
+    nearest ``top`` in frequency, the one whose cosine with ``top`` is closest to ``cos_target``
+    (``match_top_cos=False``: the nearest in frequency); then each active latent i, in index order,
+    goes to the unused latent whose cosine with ``top_synth`` is closest to ``cos(top, i)``. Cosines
+    are between rows of ``W_dec [d_sae, d_model]``. Paper-text variants: ``exclude_dead_candidates``
+    (non-dead candidates only) and ``reserve_top_synth`` (``top`` takes ``top_synth`` first).
+    Deterministic; ``generator`` is accepted for a common call form. ``acts [B, d_sae]``,
+    ``log_sparsity [d_sae]`` -> ``[B, d_sae]``.
     """
     _check_acts(acts)
     log_sparsity = _log_sparsity_on(log_sparsity, acts)

@@ -1,9 +1,8 @@
 """Activations that perturbations start from (bases) and head towards (targets).
 
-Implements REPLICATION.md "Target and base types": real activations collected at a hook, the
-Gaussian fitted to them, synthetic activations built from SAE latents, SAE reconstructions, and
-the bases of the plateau (AP) experiment. Every function returns float32 CPU tensors and takes
-an explicit ``torch.Generator`` where it draws random numbers.
+Real activations at a hook, the Gaussian fitted to them, synthetic activations built from SAE
+latents and SAE reconstructions (docs/method.md, "Target and base types"). Results are float32
+CPU tensors; every random draw comes from an explicit ``torch.Generator``.
 """
 
 from __future__ import annotations
@@ -71,21 +70,10 @@ def collect_activations(
     batch_size: int = 256,
     progress: bool = False,
 ) -> torch.Tensor:
-    """The activation at ``hook`` at the last position of each prompt.
+    """The activation ``[n, d]`` (float32 CPU) at ``hook``, last position of ``tokens [n, pos]``.
 
-    The forward pass ends as soon as the hook has fired (the capturing hook raises), so no later
-    layer, nor the rest of the hook's own block, is computed; the result equals
-    ``run_with_cache(tokens)[hook][:, -1]``.
-
-    Args:
-        model: the transformer.
-        tokens: ``[n, pos]`` integer prompts (no BOS is added).
-        hook: a hook name of ``model`` whose activation is ``[batch, pos, d]``.
-        batch_size: prompts per forward pass.
-        progress: show a progress bar over batches.
-
-    Returns:
-        ``[n, d]`` float32 on CPU.
+    The forward pass stops when the hook fires, so nothing after it is computed; the result equals
+    ``run_with_cache(tokens)[hook][:, -1]``. No BOS is added.
     """
     if hook not in model.hook_dict:
         raise ValueError(f"{hook!r} is not a hook of this model (see model.hook_dict)")
@@ -196,14 +184,10 @@ class Gaussian:
 
     @cached_property
     def scale(self) -> torch.Tensor:
-        """``[d, d]`` matrix ``S = V sqrt(L)`` with ``S S^T = cov``, on the Gaussian's device.
+        """``[d, d]`` factor ``S = V sqrt(L)`` with ``S S^T = cov`` (symmetric eigendecomposition).
 
-        ``cov = V diag(L) V^T`` by symmetric eigendecomposition; eigenvalues below zero (round-off
-        of a covariance that is only positive semi-definite, e.g. fitted on fewer rows than
-        dimensions or on collinear features) are clipped to 0. Unlike a Cholesky factor this
-        exists for every PSD covariance, and samples stay in the covariance's range. Each
-        eigenvector's sign is fixed (its largest entry positive), so every device and library
-        gives the same factor, and the same generator the same samples, to round-off.
+        Negative round-off eigenvalues are clipped to 0, so it exists for any PSD covariance; each
+        eigenvector's sign is fixed (largest entry positive), so every device gives the same factor.
         """
         with _one_thread(self.cov.device):
             eigenvalues, eigenvectors = torch.linalg.eigh(self.cov)
@@ -213,10 +197,7 @@ class Gaussian:
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``[n, d]`` float32 CPU samples ``mean + S z``, ``z ~ N(0, I)`` drawn from ``generator``
-        (on its device) and transformed on the Gaussian's.
-
-        The authors sampled with ``torch.distributions.MultivariateNormal`` (Cholesky factor);
-        the distribution is the same, the random stream is not.
+        on its device (the authors used a Cholesky factor: the same distribution, another stream).
         """
         check_generator(generator)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -230,11 +211,7 @@ class Gaussian:
 
 
 def fit_gaussian(acts: torch.Tensor, device: str | torch.device = "cpu") -> Gaussian:
-    """Mean and unbiased covariance (``np.cov``, ddof=1) of ``acts [N, d]``, in float64 on
-    ``device``.
-
-    The paper fits 32,000 real activations at the input hook.
-    """
+    """Mean and unbiased covariance (``np.cov``, ddof 1) of ``acts [N, d]``, float64 on device."""
     check_rows(acts, "acts")
     if len(acts) < 2:
         raise ValueError(f"need at least 2 activations to fit a covariance, got {len(acts)}")
@@ -297,16 +274,9 @@ def synthetic_targets(
     latent_moves: str = "in-place",
     batch_size: int = 1000,
 ) -> torch.Tensor:
-    """``decode(construction(encode(acts)))`` for ``kind`` in ``SYNTHETIC_TYPES``, on the SAE's
-    device (random draws on the generator's).
-
-    ``acts [B, d_in]`` are the activations whose latents are re-assigned (the base activation A
-    in REPLICATION.md, or another real activation). "structured-no-cos" is the structured
-    construction with ``match_top_cos=False`` (top_synth chosen by sparsity similarity alone).
-    ``latent_moves`` (see `LATENT_MOVES`) applies to synthetic-random and synthetic-baseline.
-
-    Returns:
-        ``[B, d_in]`` float32 CPU; the decoder bias ``b_dec`` is included.
+    """``decode(construction(encode(acts)))`` ``[B, d_in]`` (float32 CPU, ``b_dec`` included) for
+    a ``kind`` of ``SYNTHETIC_TYPES``; ``acts [B, d_in]`` is the base activation A or, for C14,
+    another real activation. ``latent_moves`` applies to synthetic-random and synthetic-baseline.
     """
     _check_kind(kind, SYNTHETIC_TYPES)
     _check_kind(latent_moves, LATENT_MOVES)
@@ -323,14 +293,8 @@ def synthetic_targets(
 
 
 def check_targets(kind: str, start: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``targets [n, d]`` after checking each is finite and differs from its ``start [n, d]``.
-
-    A path from a point to itself has no direction (absolute steps) and a flat curve (relative
-    steps), and a non-finite target poisons every step after 0, so such rows are rejected where
-    the targets are made, naming how many and which.
-
-    Raises:
-        ValueError: some row is not finite, or equals its start point.
+    """``targets [n, d]``, after checking that each row is finite and differs from its
+    ``start [n, d]`` (a path to its own start has no direction); ValueError naming the rows.
     """
     if targets.shape != start.shape:
         raise ValueError(f"{kind}: targets {list(targets.shape)} vs starts {list(start.shape)}")

@@ -289,7 +289,7 @@ class _Recorder:
 
 @pytest.mark.parametrize("direction", ["gaussian", "base"])
 def test_plateau_bases_and_destinations(tmp_path, monkeypatch, direction):
-    """REPLICATION.md: every base in A's prompt; real = T (the pair's other activation), random = a
+    """docs/method.md: every base in A's prompt; real = T (the pair's other activation), random = a
     Gaussian sample, synthetic = built from A; destinations: a fresh Gaussian sample per base type
     (the paper), or A itself (the run that printed the AP numbers)."""
     lab = Lab(RunConfig(subject="planted", n=8, n_gaussian=200), ResultCache(tmp_path))
