@@ -317,7 +317,7 @@ def test_plateau_bases_and_destinations(tmp_path, monkeypatch, direction):
 
 def test_the_table_names_every_type_and_one_way_to_compute_each_experiment():
     curve_types = {kind for e in EXPERIMENTS.values() for kind in e.types}
-    assert curve_types == {"real", "random", *SYNTHETIC_TYPES, "reconstruction"}
+    assert {"real", "random", *SYNTHETIC_TYPES, "reconstruction"} <= curve_types
     for experiment in EXPERIMENTS.values():
         assert experiment.fixture.isidentifier()
         assert set(experiment.kl_types) <= set(experiment.types)
