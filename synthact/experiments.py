@@ -48,6 +48,7 @@ __all__ = ["EXPERIMENTS", "Experiment", "Lab", "Result", "Stage", "stage_table"]
 METHOD_MODULES = (
     "synthact.experiments",
     "synthact.config",
+    "synthact.choices",
     "synthact.engine",
     "synthact.hooks",
     "synthact.validate",

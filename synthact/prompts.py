@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from synthact.config import PROMPT_LEN
+from synthact.choices import PROMPT_LEN
 from synthact.validate import check_generator
 
 if TYPE_CHECKING:

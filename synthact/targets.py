@@ -19,7 +19,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
 from synthact import synthetic
-from synthact.config import LATENT_MOVES
+from synthact.choices import LATENT_MOVES
 from synthact.validate import check_generator, check_log_sparsity, check_positive_int, check_rows
 
 SYNTHETIC_TYPES = (

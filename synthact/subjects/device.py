@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from synthact.config import DEVICES, DTYPE_NAMES
+from synthact.choices import DEVICES, DTYPE_NAMES
 
 DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 

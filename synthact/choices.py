@@ -1,0 +1,13 @@
+"""The named choices of a run, shared by the option declarations and the code that reads them."""
+
+GRIDS = {"code": 100, "text": 101}
+"""Points per curve over the 100 nominal steps: ``code`` (the authors' ``linspace(0, 100, 100)``,
+points 100/99 of a step apart) or ``text`` (the paper's steps 0..100)."""
+NOMINAL_STEPS = 100
+LATENT_MOVES = ("in-place", "distinct")
+"""How synthetic-random and synthetic-baseline move latents: in place as the authors' code (values
+can be lost), or to distinct latents as the paper's text."""
+PROMPT_LEN = 10
+"""Tokens per prompt (the paper's); the perturbed position is the last one."""
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPE_NAMES = ("float32", "float64", "float16", "bfloat16")
