@@ -1,25 +1,15 @@
-"""Statistics of step distributions: KS distances, bootstrap intervals, table rows, tolerances.
+"""Statistics of step distributions: KS distances, bootstrap bounds, table rows, tolerances.
 
-Building blocks for the claims (each claim states its own hypothesis and margin):
-
-- "X blows up earlier than Y": ``bootstrap_diff_ci(x, y)`` (mean(x) - mean(y)) has
-  ``high < -margin``, and ``mannwhitney_less(x, y)`` (one-sided) is small.
-- "KS(X, real) > c" / "<= c": the interval ``bootstrap_ci(ks_batch, x, real)`` lies above / below c.
-- "X is closer to real than Y": ``ks_diff_ci(x, y, real)`` (KS(x, real) - KS(y, real)) has
-  ``high < 0``; the real sample is resampled once per replicate and used in both terms.
-- Gaps of gaps (C5: the structured-baseline gap shrinks from absolute to relative steps; C9: it
-  grows from L2 to KL): ``bootstrap_ci`` with a statistic of all the samples involved.
-- Our table row vs the paper's: ``summary_row`` and ``row_tolerances``.
+- `ks`: the two-sample KS statistic.
+- `bootstrap_ci`: percentile bootstrap intervals of smooth statistics (means, standardized gaps).
+- `ks_contrast_bound`: one-sided bounds of KS distances and of their sums and differences, valid
+  where a percentile interval of KS is not.
+- `summary_row`, `row_tolerances`: our table row against the paper's.
 
 Pairing: types perturbed from the same base prompts (row i of every sample shares base i), and
-the L2 and KL steps of the same curves, are paired samples. ``pairing`` resamples such samples
-with the same row indices, which keeps their dependence (e.g. an SAE reconstruction next to its
-own target) and gives honest, usually narrower, intervals for differences; unpaired samples are
-resampled independently.
-
+the L2 and KL steps of the same curves, are paired samples, resampled with the same row indices.
 Bootstrap statistics are *batched*: ``stat(*samples)`` reduces the last axis, so it returns a
-scalar for 1-D samples and ``[n_boot]`` for resamples ``[n_boot, n]`` (e.g.
-``lambda x: x.mean(axis=-1)``, or `ks_batch`).
+scalar for 1-D samples and ``[n_boot]`` for resamples ``[n_boot, n]``.
 """
 
 from __future__ import annotations
@@ -55,31 +45,97 @@ def ks(a: ArrayLike, b: ArrayLike) -> float:
     return float(stats.ks_2samp(_sample(a, "a"), _sample(b, "b")).statistic)
 
 
-def ks_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
-    """KS statistic along the last axis: ``a [..., n_a]``, ``b [..., n_b]`` -> ``[...]``.
+INTEGER_RANGE = 4096
+"""Integer samples spanning up to this many values (steps span at most 101) are binned by value,
+without a search."""
 
-    The same value as `ks` for every row (exact integer arithmetic on the counts; ties handled
-    by evaluating the ECDFs only after the last of equal values), vectorised for the bootstrap.
-    Leading axes must match.
+
+def _bins(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Both samples' values as indices of bins ``0..m-1`` in the order of the values, and m."""
+    low, high = min(x.min(), y.min()), max(x.max(), y.max())
+    integer = np.array_equal(x, np.round(x)) and np.array_equal(y, np.round(y))
+    if integer and high - low < INTEGER_RANGE:
+        return (x - low).astype(np.intp), (y - low).astype(np.intp), int(high - low) + 1
+    support = np.unique(np.concatenate([x, y]))
+    return np.searchsorted(support, x), np.searchsorted(support, y), support.size
+
+
+def _ecdf_counts(bins: np.ndarray, m: int) -> np.ndarray:
+    """``#{i: bins_i <= k}`` for each bin ``k < m``, last axis: ``[..., n] -> [..., m]``."""
+    rows = bins.reshape(-1, bins.shape[-1])
+    offsets = (np.arange(rows.shape[0]) * m)[:, None]
+    counts = np.bincount((rows + offsets).ravel(), minlength=rows.shape[0] * m)
+    return counts.reshape(*bins.shape[:-1], m).cumsum(axis=-1)
+
+
+def _ecdf_difference_bootstrap(
+    x: np.ndarray, y: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``F_x - F_y`` on the pooled support, and its paired bootstrap deviations.
+
+    ``x``, ``y`` are ``[n]`` samples of equal size, ``rows [n_boot, n]`` resampled row indices
+    shared by both. Returns ``delta [m]`` and ``deviations [n_boot, m]`` (``delta* - delta``). Both
+    ECDFs jump only at the pooled sample's values, so their maximum over the ``m`` support points
+    is their supremum over the real line.
     """
-    a, b = np.asarray(a), np.asarray(b)
-    if a.ndim == 0 or a.shape[:-1] != b.shape[:-1]:
-        raise ValueError(
-            f"need [..., n_a] and [..., n_b] with equal leading axes: {a.shape}, {b.shape}"
-        )
-    n_a, n_b = a.shape[-1], b.shape[-1]
-    if n_a == 0 or n_b == 0 or not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("samples must be non-empty and free of NaN and inf")
-    pooled = np.concatenate([a, b], axis=-1)
-    order = np.argsort(pooled, axis=-1)
-    values = np.take_along_axis(pooled, order, axis=-1)
-    count_a = np.cumsum(order < n_a, axis=-1)
-    count_b = np.arange(1, n_a + n_b + 1) - count_a
-    gap = np.abs(count_a * n_b - count_b * n_a)
-    last_of_ties = np.concatenate(
-        [values[..., 1:] != values[..., :-1], np.ones_like(values[..., :1], dtype=bool)], axis=-1
-    )
-    return np.where(last_of_ties, gap, 0).max(axis=-1) / (n_a * n_b)
+    bx, by, m = _bins(x, y)
+    n = x.size
+    delta = (_ecdf_counts(bx, m) - _ecdf_counts(by, m)) / n
+    resampled = (_ecdf_counts(bx[rows], m) - _ecdf_counts(by[rows], m)) / n
+    return delta, resampled - delta
+
+
+KSTerm = tuple[float, ArrayLike, ArrayLike]
+"""``(coefficient, x, y)``: one term ``coefficient * KS(x, y)`` of a KS contrast."""
+
+
+def ks_contrast_bound(
+    terms: Sequence[KSTerm],
+    side: Literal["lower", "upper"],
+    *,
+    alpha: float = 0.05,
+    n_boot: int = 2000,
+    seed: int | np.random.Generator = 0,
+) -> tuple[float, float]:
+    """Estimate and one-sided ``1 - alpha`` bound of ``sum_i c_i KS(x_i, y_i)`` for paired samples.
+
+    Every sample has the same n rows, resampled jointly. The bound holds its level for any
+    distributions, ties included, because it bounds the error of each KS by errors of the ECDF
+    difference ``Delta = F_x - F_y`` (the sample KS is biased upward, so a percentile interval of
+    KS itself is not valid):
+
+    - a lower bound of ``KS = sup |Delta|`` uses the uniform band: ``KS >= KS^ - sup |Delta^ -
+      Delta|``, the sup at the sample's argmax, which moves with the data;
+    - an upper bound only needs the error at the population's fixed argmax k* and its sign s:
+      ``KS <= KS^ + s (Delta - Delta^)(k*)``; k* and s are unknown, so the bound takes the largest
+      quantile over every (k, s). One term of a contrast gets this; any further term that needs
+      an upper bound uses the band (valid at any point, wider).
+
+    The errors' joint distribution is the paired bootstrap's (``Delta^* - Delta^``); the bound is
+    the estimate minus (lower) or plus (upper) the ``1 - alpha`` quantile of their weighted sum.
+    """
+    if side not in ("lower", "upper"):
+        raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
+    if not terms:
+        raise ValueError("a KS contrast needs at least one (coefficient, x, y) term")
+    samples = [(c, _sample(x, "x"), _sample(y, "y")) for c, x, y in terms]
+    sizes = {s.size for _, x, y in samples for s in (x, y)}
+    if len(sizes) != 1:
+        raise ValueError(f"paired samples must have equal sizes, got {sorted(sizes)}")
+    n = sizes.pop()
+    rows = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    estimate, band_error, point = 0.0, np.zeros(n_boot), None
+    for c, x, y in samples:
+        delta, deviations = _ecdf_difference_bootstrap(x, y, rows)
+        estimate += c * float(np.abs(delta).max())
+        needs_upper = (c > 0) == (side == "upper")
+        if needs_upper and point is None:
+            point = abs(c) * np.concatenate([deviations, -deviations], axis=1)
+        else:
+            band_error += abs(c) * np.abs(deviations).max(axis=1)
+    total = band_error[:, None] + (point if point is not None else 0.0)
+    margin = float(np.quantile(total, 1 - alpha, axis=0).max())
+    return estimate, estimate - margin if side == "lower" else estimate + margin
 
 
 def _resample_indices(
@@ -149,91 +205,33 @@ def bootstrap_ci(
     alpha: float = 0.05,
     seed: int | np.random.Generator = 0,
     pairing: Literal["all"] | Sequence[Hashable] | None = None,
-    method: Literal["percentile", "bc"] = "percentile",
 ) -> tuple[float, float]:
-    """Two-sided ``1 - alpha`` bootstrap interval ``(low, high)`` of ``stat(*samples)``.
+    """Two-sided ``1 - alpha`` expanded percentile bootstrap interval ``(low, high)``.
 
-    For a one-sided bound at level ``a`` use ``alpha = 2 a`` and one end. ``method="percentile"``
-    takes the ``alpha/2`` and ``1 - alpha/2`` quantiles of the replicates; ``"bc"`` (bias-corrected
-    percentile, Efron 1981) shifts both quantiles by the replicates' median bias, worth it for
-    statistics biased upward like KS near 0. Arguments as in `bootstrap_distribution`.
+    For a one-sided bound at level ``a`` use ``alpha = 2 a`` and one end. The quantiles are taken
+    at ``Phi(sqrt(n / (n - 1)) t_{alpha/2, n-1})`` instead of ``alpha / 2`` (Hesterberg's expanded
+    percentile interval, n the smallest sample's size): the plain percentile interval of a mean is
+    too narrow in small samples. Valid for smooth statistics such as means; not for KS (see
+    `ks_contrast_bound`). Arguments as in `bootstrap_distribution`.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
     replicates = bootstrap_distribution(stat, *samples, n_boot=n_boot, seed=seed, pairing=pairing)
-    levels = np.array([alpha / 2, 1 - alpha / 2])
-    if method == "bc":
-        estimate = float(stat(*(_sample(x) for x in samples)))
-        below = np.mean(replicates < estimate) + 0.5 * np.mean(replicates == estimate)
-        z0 = special.ndtri(np.clip(below, 0.5 / n_boot, 1 - 0.5 / n_boot))
-        levels = special.ndtr(2 * z0 + special.ndtri(levels))
-    elif method != "percentile":
-        raise ValueError(f"method must be 'percentile' or 'bc', got {method!r}")
-    low, high = np.quantile(replicates, levels)
+    n = min(len(_sample(x)) for x in samples)
+    tail = special.ndtr(math.sqrt(n / (n - 1)) * stats.t.ppf(alpha / 2, n - 1)) if n > 1 else 0.0
+    low, high = np.quantile(replicates, [tail, 1 - tail])
     return float(low), float(high)
 
 
-def _mean(x: np.ndarray) -> np.ndarray:
-    return x.mean(axis=-1)
-
-
-def bootstrap_diff_ci(
-    a: ArrayLike,
-    b: ArrayLike,
-    *,
-    n_boot: int = 2000,
-    alpha: float = 0.05,
-    seed: int | np.random.Generator = 0,
-    paired: bool = False,
-) -> tuple[float, float]:
-    """Bootstrap interval of ``mean(a) - mean(b)``; ``paired`` resamples rows jointly."""
-    return bootstrap_ci(
-        lambda x, y: _mean(x) - _mean(y),
-        a,
-        b,
-        n_boot=n_boot,
-        alpha=alpha,
-        seed=seed,
-        pairing="all" if paired else None,
-    )
-
-
-def ks_diff_ci(
-    x: ArrayLike,
-    y: ArrayLike,
-    reference: ArrayLike,
-    *,
-    n_boot: int = 2000,
-    alpha: float = 0.05,
-    seed: int | np.random.Generator = 0,
-    paired: bool = False,
-) -> tuple[float, float]:
-    """Bootstrap interval of ``KS(x, reference) - KS(y, reference)``.
-
-    Negative means ``x`` is closer to the reference than ``y``. Each replicate resamples the
-    reference once and uses it in both terms; ``paired`` resamples all three samples with the same
-    rows (same base prompts across types).
-    """
-    return bootstrap_ci(
-        lambda x_, y_, r: ks_batch(x_, r) - ks_batch(y_, r),
-        x,
-        y,
-        reference,
-        n_boot=n_boot,
-        alpha=alpha,
-        seed=seed,
-        pairing="all" if paired else None,
-    )
-
-
-def mannwhitney_less(a: ArrayLike, b: ArrayLike) -> float:
-    """One-sided Mann-Whitney U p-value for "a is stochastically less than b" (earlier steps).
-
-    Tests ``P(A < B) + P(A = B) / 2 > 1/2``, a statement about the distributions, not the means
-    (``scipy.stats.mannwhitneyu``, alternative ``"less"``, tie-corrected normal approximation
-    where ties exist).
-    """
-    return float(stats.mannwhitneyu(_sample(a, "a"), _sample(b, "b"), alternative="less").pvalue)
+def pairing_correlation(samples: Sequence[ArrayLike]) -> float:
+    """The Gaussian-copula correlation of paired samples' rows: their mean pairwise Spearman
+    correlation ``r`` mapped to ``2 sin(pi r / 6)``; 0 for fewer than two non-constant samples."""
+    ranks = [stats.rankdata(_sample(x)) for x in samples]
+    ranks = [r for r in ranks if r.std() > 0]
+    if len(ranks) < 2:
+        return 0.0
+    spearman = np.corrcoef(np.stack(ranks))[np.triu_indices(len(ranks), 1)].mean()
+    return float(2 * np.sin(np.pi * spearman / 6))
 
 
 def summary_row(steps: ArrayLike, reference: ArrayLike, *, ddof: int = 0) -> dict[str, float]:

@@ -75,14 +75,35 @@ def test_paper_ordering_orders_structured_and_baseline_in_absolute_mode_only(ste
 
 
 def test_within_checks_both_sides(steps):
-    median = lambda x: np.median(x, axis=-1)  # noqa: E731
-    inside = checks.within("median", median, steps["real"], 30, 50)
-    assert [c.statement for c in inside] == ["median > 30", "median < 50"]
+    mean = lambda x: x.mean(axis=-1)  # noqa: E731
+    inside = checks.within("mean", mean, steps["real"], 30, 50)
+    assert [c.statement for c in inside] == ["mean > 30", "mean < 50"]
     assert all(c.passed for c in inside)
-    assert [c.passed for c in checks.within("median", median, steps["real"], 30, 39)] == [
-        True,
-        False,
-    ]
+    assert [c.passed for c in checks.within("mean", mean, steps["real"], 30, 39)] == [True, False]
+
+
+def test_median_bounds_are_order_statistics():
+    x = np.arange(1.0, 21.0)  # n = 20: P(Binomial(20, 1/2) < 6) = 0.021 <= 5 % < P(... < 7)
+    low, high = checks.median_within(x, 5, 16, "x")
+    assert (low.estimate, low.bound, high.bound) == (10.5, 6.0, 15.0)
+    assert low.passed and high.passed
+    assert not checks.median_within(x, 6, 16, "x")[0].passed  # strictly above the threshold
+    with pytest.raises(ValueError, match="too few"):
+        checks.median_within(np.arange(4.0), 0, 5, "x")
+
+
+def test_fraction_bound_is_clopper_pearson():
+    x = np.array([1] * 95 + [100] * 5)  # 95 of 100 inside
+    found = checks.fraction_between(x, 0, 10, 0.9, "x")
+    assert found.estimate == 0.95
+    assert found.bound == pytest.approx(0.8977, abs=1e-4)  # beta.ppf(0.05, 95, 6)
+    assert not found.passed
+    assert checks.fraction_between(x, 200, 300, 0.0, "x").bound == 0.0
+
+
+def test_a_ks_contrast_needs_one_side(steps):
+    with pytest.raises(ValueError, match="exactly one"):
+        checks.ks_contrast("x", [(1, steps["real"], steps["mid"])])
 
 
 def test_standardized_gap_is_cohens_d_and_defined_for_constants():

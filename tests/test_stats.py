@@ -10,14 +10,12 @@ from scipy import stats as scipy_stats
 
 from synthact.stats import (
     bootstrap_ci,
-    bootstrap_diff_ci,
     bootstrap_distribution,
     ks,
-    ks_batch,
-    ks_diff_ci,
+    ks_contrast_bound,
     ks_tolerance,
-    mannwhitney_less,
     mean_tolerance,
+    pairing_correlation,
     row_tolerances,
     std_tolerance,
     summary_row,
@@ -43,27 +41,23 @@ def mean(x):
 )
 def test_ks_hand_computed(a, b, expected):
     assert ks(np.array(a), np.array(b)) == pytest.approx(expected)
-    assert ks_batch(np.array(a), np.array(b)) == pytest.approx(expected)
+    if len(a) == len(b):  # paired: the KS contrast's estimate is the same statistic
+        assert ks_contrast_bound([(1, a, b)], "lower")[0] == pytest.approx(expected)
     assert ks(torch.tensor(a), torch.tensor(b)) == pytest.approx(expected)
 
 
-def test_ks_batch_equals_scipy_per_row():
-    rng = np.random.default_rng(0)
-    a = rng.integers(20, 60, (40, 300))  # integer steps: many ties
-    b = rng.integers(25, 70, (40, 170))
-    x, y = rng.normal(size=(40, 90)), rng.normal(0.3, 1.2, size=(40, 60))
-    for p, q in ((a, b), (x, y)):
-        expected = [scipy_stats.ks_2samp(r, s).statistic for r, s in zip(p, q, strict=True)]
-        np.testing.assert_allclose(ks_batch(p, q), expected, rtol=1e-12, atol=0)
-
-
 @pytest.mark.parametrize(
-    ("a", "b"),
-    [(np.zeros((3, 5)), np.zeros((4, 5))), (np.zeros((3, 0)), np.zeros((3, 5))), ([np.nan], [1.0])],
+    "make",
+    [
+        lambda rng: rng.integers(20, 60, (2, 300)),  # integers: counted on their range
+        lambda rng: rng.integers(20, 60, (2, 300)) + 0.5,  # few distinct floats: ranked
+        lambda rng: rng.normal(size=(2, 300)),  # continuous: one bin per value
+    ],
 )
-def test_ks_batch_rejects_bad_batches(a, b):
-    with pytest.raises(ValueError):
-        ks_batch(a, b)
+def test_ks_contrast_estimate_equals_scipy(make):
+    a, b = make(np.random.default_rng(0))
+    expected = scipy_stats.ks_2samp(a, b).statistic
+    assert ks_contrast_bound([(1, a, b)], "upper")[0] == pytest.approx(expected, abs=1e-12)
 
 
 @pytest.mark.parametrize("bad", [[], [1.0, np.nan], [[1.0, 2.0]], ["a", "b"]])
@@ -112,42 +106,75 @@ def test_pairing_shares_rows_within_a_group():
     assert bootstrap_distribution(spread, x, x, x).min() > 0
 
 
-def test_paired_difference_of_shifted_samples_is_exact():
-    a = np.random.default_rng(4).normal(size=300)
-    assert bootstrap_diff_ci(a, a + 1, paired=True) == pytest.approx((-1.0, -1.0))
-    low, high = bootstrap_diff_ci(a, a + 1)
-    assert low < -1.05 and high > -0.95  # unpaired ignores the pairing: wide
+def test_the_expanded_percentile_interval_widens_for_small_samples():
+    sample = np.random.default_rng(4).normal(size=10)
+    replicates = bootstrap_distribution(mean, sample, seed=0)
+    tail = scipy_stats.norm.cdf(math.sqrt(10 / 9) * scipy_stats.t.ppf(0.05, 9))  # 0.036
+    expected = np.quantile(replicates, [tail, 1 - tail])
+    np.testing.assert_allclose(bootstrap_ci(mean, sample, alpha=0.1, seed=0), expected)
+    plain = np.quantile(replicates, [0.05, 0.95])
+    assert expected[0] < plain[0] and expected[1] > plain[1]
 
 
-def test_bias_corrected_interval():
+# --- KS bounds -----------------------------------------------------------------------------------
+
+
+def test_ks_contrast_estimates_the_weighted_sum_and_brackets_it():
     rng = np.random.default_rng(5)
-    sample = rng.normal(3.0, 1.0, 500)
-    percentile = bootstrap_ci(mean, sample, seed=1)
-    corrected = bootstrap_ci(mean, sample, seed=1, method="bc")
-    np.testing.assert_allclose(corrected, percentile, atol=0.02)  # unbiased: little change
-    a, b = rng.normal(size=300), rng.normal(size=300)  # KS of equal laws, biased upward
-    assert (
-        bootstrap_ci(ks_batch, a, b, seed=1, method="bc")[1]
-        < bootstrap_ci(ks_batch, a, b, seed=1)[1]
-    )
+    real, near, far = rng.integers(30, 60, (3, 400)) + np.array([[0], [2], [8]])
+    estimate, low = ks_contrast_bound([(1, far, real)], "lower")
+    assert estimate == pytest.approx(ks(far, real)) and low < estimate
+    terms = [(1, near, real), (-1, far, real)]
+    estimate, high = ks_contrast_bound(terms, "upper")
+    assert estimate == pytest.approx(ks(near, real) - ks(far, real)) and high > estimate
+    assert high < 0  # near is clearly closer to real than far
 
 
-def test_ks_diff_ci_orders_distances_to_the_reference():
-    rng = np.random.default_rng(6)
-    real = rng.normal(size=500)
-    close, far = rng.normal(0.1, 1, 500), rng.normal(0.8, 1, 500)
-    low, high = ks_diff_ci(close, far, real, n_boot=500)
-    assert high < 0
-    assert low < ks(close, real) - ks(far, real) < high
-    assert ks_diff_ci(close, close, real, n_boot=100, paired=True) == (0.0, 0.0)
+def test_ks_bounds_of_identical_paired_samples_are_zero():
+    x = np.random.default_rng(6).integers(0, 50, 300)
+    assert ks_contrast_bound([(1, x, x)], "upper") == (0.0, 0.0)
 
 
-def test_ks_bootstrap_is_fast():
+def test_ks_upper_bound_is_tighter_than_the_uniform_band():
+    """The upper bound needs only the error at the population's argmax (any point, any sign);
+    the lower bound the uniform band: its margin is larger."""
     rng = np.random.default_rng(7)
-    a, b = rng.integers(20, 80, 1000), rng.integers(25, 90, 1000)
+    a, b = rng.integers(30, 70, 1000), rng.integers(32, 72, 1000)
+    estimate, high = ks_contrast_bound([(1, a, b)], "upper")
+    _, low = ks_contrast_bound([(1, a, b)], "lower")
+    assert 0 < high - estimate < estimate - low
+
+
+@pytest.mark.parametrize(
+    ("terms", "side", "message"),
+    [
+        ([], "lower", "at least one"),
+        ([(1, np.ones(3), np.ones(4))], "lower", "equal sizes"),
+        ([(1, np.ones(3), np.ones(3))], "both", "side"),
+        ([(1, np.array([1.0, np.nan]), np.ones(2))], "upper", "NaN"),
+    ],
+)
+def test_ks_contrast_bad_arguments(terms, side, message):
+    with pytest.raises(ValueError, match=message):
+        ks_contrast_bound(terms, side)
+
+
+def test_pairing_correlation_is_the_copulas_rho():
+    rng = np.random.default_rng(8)
+    shared, own = rng.normal(size=(1, 20000)), rng.normal(size=(3, 20000))
+    for rho in (0.0, 0.5, 0.9):
+        rows = np.sqrt(rho) * shared + np.sqrt(1 - rho) * own
+        assert pairing_correlation(list(np.floor(10 * rows))) == pytest.approx(rho, abs=0.03)
+    assert pairing_correlation([np.arange(5.0)]) == 0.0
+    assert pairing_correlation([np.arange(5.0), np.ones(5)]) == 0.0  # constant: no pairing
+
+
+def test_ks_bounds_are_fast():
+    rng = np.random.default_rng(7)
+    a, b, r = rng.integers(20, 80, 1000), rng.integers(25, 90, 1000), rng.integers(20, 85, 1000)
     start = time.process_time()
-    bootstrap_ci(ks_batch, a, b, n_boot=2000)
-    assert time.process_time() - start < 4.0  # about 0.4 s when measured
+    ks_contrast_bound([(1, a, r), (-1, b, r)], "upper")
+    assert time.process_time() - start < 1.0  # about 0.04 s when measured
 
 
 @pytest.mark.parametrize(
@@ -157,7 +184,6 @@ def test_ks_bootstrap_is_fast():
         ({"pairing": "all", "samples": (np.ones(3), np.ones(4))}, "equal sizes"),
         ({"pairing": [0]}, "one label per sample"),
         ({"alpha": 1.5}, "alpha"),
-        ({"method": "bca"}, "method"),
         ({"n_boot": 0}, "n_boot"),
         ({"samples": ()}, "at least one sample"),
         ({"samples": (np.array([1.0, np.inf]), np.ones(3))}, "NaN or inf"),
@@ -169,15 +195,7 @@ def test_bootstrap_bad_arguments(kwargs, message):
         bootstrap_ci(kwargs.pop("stat"), *kwargs.pop("samples"), **kwargs)
 
 
-# --- Mann-Whitney and table rows -----------------------------------------------------------------
-
-
-def test_mannwhitney_less():
-    assert mannwhitney_less([1, 2, 3], [4, 5, 6]) == pytest.approx(1 / 20)  # exact: 1 of C(6, 3)
-    rng = np.random.default_rng(8)
-    early, late = rng.integers(30, 60, 500), rng.integers(35, 65, 500)
-    assert mannwhitney_less(early, late) < 1e-6
-    assert mannwhitney_less(late, early) > 0.99
+# --- table rows ---------------------------------------------------------------------------------
 
 
 def test_summary_row():
@@ -235,7 +253,7 @@ def test_ks_tolerance_is_conservative():
     def ks_per_study(n):
         rng = np.random.default_rng(n)
         x, r = rng.normal(0.5, 1, (2000, n)), rng.normal(0, 1, (2000, n))
-        return ks_batch(x, r)
+        return np.array([ks(a, b) for a, b in zip(x, r, strict=True)])
 
     ours, paper = ks_per_study(200), ks_per_study(1000)
     rate = exceed_rate(ours, paper, ks_tolerance(200, 1000, z=1))
