@@ -2,7 +2,7 @@
 
 import pytest
 
-from synthact import checks
+from synthact import hypotheses
 
 
 @pytest.mark.claim("C7")
@@ -14,4 +14,4 @@ def test_c07_auc_keeps_ordering(sensitivity, evidence):
     """
     kinds = ["real", "synthetic-structured", "synthetic-baseline", "random"]
     steps = evidence.distributions(sensitivity, kinds, metric="auc", table="B.1")
-    evidence.verdict(*checks.paper_ordering(steps, sensitivity.mode))
+    evidence.verdict(hypotheses.c07_auc_ordering(steps, sensitivity.mode))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from synthact import checks, report
+from synthact.hypotheses import Hypothesis
 
 
 def _per_activation_mean(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -42,7 +43,7 @@ def test_c12_latent_structure(latent_statistics, evidence):
     with_top = stats.l0 - 1
     top_cos = _per_activation_mean(stats.top_cos, with_top)
     pairwise_cos = _per_activation_mean(stats.pairwise_cos, stats.l0 * (stats.l0 - 1) // 2)
-    evidence.verdict(
+    found = (
         checks.bound_check(
             "top-latent share - 2 x second-latent share > 0",
             lambda top, second: top.mean(axis=-1) - 2 * second.mean(axis=-1),
@@ -62,3 +63,4 @@ def test_c12_latent_structure(latent_statistics, evidence):
             above=0.0,
         ),
     )
+    evidence.verdict(Hypothesis("C12", found))

@@ -4,6 +4,7 @@ import allure
 import pytest
 
 from synthact import checks, report
+from synthact.hypotheses import Hypothesis
 
 TOLERANCE = 0.10
 """Relative tolerance on the norm and the distance, given as "about 56" and "about 40"."""
@@ -46,4 +47,4 @@ def test_c13_scale_facts(latent_statistics, evidence):
         ("cosine w.r.t. b_dec", facts.cos_b_dec, paper["mean_cosine_wrt_b_dec"], COS_TOLERANCE),
     ):
         found += checks.within(f"mean {name}", _mean, values, target - tol, target + tol)
-    evidence.verdict(*found)
+    evidence.verdict(Hypothesis("C13", tuple(found)))

@@ -1,8 +1,9 @@
 """The claims × subjects matrix: what each claim test observed on each subject.
 
 A `Cell` is one claim test case on one subject: the observed outcome (``holds``, ``does not
-hold`` or ``error``), the statistic of its deciding check (the first failed check, else the
-first) with the estimate, one-sided bound and threshold, and the verdict
+hold``, ``underpowered``: not judged, as it did not hold at an n below the one it needs for 80 %
+power at the paper's effect, or ``error``), the statistic of its deciding check (the first failed
+check, else the first) with the estimate, one-sided bound and threshold, and the verdict
 ``claims/expectations.toml`` expects there (``holds`` or ``fails``; ``not judged`` expects
 nothing). An expected failure is met by the effect shown absent (``absence_shown``), whichever
 way the claim's direction came out, as the claim tests decide it. `write_matrix` writes the
@@ -24,9 +25,9 @@ from matplotlib.colors import ListedColormap
 
 from synthact.report import png
 
-OUTCOMES = ("holds", "does not hold", "error")
-COLORS = ("#5aae61", "#e66101", "#9e9e9e")
-"""Heat-map colours of `OUTCOMES` (green, orange, grey); a cell not run is white."""
+OUTCOMES = ("holds", "does not hold", "underpowered", "error")
+COLORS = ("#5aae61", "#e66101", "#b2abd2", "#9e9e9e")
+"""Heat-map colours of `OUTCOMES` (green, orange, lilac, grey); a cell not run is white."""
 MEETS = {"holds": "holds", "fails": "does not hold"}
 """The outcome that meets each expected verdict."""
 ERROR_CHARS = 90
@@ -46,6 +47,7 @@ class Cell:
         estimate, bound, threshold: the deciding check's numbers (None for an error).
         expected: the expected verdict (``holds``, ``fails``, ``not judged``), if any.
         absence_shown: the claim's effect was shown absent (what a ``fails`` also needs).
+        note: what qualifies the outcome (``at n = 100: needs n >= 400`` when underpowered).
     """
 
     claim: str
@@ -59,6 +61,7 @@ class Cell:
     threshold: float | None = None
     expected: str | None = None
     absence_shown: bool = False
+    note: str = ""
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -70,8 +73,9 @@ class Cell:
 
     @property
     def met(self) -> bool | None:
-        """Whether the expected verdict was met; None when none is expected."""
-        if self.expected not in MEETS:
+        """Whether the expected verdict was met; None when none is expected or the claim was
+        underpowered (not judged)."""
+        if self.expected not in MEETS or self.outcome == "underpowered":
             return None
         if self.expected == "fails":
             return self.outcome != "error" and self.absence_shown
@@ -88,7 +92,8 @@ class Cell:
             detail = (self.statistic or "")[:ERROR_CHARS].replace("|", "/").replace("\n", " ")
         else:
             detail = f"{self.statistic}: {self.numbers()}" if self.statistic else ""
-        text = f"**{self.outcome}**" + (f" · {detail}" if detail else "")
+        note = f" {self.note}" if self.note else ""
+        text = f"**{self.outcome}**{note}" + (f" · {detail}" if detail else "")
         if self.absence_shown:
             text += " · effect absent"
         if self.met is not None:
@@ -162,7 +167,11 @@ def matrix_figure(cells: Sequence[Cell], subjects: Sequence[str]) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(3.2 + 2.3 * len(subjects), 1.4 + 0.42 * len(labels)))
     cmap = ListedColormap(["white", *COLORS])
     ax.imshow(
-        [[code + 1 for code in row] for row in codes], cmap=cmap, vmin=0, vmax=3, aspect="auto"
+        [[code + 1 for code in row] for row in codes],
+        cmap=cmap,
+        vmin=0,
+        vmax=len(OUTCOMES),
+        aspect="auto",
     )
     for i, row in enumerate(grid):
         for j, cell in enumerate(row):
@@ -176,13 +185,18 @@ def matrix_figure(cells: Sequence[Cell], subjects: Sequence[str]) -> plt.Figure:
     ax.grid(which="minor", color="white", linewidth=2)
     ax.tick_params(which="both", length=0)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS]
-    ax.legend(handles, OUTCOMES, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3)
+    ax.legend(handles, OUTCOMES, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(OUTCOMES))
     fig.tight_layout()
     return fig
 
 
 def _annotate(ax: plt.Axes, i: int, j: int, cell: Cell) -> None:
-    short = {"holds": "holds", "does not hold": "does not", "error": "error"}[cell.outcome]
+    short = {
+        "holds": "holds",
+        "does not hold": "does not",
+        "underpowered": "low n",
+        "error": "error",
+    }[cell.outcome]
     text = short if cell.estimate is None else f"{short} {_num(cell.estimate, 2)}"
     if cell.absence_shown:
         text += ", absent"

@@ -120,7 +120,7 @@ def test_session_under_xdist_writes_one_matrix_on_the_controller(tmp_path: Path)
     command = [
         *(sys.executable, "-m", "pytest", "claims/test_c01_real_vs_random.py", "-p"),
         *("no:cacheprovider", "-q", "-n", "2", "--subject", "planted,planted-null"),
-        *("--n", "20", "--n-gaussian", "100", "--matrix-dir", str(tmp_path / "out")),
+        *("--n", "50", "--n-gaussian", "100", "--matrix-dir", str(tmp_path / "out")),
         *("--alluredir", str(tmp_path / "allure")),
     ]
     done = subprocess.run(

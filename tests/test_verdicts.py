@@ -15,7 +15,9 @@ from types import SimpleNamespace
 import pytest
 
 from fixtures.evidence import Evidence
+from synthact import power
 from synthact.checks import Check, ClaimNotSupported, ControlInconclusive
+from synthact.hypotheses import Hypothesis
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,8 +26,12 @@ def check(passed: bool, statement: str = "x > 0") -> Check:
     return Check(statement, estimate=1.0, bound=0.5, threshold=0.0, passed=passed)
 
 
-def evidence(expected: str) -> Evidence:
-    lab = SimpleNamespace(config=SimpleNamespace(subject="planted", n=10, seed=0))
+def claim(*checks: Check, absent: tuple[Check, ...] = (), case: str = "C0") -> Hypothesis:
+    return Hypothesis(case, checks, absent)
+
+
+def evidence(expected: str, n: int = 10) -> Evidence:
+    lab = SimpleNamespace(config=SimpleNamespace(subject="planted", n=n, seed=0))
     item = SimpleNamespace(user_properties=[("expected", expected)])
     return Evidence(lab, item, "C0: a claim")
 
@@ -37,7 +43,9 @@ def observed(ev: Evidence) -> dict:
 @pytest.mark.parametrize("expected", ["holds", "not judged", "fails"])
 def test_a_claim_whose_checks_pass_holds(expected):
     ev = evidence(expected)
-    ev.verdict(check(True), absent=[check(False)])  # returns: the strict xfail reports XPASS
+    ev.verdict(
+        claim(check(True), absent=(check(False),))
+    )  # returns: the strict xfail reports XPASS
     assert observed(ev)["outcome"] == "holds"
 
 
@@ -45,7 +53,7 @@ def test_a_claim_whose_checks_pass_holds(expected):
 def test_a_failed_check_is_the_verdict(expected):
     ev = evidence(expected)
     with pytest.raises(ClaimNotSupported, match="y > 0"):
-        ev.verdict(check(True), check(False, "y > 0"))
+        ev.verdict(claim(check(True), check(False, "y > 0")))
     assert observed(ev)["outcome"] == "does not hold"
     assert observed(ev)["statistic"] == "y > 0"  # the key statistic is the first failed check
 
@@ -53,10 +61,12 @@ def test_a_failed_check_is_the_verdict(expected):
 def test_a_control_fails_only_with_the_effect_shown_absent():
     ev = evidence("fails")
     with pytest.raises(ClaimNotSupported, match="effect is absent"):
-        ev.verdict(check(False), absent=[check(True), check(True)])
+        ev.verdict(claim(check(False), absent=(check(True), check(True))))
     assert observed(ev)["absence shown"]
     with pytest.raises(ControlInconclusive, match="absence was not shown"):
-        evidence("fails").verdict(check(False), absent=[check(True), check(False, "gap < 5")])
+        evidence("fails").verdict(
+            claim(check(False), absent=(check(True), check(False, "gap < 5")))
+        )
     assert not issubclass(ControlInconclusive, ClaimNotSupported)
 
 
@@ -65,15 +75,38 @@ def test_a_controls_verdict_is_the_absence_not_the_direction():
     failure; the direction with the absence not shown is the control failing (returns: XPASS)."""
     ev = evidence("fails")
     with pytest.raises(ClaimNotSupported, match="direction holds, but far below"):
-        ev.verdict(check(True), absent=[check(True, "gap < 0.5 sd")])
+        ev.verdict(claim(check(True), absent=(check(True, "gap < 0.5 sd"),)))
     assert observed(ev)["outcome"] == "holds"
     assert observed(ev)["absence shown"]
-    evidence("fails").verdict(check(True), absent=[check(False, "gap < 0.5 sd")])
+    evidence("fails").verdict(claim(check(True), absent=(check(False, "gap < 0.5 sd"),)))
 
 
 def test_a_claim_without_absence_checks_cannot_be_expected_to_fail():
     with pytest.raises(RuntimeError, match="cannot be a control's expected failure"):
-        evidence("fails").verdict(check(False))
+        evidence("fails").verdict(claim(check(False)))
+
+
+@pytest.mark.parametrize("expected", ["holds", "not judged"])
+def test_a_claim_that_fails_below_its_needed_n_is_underpowered_not_judged(expected):
+    case = "C14[absolute, synthetic-baseline]"
+    needed = power.needed_n(case, 0.0)
+    ev = evidence(expected, n=needed - 1)
+    with pytest.raises(pytest.xfail.Exception, match=f"underpowered at n = {needed - 1}"):
+        ev.verdict(claim(check(False, "KS < 0.1"), case=case))
+    seen = observed(ev)
+    assert (seen["outcome"], seen["note"]) == (
+        "underpowered",
+        f"at n = {needed - 1}: needs n >= {needed}",
+    )
+    at_needed = evidence(expected, n=needed)
+    with pytest.raises(ClaimNotSupported):  # at the n it needs, a failure is the verdict
+        at_needed.verdict(claim(check(False, "KS < 0.1"), case=case))
+
+
+def test_a_claim_that_holds_holds_at_any_n():
+    ev = evidence("holds", n=2)
+    ev.verdict(claim(check(True), case="C14[absolute, synthetic-baseline]"))
+    assert observed(ev)["outcome"] == "holds"
 
 
 # --- end to end: pytest's outcomes -----------------------------------------------------------
