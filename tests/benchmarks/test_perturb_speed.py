@@ -66,9 +66,7 @@ def family(request, bench_device, one_thread) -> tuple[str, dict]:
     name, bench = request.param, BENCHES[request.param]
     if bench_device != "cpu":
         pytest.skip("CPU benchmark; this run benchmarks --device cuda")
-    config = request.config
-    timing = config.getoption("benchmark_enable") or not config.getoption("benchmark_disable")
-    if bench.heavy and not timing:
+    if bench.heavy and not request.config.getoption("benchmark_enable"):
         pytest.skip("heavy (about 6 GB, minutes): runs with --benchmark-enable")
     depth = {} if bench.n_layers is None else {"n_layers": bench.n_layers}
     model = random_model(family_config(name, "real", **depth), noise=0)
