@@ -2,9 +2,10 @@
 
 Models of each family's real widths with random weights (tests/families.py; no hub access),
 float32, one CPU thread. GPT-2 small and Pythia-70m run at full depth, perturbed at blocks.1 (the
-paper's input layer). The Gemma-2-2B and Llama-3.1-8B shapes are reduced to 4 and 2 blocks (the
-full models take 10 and 32 GB in float32) and perturbed at blocks.0, so that the engine runs every
-block and the speed-up does not depend on the depth; they take about 6 GB and minutes, and run
+paper's input layer). The Gemma-2-2B, Llama-3.1-8B, Gemma-3-1B and Qwen3-0.6B shapes are reduced
+to 4, 2, 6 and 4 blocks (the full models take 10, 32, 5 and 3 GB in float32; Gemma-3's six blocks
+hold five local layers and a global one) and perturbed at blocks.0, so that the engine runs every
+block and the speed-up does not depend on the depth; they take up to 6 GB and minutes, and run
 only with --benchmark-enable.
 
 Each pair (naive, engine) runs the same prompts in the same benchmark group, and every run's
@@ -48,6 +49,8 @@ BENCHES = {
     "pythia": Bench(None, "blocks.1.hook_resid_pre", 4, 101, heavy=False),
     "gemma2": Bench(4, "blocks.0.hook_resid_pre", 2, 32, heavy=True),
     "llama": Bench(2, "blocks.0.hook_resid_pre", 2, 32, heavy=True),
+    "gemma3": Bench(6, "blocks.0.hook_resid_pre", 2, 32, heavy=True),
+    "qwen3": Bench(4, "blocks.0.hook_resid_pre", 2, 32, heavy=True),
 }
 
 
@@ -114,9 +117,10 @@ def test_perturbation_speed(benchmark, family, reference, speed_record, kl, impl
     if implementation == "engine" and "naive" in times:
         benchmark.extra_info["speedup_vs_naive"] = times["naive"] / per_forward
     notes = speed_record.setdefault("_notes", [])
+    reduced = ", ".join(f"{n} ({b.n_layers} blocks)" for n, b in BENCHES.items() if b.n_layers)
     note = (
-        "CPU: random models of each family's real widths, float32, 1 thread; gemma2 (4 blocks) "
-        "and llama (2 blocks) reduced in depth and perturbed at blocks.0"
+        f"CPU: random models of each family's real widths, float32, 1 thread; {reduced} reduced "
+        "in depth and perturbed at blocks.0"
         + ("" if benchmark.enabled else "; timing disabled: one run each, wall clock")
     )
     if note not in notes:
