@@ -11,6 +11,10 @@ only with --benchmark-enable.
 Each pair (naive, engine) runs the same prompts in the same benchmark group, and every run's
 curves are checked against one naive reference. The speeds (ms per perturbed forward, and their
 ratio) go to ``benchmark.extra_info`` and the terminal summary. No speed threshold is asserted.
+Where matrix products dominate (the wide shapes), the L2 speed-up approaches the ratio of the
+positions each computes, ``P·S / (P - 1 + S)`` for prompts of P tokens and S steps per path (the
+naive run computes every position of every step, the engine a prompt's prefix once and then one
+position per step): 7.8x here at S = 32, 9.2x at S = 101.
 """
 
 from __future__ import annotations
