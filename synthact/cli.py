@@ -3,6 +3,7 @@
 synthact replicate --subject gpt2-small          # tables.md + PNG figures under reports/gpt2-small/
 synthact replicate --subject a,b,c               # ... per subject, and reports/matrix.{md,png}
 synthact subjects [RELEASE]                      # the subject names, or a release's SAE ids
+synthact subjects --coverage                     # SAELens' SAEs by the engine path of their model
 synthact hub                                     # build (once) the offline null hub cache
 """
 
@@ -73,6 +74,13 @@ def _claims_matrix(args: argparse.Namespace) -> None:
 
 
 def _subjects(args: argparse.Namespace) -> None:
+    if args.coverage:
+        if args.release is not None:
+            raise ValueError("--coverage counts every release's SAEs: drop the release name")
+        from synthact.coverage import coverage_report, directory_coverage
+
+        print(coverage_report(directory_coverage()))
+        return
     from synthact.subjects import describe_subjects
 
     print(describe_subjects(args.release))
@@ -100,6 +108,11 @@ def parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("subjects", help="list the subject names, or a release's SAE ids")
     listing.add_argument("release", nargs="?", help="a SAELens release: list its SAE ids")
+    listing.add_argument(
+        "--coverage",
+        action="store_true",
+        help="count SAELens' SAEs by the engine path (fast, generic, naive) of their model",
+    )
     listing.set_defaults(run=_subjects)
     commands.add_parser("hub", help="build the offline null hub cache").set_defaults(run=_hub)
     return top

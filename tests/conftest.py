@@ -1,4 +1,5 @@
-"""Unit-test options: ``--calibration`` runs the slow error-rate simulations (n = 1000)."""
+"""Unit-test options: ``--calibration`` runs the slow error-rate simulations (n = 1000),
+``--null-gemma3`` the tests that build the Gemma-3 null hub."""
 
 from __future__ import annotations
 
@@ -12,12 +13,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="also run the checks' error-rate simulations at n = 1000 and every claim case of "
         "the power table (tests/test_calibration.py; about half an hour on 2 CPU cores)",
     )
+    parser.addoption(
+        "--null-gemma3",
+        action="store_true",
+        help="also build the Gemma-3 null hub (0.6 GB, minutes) and test its subject",
+    )
+
+
+OPT_IN = {
+    "calibration": ("--calibration", "n = 1000 error-rate simulation: runs with --calibration"),
+    "null_gemma3": ("--null-gemma3", "builds the Gemma-3 null hub: runs with --null-gemma3"),
+}
+"""Markers of tests that run only with their option: (option, why skipped)."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--calibration"):
-        return
-    skip = pytest.mark.skip(reason="n = 1000 error-rate simulation: runs with --calibration")
-    for item in items:
-        if item.get_closest_marker("calibration"):
-            item.add_marker(skip)
+    for marker, (option, why) in OPT_IN.items():
+        if config.getoption(option):
+            continue
+        for item in items:
+            if item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=why))

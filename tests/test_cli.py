@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from synthact import cli
+from synthact import cli, coverage
 
 
 def test_subjects_lists_names_and_a_release_s_ids(capsys: pytest.CaptureFixture) -> None:
@@ -17,6 +17,17 @@ def test_subjects_lists_names_and_a_release_s_ids(capsys: pytest.CaptureFixture)
     assert "null-gpt2" in listing and "RELEASE/SAE_ID" in listing
     cli.main(["subjects", "gpt2-small-res-jb"])
     assert "gpt2-small-res-jb/blocks.6.hook_resid_pre" in capsys.readouterr().out.splitlines()
+
+
+def test_subjects_coverage_prints_the_directory_s_paths(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [coverage.ModelCoverage("some-model", 7, 2, "fast", "", coverage.TRANSFORMER_LENS)]
+    monkeypatch.setattr(coverage, "directory_coverage", lambda: rows)
+    cli.main(["subjects", "--coverage"])
+    assert capsys.readouterr().out == coverage.coverage_report(rows) + "\n"
+    with pytest.raises(SystemExit, match="--coverage counts every release"):
+        cli.main(["subjects", "gpt2-small-res-jb", "--coverage"])
 
 
 def test_bad_release_is_a_one_line_error() -> None:

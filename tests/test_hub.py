@@ -25,17 +25,18 @@ from synthact.subjects import null_hub as recipe
 from synthact.subjects.gpt2 import GPT2_FILES, SAE_FILES
 from synthact.subjects.hub_cache import HubFile, missing_files, require_cached, use_hub_cache
 from synthact.subjects.null_hub import (
+    BASE_HUB,
     D_SAE,
     DEAD_FRACTION,
     GPT2_CONFIG,
     GPT2_REPO,
-    NULL_SAES,
     NULL_TARGET_L0,
     SAE_ID,
     SAE_RELEASE,
     SAE_REPO,
     calibrate_b_enc,
     ensure_null_hub,
+    hub_saes,
     log_normal_log_sparsity,
     null_prompt_stream,
     random_unit_rows,
@@ -374,7 +375,8 @@ def test_null_prompts_are_deterministic_windows(null_subject: Subject) -> None:
 
 # --- the null hub's SAELens releases (null:RELEASE/SAE_ID) --------------------------------------
 
-NULL_RELEASES = [sae for sae in NULL_SAES if sae.name != f"{SAE_RELEASE}/{SAE_ID}"]
+BASE_SAES = hub_saes(BASE_HUB)
+NULL_RELEASES = [sae for sae in BASE_SAES if sae.name != f"{SAE_RELEASE}/{SAE_ID}"]
 
 
 @pytest.fixture(scope="session")
@@ -388,21 +390,21 @@ def null_release_subjects(
 
 @pytest.mark.slow
 def test_null_hub_serves_each_release_under_its_repo_and_folder(null_hub: Path) -> None:
-    for sae in NULL_SAES:
+    for sae in BASE_SAES:
         release = resolve_release(sae.name)
         assert (release.repo_id, release.folder) == (sae.repo, sae.folder)
         folder = snapshot_dir(null_hub, sae.repo) / sae.folder
         assert json.loads((folder / "cfg.json").read_text()) == sae.cfg
         assert (folder / "sparsity.safetensors").exists() == sae.sparsity_file
     marker = json.loads((null_hub.parent / "build.json").read_text())
-    assert set(marker["calibration_l0"]) == {sae.name for sae in NULL_SAES}
+    assert set(marker["calibration_l0"]) == {sae.name for sae in BASE_SAES}
 
 
 @pytest.mark.slow
 def test_null_hub_model_kwargs_are_what_saelens_gives(null_hub: Path) -> None:
     """The hub calibrates each SAE on the model as its subject loads it."""
     with use_hub_cache(null_hub):
-        for sae in NULL_SAES:
+        for sae in BASE_SAES:
             assert releases.release_cfg(resolve_release(sae.name)).model_kwargs == sae.model_kwargs
 
 

@@ -13,6 +13,7 @@ from synthact.engine.last_position import (
     kv_groups,
     kv_weights,
     mlp_function,
+    qk_norms,
     rotate,
     visible_keys,
     window_start,
@@ -20,6 +21,7 @@ from synthact.engine.last_position import (
 from tests.families import ARCHITECTURES as FAMILIES
 from tests.families import (
     GEMMA2_TIGHT,
+    GEMMA3_TIGHT,
     family_config,
     one_thread,  # noqa: F401 (an autouse fixture)
     random_model,
@@ -28,6 +30,7 @@ from tests.families import (
 VARIANTS = {
     **{family: (family, {}) for family in FAMILIES},
     "gemma2-tight": ("gemma2", GEMMA2_TIGHT),
+    "gemma3-tight": ("gemma3", GEMMA3_TIGHT),
     "llama-ungrouped": ("llama", dict(ungroup_grouped_query_attention=True)),
 }
 N_PROMPTS, PROMPT_LEN = 3, 8
@@ -49,12 +52,29 @@ def close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and (a - b).abs().max().item() <= TOL
 
 
+def test_qk_norms_are_transformer_lens_query_key_norms(run):
+    """Normalised, then rotated by TransformerLens, hook_q and hook_k are hook_rot_q and
+    hook_rot_k (hook_q and hook_k themselves without query/key norms)."""
+    model, _, cache = run
+    with torch.inference_mode():
+        for layer, block in enumerate(model.blocks):
+            name = f"blocks.{layer}.attn"
+            q_norm, k_norm = qk_norms(block.attn)
+            q, k = cache[f"{name}.hook_q"], cache[f"{name}.hook_k"]
+            if not model.cfg.use_qk_norm:
+                assert q_norm(q) is q and k_norm(k) is k
+                continue
+            assert close(block.attn.apply_rotary(q_norm(q), 0), cache[f"{name}.hook_rot_q"])
+            assert close(block.attn.apply_rotary(k_norm(k), 0), cache[f"{name}.hook_rot_k"])
+
+
 def test_rotate_is_transformer_lens_rotary_at_the_last_position(run):
     model, _, cache = run
     with torch.inference_mode():
         for layer, block in enumerate(model.blocks):
             name = f"blocks.{layer}.attn"
-            q, k = cache[f"{name}.hook_q"][:, -1:], cache[f"{name}.hook_k"]
+            q_norm, k_norm = qk_norms(block.attn)
+            q, k = q_norm(cache[f"{name}.hook_q"][:, -1:]), k_norm(cache[f"{name}.hook_k"])
             rotated_q, rotated_k = rotate(block.attn, q, PROMPT_LEN - 1), rotate(block.attn, k, 0)
             if model.cfg.positional_embedding_type != "rotary":
                 assert rotated_q is q and rotated_k is k
@@ -168,7 +188,7 @@ def test_families_are_supported(family):
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        (dict(use_qk_norm=True), "use_qk_norm"),
+        (dict(use_logn_attn=True), "use_logn_attn"),
         (dict(positional_embedding_type="alibi"), "positional_embedding_type"),
         (dict(use_attention_sinks=True), "use_attention_sinks"),
         (dict(clip_qkv=1.0), "clip_qkv"),

@@ -24,6 +24,7 @@ from synthact.engine import (
 from tests.families import ARCHITECTURES as FAMILIES
 from tests.families import (
     GEMMA2_TIGHT,
+    GEMMA3_TIGHT,
     SMALL_SIZE,
     family_config,
     one_thread,  # noqa: F401 (an autouse fixture)
@@ -182,8 +183,9 @@ def test_single_token_prompts_have_no_prefix(ln_model, inputs):
 FAMILY_VARIANTS = {
     **{family: (family, {}) for family in FAMILIES},
     "gemma2-tight": ("gemma2", GEMMA2_TIGHT),
+    "gemma3-tight": ("gemma3", GEMMA3_TIGHT),
 }
-FAMILY_PROMPT_LEN = 8  # longer than gemma2-tight's window of 3
+FAMILY_PROMPT_LEN = 8  # longer than the tight windows of 3
 
 
 @pytest.fixture(scope="module", params=list(FAMILY_VARIANTS))
@@ -268,20 +270,31 @@ def test_naive_reference_matches_transformer_lens_forward(family_model, family_i
     assert (naive.kl - kl).abs().max().item() <= 1e-5
 
 
-def test_tight_gemma2_settings_bind(family_inputs):
-    """gemma2-tight's window and soft caps change the curves: the tests above exercise them."""
+@pytest.mark.parametrize(
+    ("family", "tight", "loosened"),
+    [
+        (
+            "gemma2",
+            GEMMA2_TIGHT,
+            dict(window_size=4096, attn_scores_soft_cap=-1.0, output_logits_soft_cap=-1.0),
+        ),
+        ("gemma3", GEMMA3_TIGHT, dict(window_size=512, rotary_scaling_factor=1.0)),
+        ("gemma3", {}, dict(rotary_base_local=None, use_qk_norm=False)),
+        ("qwen3", {}, dict(rotary_base=10000, use_qk_norm=False)),
+    ],
+    ids=["gemma2-tight", "gemma3-tight", "gemma3", "qwen3"],
+)
+def test_family_settings_bind(family_inputs, family, tight, loosened):
+    """Each setting of the variants above changes the curves, so the tests above exercise it:
+    windows, soft caps, local rotary bases and scaled global ones, query/key norms."""
     tokens, target = family_inputs["tokens"], family_inputs["target"]
-    tight = perturbation_curves(
-        random_model(family_config("gemma2", **GEMMA2_TIGHT)), tokens, target, kl=True
+    bound = perturbation_curves(
+        random_model(family_config(family, **tight)), tokens, target, kl=True
     )
-    for setting, off in [
-        ("window_size", 4096),
-        ("attn_scores_soft_cap", -1.0),
-        ("output_logits_soft_cap", -1.0),
-    ]:
-        model = random_model(family_config("gemma2", **{**GEMMA2_TIGHT, setting: off}))
+    for setting, off in loosened.items():
+        model = random_model(family_config(family, **{**tight, setting: off}))
         loose = perturbation_curves(model, tokens, target, kl=True)
-        assert (loose.kl - tight.kl).abs().max() > 1e-3, setting
+        assert (loose.kl - bound.kl).abs().max() > 1e-3, setting
 
 
 # ---------------------------------------------------------------------------- curve facts
@@ -565,7 +578,7 @@ def test_attached_hooks_are_an_error(inputs):
 
 
 SLOW_PATHS = {
-    "qk-norm": (dict(use_qk_norm=True), "use_qk_norm", "own blocks"),
+    "logn-attn": (dict(use_logn_attn=True), "use_logn_attn", "own blocks"),
     "clip-qkv": (dict(clip_qkv=0.3), "clip_qkv", "own blocks"),
     "attention-sinks": (dict(use_attention_sinks=True), "use_attention_sinks", "own blocks"),
     "alibi": (dict(positional_embedding_type="alibi"), "positional_embedding_type", "own blocks"),

@@ -1,6 +1,12 @@
 """The perturbation engine: curves along paths from a base activation towards a target."""
 
-from synthact.engine.curves import Curves, SlowPathWarning, perturbation_curves, perturbation_path
+from synthact.engine.curves import (
+    Curves,
+    SlowPathWarning,
+    engine_path,
+    perturbation_curves,
+    perturbation_path,
+)
 from synthact.engine.memory import chunk_rows
 from synthact.engine.request import MODES
 
@@ -9,6 +15,7 @@ __all__ = [
     "Curves",
     "SlowPathWarning",
     "chunk_rows",
+    "engine_path",
     "perturbation_curves",
     "perturbation_path",
 ]

@@ -40,6 +40,13 @@ _NO_CACHED_PREFIX = (
 )
 """What rules out running the prefix once: such models run the naive reference."""
 
+_RUNNERS = {"fast": FastRunner, "generic": BlockCacheRunner, "naive": NaiveRunner}
+"""The runner of each `engine_path`."""
+_SLOW_PATHS = {
+    "generic": "TransformerLens's own blocks on the cached prefix (exact, slower)",
+    "naive": "the naive full-forward reference",
+}
+
 
 class SlowPathWarning(UserWarning):
     """`perturbation_curves` runs a slower exact path for a model the fast runner does not cover."""
@@ -138,17 +145,23 @@ def perturbation_curves(
         return _curves(model, request, runner_type(model, request), progress)
 
 
-def _runner_type(model: HookedTransformer) -> type[Runner]:
-    """The fastest exact runner for the model; a slower one comes with a `SlowPathWarning`."""
+def engine_path(model: HookedTransformer) -> tuple[str, str | None]:
+    """The path `perturbation_curves` takes for the model: ``"fast"`` (the last-position runner),
+    ``"generic"`` (TransformerLens's own blocks on the cached prefix) or ``"naive"`` (the full
+    forward reference), and the setting that rules out a faster one (None for ``"fast"``)."""
     problem = last_position.cfg_problem(model, _NO_CACHED_PREFIX)
     if problem is not None:
-        _warn_slow(problem, "the naive full-forward reference")
-        return NaiveRunner
+        return "naive", problem
     problem = last_position.unsupported(model)
+    return ("fast", None) if problem is None else ("generic", problem)
+
+
+def _runner_type(model: HookedTransformer) -> type[Runner]:
+    """The fastest exact runner for the model; a slower one comes with a `SlowPathWarning`."""
+    path, problem = engine_path(model)
     if problem is not None:
-        _warn_slow(problem, "TransformerLens's own blocks on the cached prefix (exact, slower)")
-        return BlockCacheRunner
-    return FastRunner
+        _warn_slow(problem, _SLOW_PATHS[path])
+    return _RUNNERS[path]
 
 
 def _warn_slow(problem: str, path: str) -> None:

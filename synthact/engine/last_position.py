@@ -6,17 +6,21 @@ and values (positions 0..P-2, shared by all of a prompt's rows, never copied) an
 key and value. Norms act per position and are the block's own modules; plain and gated MLPs are
 recomputed from their weights (one kernel for the activation), any other MLP module runs as it
 is. What varies between the model families SAELens releases are for (GPT-2, Pythia/GPT-NeoX,
-Gemma-2, Llama/Mistral) is a few named pieces, each tested on its own against TransformerLens:
+Gemma-2, Gemma-3, Llama/Mistral, Qwen-3) is a few named pieces, each tested on its own against
+TransformerLens:
 
 - position encoding, `rotate`: rotary queries and keys from the attention module's own tables
-  (GPT-NeoX's partial rotary, Llama 3's scaled frequencies, separate local bases);
+  (GPT-NeoX's partial rotary, Llama 3's scaled frequencies, Gemma-3's separate local and global
+  bases and linearly scaled global frequencies);
+- query/key normalisation, `qk_norms`: an RMS norm of each head's query and key before the
+  rotation (Gemma-3, Qwen-3);
 - attention grouping, `kv_groups` and `kv_weights`: grouped-query attention, each key/value head
-  serving ``n_heads // n_key_value_heads`` query heads (Llama, Mistral, Gemma-2);
+  serving ``n_heads // n_key_value_heads`` query heads (Llama, Mistral, Gemma-2, Gemma-3, Qwen-3);
 - caps, `attention_scores`: the attention-score soft cap (Gemma-2);
 - window, `window_start`: local attention sees the last ``window_size`` positions (Gemma-2's
-  alternate layers, Mistral);
-- normalisation, `sublayer_norms`: norms after the attention and MLP outputs (Gemma-2); with
-  parallel attention and MLP (GPT-NeoX) both read the block's input, see `LastPositionBlock`.
+  alternate layers, Gemma-3's five of six, Mistral);
+- normalisation, `sublayer_norms`: norms after the attention and MLP outputs (Gemma-2, Gemma-3);
+  with parallel attention and MLP (GPT-NeoX) both read the block's input, see `LastPositionBlock`.
 
 `unsupported` names what a model has that this runner does not cover.
 """
@@ -44,7 +48,6 @@ _UNSUPPORTED_CFG = (
         "positions other than 'standard' and 'rotary'",
     ),
     ("use_dynamic_ntk_rope", bool, "rotary tables that depend on the prompt length"),
-    ("use_qk_norm", bool, "query/key normalization"),
     ("clip_qkv", lambda v: v is not None, "query/key/value clipping"),
     ("use_logn_attn", bool, "log-n query scaling"),
     ("use_attention_sinks", bool, "attention sinks"),
@@ -86,6 +89,14 @@ def rotate(attn: Attention, x: torch.Tensor, first_position: int) -> torch.Tenso
     if attn.cfg.positional_embedding_type != "rotary":
         return x
     return attn.apply_rotary(x, first_position)
+
+
+def qk_norms(attn: Attention) -> tuple[Callable, Callable]:
+    """The norms of each query and key head ``[..., d_head]``, applied before the rotation
+    (Gemma-3's and Qwen-3's RMS norms, the attention module's own); identities for other models."""
+    if attn.cfg.use_qk_norm:
+        return attn.q_norm, attn.k_norm
+    return _identity, _identity
 
 
 def kv_groups(attn: Attention) -> int:
@@ -183,6 +194,7 @@ class LastPositionBlock:
         self.groups = kv_groups(attn)
         self.n_heads, self.d_head = attn.W_Q.shape[0], attn.W_Q.shape[-1]
         self.n_kv = self.n_heads // self.groups
+        self.q_norm, self.k_norm = qk_norms(attn)
         w_k, b_k, w_v, b_v = kv_weights(attn)
         self.qkv_weights = ((attn.W_Q, attn.b_Q), (w_k, b_k), (w_v, b_v))
         self.w_qkv = self.b_qkv = None
@@ -250,9 +262,9 @@ class LastPositionBlock:
         return self.output(z.view(q.shape) + own_weight * v)
 
     def qkv(self, x: torch.Tensor, position: int | None) -> list[torch.Tensor]:
-        """Rotated queries ``[b, Hkv, G, n, d_head]``, rotated keys and values ``[b, Hkv, 1, n,
-        d_head]`` of ``x`` ``[b, n, d_model]``, grouped by key/value head. ``x[:, i]`` is at
-        position i (``position`` None: prefixes) or every row at ``position``."""
+        """Normalised and rotated queries ``[b, Hkv, G, n, d_head]``, keys (likewise) and values
+        ``[b, Hkv, 1, n, d_head]`` of ``x`` ``[b, n, d_model]``, grouped by key/value head.
+        ``x[:, i]`` is at position i (``position`` None: prefixes) or every row at ``position``."""
         b, n, d_model = x.shape
         x = x.reshape(b * n, d_model)
         if self.w_qkv is None:
@@ -260,8 +272,8 @@ class LastPositionBlock:
         else:
             columns = [w.shape[0] * self.d_head for w, _ in self.qkv_weights]
             q, k, v = torch.addmm(self.b_qkv, x, self.w_qkv).split(columns, dim=1)
-        q = self.rotate_rows(q.reshape(b, n, self.n_heads, self.d_head), position)
-        k = self.rotate_rows(k.reshape(b, n, self.n_kv, self.d_head), position)
+        q = self.rotate_rows(self.q_norm(q.reshape(b, n, self.n_heads, self.d_head)), position)
+        k = self.rotate_rows(self.k_norm(k.reshape(b, n, self.n_kv, self.d_head)), position)
         q = q.view(b, n, self.n_kv, self.groups, self.d_head)
         k, v = k.view(b, n, self.n_kv, 1, self.d_head), v.reshape(b, n, self.n_kv, 1, self.d_head)
         return [t.permute(0, 2, 3, 1, 4) for t in (q, k, v)]

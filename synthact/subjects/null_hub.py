@@ -7,6 +7,9 @@ data (`recipe_version`): a changed recipe, a new null model included, builds a n
 (see docs/method.md, "Controls"): GPT-2's config with default-initialised weights and the genuine
 GPT-2 tokenizer; a Pythia-70m-shaped GPT-NeoX; and each SAE of `NULL_SAES`, with random unit-norm
 decoder rows, ``W_enc = W_dec.T`` and ``b_enc`` calibrated to a log-normal sparsity vector.
+A second hub, built only when one of its SAEs is asked for (about 0.6 GB), holds a
+Gemma-3-270m-shaped model and a Gemma Scope 2 SAE in that release's own file layout
+(`use_null_hub` serves it on 127.0.0.1 for SAELens' HTTP header read).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +43,7 @@ from synthact.prompts import (
 )
 from synthact.seeding import generator as labelled_generator
 from synthact.subjects.hub_cache import record_missing, use_hub_cache
+from synthact.subjects.hub_server import serve_hub_cache
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -131,6 +137,32 @@ PYTHIA_TOKENIZER_CONFIG = {
     **dict.fromkeys(("bos_token", "eos_token", "unk_token"), "<|endoftext|>"),
 }
 
+GEMMA3_REPO = "google/gemma-3-270m"
+"""Hub repo TransformerLens reads for ``from_pretrained("google/gemma-3-270m")``."""
+GEMMA3_CONFIG = {
+    "architectures": ["Gemma3ForCausalLM"],
+    "model_type": "gemma3_text",
+    "vocab_size": 262144,
+    "hidden_size": 640,
+    "intermediate_size": 2048,
+    "num_hidden_layers": 18,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 1,
+    "head_dim": 256,
+    "torch_dtype": "bfloat16",
+    **dict.fromkeys(("bos_token_id", "eos_token_id", "pad_token_id"), 50256),
+}
+"""Gemma-3-270m's widths (TransformerLens configures the model by name, the weights must fit), the
+token ids those of the stand-in GPT-2 tokenizer."""
+GEMMA3_TOKENIZER_CONFIG = {**PYTHIA_TOKENIZER_CONFIG, "model_max_length": 32768}
+
+JB, GEMMA_SCOPE_2 = "jb", "gemma-scope-2"
+"""SAE file layouts: SAELens' pre-6 ``cfg.json`` and ``sae_weights.safetensors`` (and maybe
+``sparsity.safetensors``); Gemma Scope 2's ``config.json`` and ``params.safetensors`` (JumpReLU,
+lower-case tensor names, no sparsity file; SAELens reads the widths from the params header)."""
+BASE_HUB, GEMMA3_HUB = "base", "gemma3"
+"""The null hubs: the one every default run builds, and the Gemma-3 one, built on first use."""
+
 
 @dataclass(frozen=True)
 class NullSAE:
@@ -143,6 +175,9 @@ class NullSAE:
         model_kwargs: the ``model_from_pretrained_kwargs`` SAELens gives it (the release's
             directory entry may add some to ``cfg``), which its subject loads the model with.
         sparsity_file: whether ``sparsity.safetensors`` is written (else recorded as missing).
+        layout: `JB` or `GEMMA_SCOPE_2` (then ``cfg`` holds what the hub needs, in jb keys, and
+            ``release_config`` is the release's ``config.json``).
+        hub: the null hub holding it, `BASE_HUB` or `GEMMA3_HUB`.
     """
 
     release: str
@@ -152,6 +187,9 @@ class NullSAE:
     cfg: dict
     model_kwargs: dict
     sparsity_file: bool
+    layout: str = JB
+    release_config: dict | None = None
+    hub: str = BASE_HUB
 
     @property
     def name(self) -> str:
@@ -204,8 +242,43 @@ NULL_SAES = (
         {},
         False,
     ),
+    NullSAE(
+        "gemma-scope-2-270m-pt-res",
+        "layer_12_width_16k_l0_small",
+        "google/gemma-scope-2-270m-pt",
+        "resid_post/layer_12_width_16k_l0_small",
+        {
+            "model_name": GEMMA3_REPO,
+            "hook_point": "blocks.12.hook_resid_post",
+            "d_sae": 16384,
+            "run_name": "synthact-null-gemma3-random-sae",
+        },
+        {},
+        False,
+        layout=GEMMA_SCOPE_2,
+        release_config={
+            "architecture": "jump_relu",
+            "model_name": "gemma-v3-270m-pt",
+            "hf_hook_point_in": "model.layers.12.output",
+        },
+        hub=GEMMA3_HUB,
+    ),
 )
-"""The SAEs of the null hub; the first is ``null-gpt2``'s."""
+"""The SAEs of the null hubs; the first is ``null-gpt2``'s."""
+
+
+def hub_saes(hub: str) -> list[NullSAE]:
+    """The SAEs of `NULL_SAES` that the null hub ``hub`` holds."""
+    return [sae for sae in NULL_SAES if sae.hub == hub]
+
+
+def null_sae(name: str) -> NullSAE:
+    """The SAE of `NULL_SAES` named ``RELEASE/SAE_ID``."""
+    for sae in NULL_SAES:
+        if sae.name == name:
+            return sae
+    raise ValueError(f"the null hub serves no {name!r}")
+
 
 NULL_SEED = 0
 NULL_TARGET_L0 = 20.0
@@ -232,14 +305,22 @@ def recipe_version() -> str:
     return modules_digest(RECIPE_MODULES)[:16]
 
 
-def ensure_null_hub(cache_dir: str | Path | None = None, *, seed: int = NULL_SEED) -> Path:
-    """The hub ``<cache>/null-hub/<recipe_version()>-seed<seed>/hub``, built first if needed.
+def ensure_null_hub(
+    cache_dir: str | Path | None = None, *, seed: int = NULL_SEED, hub: str = BASE_HUB
+) -> Path:
+    """The hub ``<cache>/null-hub/<recipe_version()>-seed<seed>/hub`` (``gemma3-<...>`` for
+    `GEMMA3_HUB`), built first if needed.
 
     One process builds it, under a file lock, in a temporary folder renamed into place, and writes
     ``build.json`` last: a folder without it (an interrupted build) is rebuilt. Hubs of other
     recipes and seeds are other folders, left as they are.
     """
-    root = Path(cache_dir or default_cache_dir()) / "null-hub" / f"{recipe_version()}-seed{seed}"
+    name = f"{recipe_version()}-seed{seed}"
+    root = (
+        Path(cache_dir or default_cache_dir())
+        / "null-hub"
+        / (name if hub == BASE_HUB else f"{hub}-{name}")
+    )
     hub_dir, marker = root / "hub", root / "build.json"
     if _is_built(hub_dir, marker):
         return hub_dir
@@ -247,7 +328,7 @@ def ensure_null_hub(cache_dir: str | Path | None = None, *, seed: int = NULL_SEE
     try:
         with FileLock(root / "build.lock", timeout=LOCK_TIMEOUT_S):
             if not _is_built(hub_dir, marker):
-                _rebuild(root, hub_dir, marker, seed)
+                _rebuild(root, hub_dir, marker, seed, hub)
     except Timeout as error:
         raise RuntimeError(
             f"waited {LOCK_TIMEOUT_S:.0f} s for another process building {hub_dir}; if none is "
@@ -264,7 +345,7 @@ def _is_built(hub_dir: Path, marker: Path) -> bool:
     return hub_dir.is_dir() and info.get("version") == recipe_version()
 
 
-def _rebuild(root: Path, hub_dir: Path, marker: Path, seed: int) -> None:
+def _rebuild(root: Path, hub_dir: Path, marker: Path, seed: int, hub: str) -> None:
     marker.unlink(missing_ok=True)
     shutil.rmtree(hub_dir, ignore_errors=True)
     for stale in root.glob("hub.tmp-*"):
@@ -272,7 +353,8 @@ def _rebuild(root: Path, hub_dir: Path, marker: Path, seed: int) -> None:
     start = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="hub.tmp-", dir=root))
     try:
-        calibration_l0 = build_null_hub(tmp, seed=seed)
+        build = build_null_hub if hub == BASE_HUB else build_gemma3_null_hub
+        calibration_l0 = build(tmp, seed=seed)
         tmp.rename(hub_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -300,13 +382,42 @@ def build_null_hub(hub_dir: Path, *, seed: int) -> dict[str, float]:
     of its own, so adding one changes no other's bytes.
     """
     _write_gpt2(hub_dir, seed)
-    _write_pythia(hub_dir, seed)
+    _write_stand_in_model(hub_dir, seed, PYTHIA_REPO, PYTHIA_CONFIG, PYTHIA_TOKENIZER_CONFIG)
     generator = torch.Generator().manual_seed(seed)
     acts = _calibration_acts(hub_dir, generator)
-    first, *others = NULL_SAES
-    snapshots = {repo: _snapshot(hub_dir, repo, seed) for repo in {sae.repo for sae in NULL_SAES}}
+    first, *others = hub_saes(BASE_HUB)
+    snapshots = _sae_snapshots(hub_dir, hub_saes(BASE_HUB), seed)
     l0 = {first.name: _write_sae(snapshots[first.repo] / first.folder, acts, generator, first)}
-    for sae in others:
+    return l0 | _write_release_saes(hub_dir, others, snapshots, seed)
+
+
+def build_gemma3_null_hub(hub_dir: Path, *, seed: int) -> dict[str, float]:
+    """Write the Gemma-3-270m-shaped null model and the SAEs of `GEMMA3_HUB` into ``hub_dir``;
+    returns each SAE's mean L0 on its calibration activations, by ``RELEASE/SAE_ID``."""
+    _write_stand_in_model(hub_dir, seed, GEMMA3_REPO, GEMMA3_CONFIG, GEMMA3_TOKENIZER_CONFIG)
+    saes = hub_saes(GEMMA3_HUB)
+    return _write_release_saes(hub_dir, saes, _sae_snapshots(hub_dir, saes, seed), seed)
+
+
+@contextmanager
+def use_null_hub(sae: NullSAE) -> Iterator[Path]:
+    """The null hub holding ``sae`` (built first if needed) as the libraries' hub cache, offline,
+    and served on 127.0.0.1 for loaders that read hub files over HTTP (Gemma Scope 2's)."""
+    hub_dir = ensure_null_hub(hub=sae.hub)
+    with use_hub_cache(hub_dir), serve_hub_cache(hub_dir):
+        yield hub_dir
+
+
+def _sae_snapshots(hub_dir: Path, saes: list[NullSAE], seed: int) -> dict[str, Path]:
+    return {repo: _snapshot(hub_dir, repo, seed) for repo in {sae.repo for sae in saes}}
+
+
+def _write_release_saes(
+    hub_dir: Path, saes: list[NullSAE], snapshots: dict[str, Path], seed: int
+) -> dict[str, float]:
+    """Each SAE calibrated on its own subject's activations, from a generator of its own."""
+    l0 = {}
+    for sae in saes:
         sae_generator = labelled_generator(seed, sae.name)
         sae_acts = _release_calibration_acts(hub_dir, sae, sae_generator)
         l0[sae.name] = _write_sae(snapshots[sae.repo] / sae.folder, sae_acts, sae_generator, sae)
@@ -344,16 +455,21 @@ def _write_gpt2(hub_dir: Path, seed: int) -> None:
     _copy_gpt2_bpe(snapshot)
 
 
-def _write_pythia(hub_dir: Path, seed: int) -> None:
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+def _write_stand_in_model(
+    hub_dir: Path, seed: int, repo: str, config: dict, tokenizer_config: dict
+) -> None:
+    """A default-initialised model of ``config`` (its ``architectures``, saved in its
+    ``torch_dtype``) with GPT-2's BPE files standing in for its own tokenizer."""
+    import transformers
 
-    snapshot = _snapshot(hub_dir, PYTHIA_REPO, seed)
+    snapshot = _snapshot(hub_dir, repo, seed)
+    hf_config = transformers.AutoConfig.for_model(**config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = GPTNeoXForCausalLM(GPTNeoXConfig(**PYTHIA_CONFIG))
-    model.to(torch.float16).save_pretrained(snapshot)
-    (snapshot / "config.json").write_text(json.dumps(PYTHIA_CONFIG, indent=2))
-    (snapshot / "tokenizer_config.json").write_text(json.dumps(PYTHIA_TOKENIZER_CONFIG))
+        model = getattr(transformers, config["architectures"][0])(hf_config)
+    model.to(getattr(torch, config["torch_dtype"])).save_pretrained(snapshot)
+    (snapshot / "config.json").write_text(json.dumps(config, indent=2))
+    (snapshot / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
     _copy_gpt2_bpe(snapshot)
 
 
@@ -407,23 +523,44 @@ def _release_calibration_acts(
 
 
 def _write_sae(folder: Path, acts: torch.Tensor, generator: torch.Generator, sae: NullSAE) -> float:
-    folder.mkdir()
+    folder.mkdir(parents=True)
     d_in, d_sae = acts.shape[1], sae.cfg["d_sae"]
     W_dec = random_unit_rows(d_sae, d_in, generator)
     log_sparsity = log_normal_log_sparsity(d_sae, NULL_TARGET_L0, generator)
     b_dec = acts.mean(dim=0)
     b_enc, l0 = calibrate_b_enc(acts - b_dec, W_dec, log_sparsity, NULL_TARGET_L0)
+    if sae.layout == GEMMA_SCOPE_2:
+        _write_gemma_scope_2_files(folder, W_dec, b_enc, b_dec, sae)
+        return l0
     weights = {"W_enc": W_dec.T, "W_dec": W_dec, "b_enc": b_enc, "b_dec": b_dec}
-    save_file(
-        {name: tensor.to(torch.float32).contiguous() for name, tensor in weights.items()},
-        str(folder / "sae_weights.safetensors"),
-    )
+    _save_float32(weights, folder / "sae_weights.safetensors")
     if sae.sparsity_file:
         save_file({"sparsity": log_sparsity}, str(folder / "sparsity.safetensors"))
     else:
         record_missing(folder, "sparsity.safetensors")
     (folder / "cfg.json").write_text(json.dumps(sae.cfg, indent=2))
     return l0
+
+
+def _write_gemma_scope_2_files(
+    folder: Path, W_dec: torch.Tensor, b_enc: torch.Tensor, b_dec: torch.Tensor, sae: NullSAE
+) -> None:
+    """The same latents as a JumpReLU SAE that does not subtract ``b_dec`` from its input:
+    pre-activations ``(x - b_dec) @ W_dec.T``, each latent firing above ``threshold = -b_enc``
+    (where ``relu`` of the jb form fires), ``W_dec`` ``[d_sae, d_in]``."""
+    weights = {
+        "w_enc": W_dec.T,
+        "w_dec": W_dec,
+        "b_enc": -(b_dec @ W_dec.T),
+        "b_dec": b_dec,
+        "threshold": -b_enc,
+    }
+    _save_float32(weights, folder / "params.safetensors")
+    (folder / "config.json").write_text(json.dumps(sae.release_config, indent=2))
+
+
+def _save_float32(weights: dict[str, torch.Tensor], path: Path) -> None:
+    save_file({name: t.to(torch.float32).contiguous() for name, t in weights.items()}, str(path))
 
 
 def random_unit_rows(n: int, d: int, generator: torch.Generator) -> torch.Tensor:

@@ -163,7 +163,9 @@ def load_release(
     ``model`` and ``prompts`` replace the release's own model loading and prompt source."""
     load_model = model or _unprocessed_model
     prompt_source = prompts or (_null_stream_prompts if null else _dataset_prompts)
-    where = hub_cache.use_hub_cache(null_hub.ensure_null_hub()) if null else _offline_hint(release)
+    where = (
+        null_hub.use_null_hub(null_hub.null_sae(release.name)) if null else _offline_hint(release)
+    )
     with where:
         cfg = release_cfg(release)
         if prompt_source is _dataset_prompts and cfg.dataset_path is None:
