@@ -4,6 +4,7 @@ synthact replicate --subject gpt2-small          # tables.md + PNG figures under
 synthact replicate --subject a,b,c               # ... per subject, and reports/matrix.{md,png}
 synthact subjects [RELEASE]                      # the subject names, or a release's SAE ids
 synthact hub                                     # build (once) the offline null hub cache
+synthact trained-tiny                            # retrain the shipped trained-tiny subject
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ def _hub(args: argparse.Namespace) -> None:
     print(ensure_null_hub())
 
 
+def _trained_tiny(args: argparse.Namespace) -> None:
+    from synthact.trained_tiny import build, summary
+
+    print(summary(build(args.out)))
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="synthact", description=__doc__.splitlines()[0], allow_abbrev=False
@@ -102,6 +109,11 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("release", nargs="?", help="a SAELens release: list its SAE ids")
     listing.set_defaults(run=_subjects)
     commands.add_parser("hub", help="build the offline null hub cache").set_defaults(run=_hub)
+    tiny = commands.add_parser(
+        "trained-tiny", help="retrain the trained-tiny subject from its recipe (minutes)"
+    )
+    tiny.add_argument("--out", type=Path, default=None, help="default: the shipped folder")
+    tiny.set_defaults(run=_trained_tiny)
     return top
 
 
