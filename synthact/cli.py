@@ -86,7 +86,7 @@ def _hub(args: argparse.Namespace) -> None:
 
 
 def _trained_tiny(args: argparse.Namespace) -> None:
-    from synthact.trained_tiny import build, summary
+    from synthact.subjects.trained_tiny import build, summary
 
     print(summary(build(args.out)))
 
@@ -110,7 +110,9 @@ def parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=_subjects)
     commands.add_parser("hub", help="build the offline null hub cache").set_defaults(run=_hub)
     tiny = commands.add_parser(
-        "trained-tiny", help="retrain the trained-tiny subject from its recipe (minutes)"
+        "trained-tiny",
+        help="retrain the trained-tiny subject from its recipe (minutes)",
+        allow_abbrev=False,
     )
     tiny.add_argument("--out", type=Path, default=None, help="default: the shipped folder")
     tiny.set_defaults(run=_trained_tiny)

@@ -1,4 +1,4 @@
-"""Unit tests of synthact.local: path:DIR subjects from an SAE saved by SAELens."""
+"""Unit tests of synthact.subjects.local: path:DIR subjects from an SAE saved by SAELens."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from sae_lens.saes.sae import SAEMetadata
 from safetensors.torch import save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact.local import (
+from synthact.subjects import validate_subject
+from synthact.subjects.local import (
     MANIFEST,
     check_local_subject,
     load_local_subject,
@@ -21,8 +22,7 @@ from synthact.local import (
     local_spec,
     save_transformer,
 )
-from synthact.subjects import validate_subject
-from synthact.trained_tiny import train_tokenizer
+from synthact.subjects.trained_tiny import train_tokenizer
 
 HOOK = "blocks.1.hook_resid_pre"
 TEXT = " ".join(

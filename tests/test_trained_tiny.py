@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from synthact import trained_tiny
-from synthact.local import load_local_subject, load_transformer
 from synthact.prompts import token_stream
-from synthact.subjects import validate_subject
-from synthact.trained_tiny import (
+from synthact.subjects import trained_tiny, validate_subject
+from synthact.subjects.local import load_local_subject, load_transformer
+from synthact.subjects.trained_tiny import (
     CORPUS_PYTHON,
     CORPUS_SHA256,
     MODEL_DIR,
@@ -106,7 +105,7 @@ def test_shipped_subject_serves_the_default_pool_of_prompts() -> None:
 
 def test_shipped_subject_loads_offline_without_any_cache(tmp_path: Path) -> None:
     code = (
-        "import torch; from synthact import trained_tiny; from synthact.subjects import "
+        "import torch; from synthact.subjects import trained_tiny, "
         "validate_subject; spec = trained_tiny.spec(); spec.preflight(); "
         "s = spec.loader('cpu', torch.float32); validate_subject(s); "
         "print(s.name, s.model(s.sample_prompts(4, torch.Generator().manual_seed(0))).shape)"

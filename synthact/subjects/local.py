@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 import warnings
 from dataclasses import dataclass
 from functools import partial
@@ -39,8 +38,16 @@ from sae_lens import SAE
 from safetensors.torch import load_file, save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact.prompts import PROMPT_LEN, sample_rows, token_stream, window_table
-from synthact.subjects import DTYPES, Subject, SubjectSpec
+from synthact.prompts import token_stream
+from synthact.subjects.device import dtype_name
+from synthact.subjects.releases import (
+    bos_id,
+    check_fits,
+    sae_metadata,
+    sample_dataset,
+    sample_stream,
+)
+from synthact.subjects.types import Sampler, Subject, SubjectSpec
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -69,7 +76,6 @@ TRANSFORMER_CONFIG_KEYS = (
 )
 """The ``HookedTransformerConfig`` fields `save_transformer` writes (a GPT-2-style model)."""
 _KWARGS_WARNING = r"\s*This SAE has non-empty model_from_pretrained_kwargs"
-_RESID_HOOK = re.compile(r"blocks\.(\d+)\.hook_resid_(pre|post)")
 
 
 @dataclass(frozen=True)
@@ -128,10 +134,9 @@ def load_local_subject(
         ValueError: the files do not fit together (see `check_local_subject`).
     """
     files = check_local_subject(directory)
-    dtype_name = next(key for key, value in DTYPES.items() if value == dtype)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", _KWARGS_WARNING)  # honoured when loading by name
-        sae = SAE.load_from_disk(files.directory, device=device, dtype=dtype_name)
+        sae = SAE.load_from_disk(files.directory, device=device, dtype=dtype_name(dtype))
     log_sparsity = read_log_sparsity(files.directory)
     if files.model_dir is not None:
         model = load_transformer(files.model_dir, device, dtype)
@@ -185,7 +190,9 @@ def check_local_subject(directory: str | Path) -> LocalFiles:
         dataset_path=cfg.get("dataset_path") or None,
     )
     _check_prompt_source(files)
-    _check_fits(files, *_model_shape(files))
+    model = "the model" if model_dir is not None else files.model_name
+    fix = f"point {MANIFEST}'s 'model' at the model the SAE was trained on"
+    check_fits(str(directory), files.hook_in, files.d_in, model, *_model_shape(files), fix)
     return files
 
 
@@ -297,13 +304,7 @@ def _manifest_path(directory: Path, manifest: dict, key: str) -> Path | None:
 
 def _read_sae_cfg(directory: Path) -> dict:
     raw = json.loads((directory / "cfg.json").read_text())
-    cfg = {**raw, **(raw.get("metadata") or {})}
-    model_class = cfg.get("model_class_name") or "HookedTransformer"
-    if model_class != "HookedTransformer":
-        raise ValueError(
-            f"{directory}: the SAE was trained on a {model_class}; synthact perturbs "
-            "TransformerLens HookedTransformer models only"
-        )
+    cfg = sae_metadata(raw, str(directory), "train it on one to use it here")
     if "d_in" not in cfg:
         raise ValueError(f"{directory / 'cfg.json'} has no d_in: not an SAE cfg SAELens wrote")
     return cfg
@@ -362,43 +363,17 @@ def _pretrained_shape(files: LocalFiles) -> tuple[int, int]:
     return model_cfg.n_layers, model_cfg.d_model
 
 
-def _check_fits(files: LocalFiles, n_layers: int, d_model: int) -> None:
-    """The SAE's hook is a residual-stream hook of the model, and the widths agree."""
-    match = _RESID_HOOK.fullmatch(files.hook_in)
-    if match is None:
-        raise ValueError(
-            f"{files.directory}: the SAE reads {files.hook_in!r}; the perturbation method needs an "
-            "SAE on the residual stream (blocks.L.hook_resid_pre or blocks.L.hook_resid_post)"
-        )
-    if int(match.group(1)) >= n_layers:
-        raise ValueError(
-            f"{files.directory}: the SAE reads {files.hook_in!r} but the model has {n_layers} "
-            f"blocks (0..{n_layers - 1}): the SAE was not trained on this model"
-        )
-    if files.d_in != d_model:
-        raise ValueError(
-            f"{files.directory}: the SAE reads vectors of width d_in={files.d_in} but the model's "
-            f"residual stream has d_model={d_model}: the SAE was not trained on this model"
-        )
-
-
 # --- prompts -----------------------------------------------------------------------------------
 
 
-def _prompt_sampler(files: LocalFiles, model: HookedTransformer):
-    """``(n, generator, length) -> [n, length]`` prompts from the manifest's file or the cfg's
-    dataset, after BOS when the cfg says ``prepend_bos``."""
-    bos_id = None
-    if files.prepend_bos:
-        if model.tokenizer is None or model.tokenizer.bos_token_id is None:
-            raise ValueError(f"{files.directory}: the SAE's cfg asks for BOS; the model has none")
-        bos_id = model.tokenizer.bos_token_id
+def _prompt_sampler(files: LocalFiles, model: HookedTransformer) -> Sampler:
+    """Prompts from the manifest's file or the cfg's dataset, after BOS when the cfg says
+    ``prepend_bos``."""
+    bos = bos_id(str(files.directory), model, files.prepend_bos)
     if files.prompts is None:
-        from synthact.subjects import _dataset_prompts
-
-        return partial(_dataset_prompts, files.dataset_path, model.tokenizer, bos_id)
+        return partial(sample_dataset, files.dataset_path, model.tokenizer, bos)
     stream = read_prompt_stream(files.prompts, model)
-    return partial(_window_prompts, stream, bos_id, str(files.prompts))
+    return partial(sample_stream, stream, bos, str(files.prompts))
 
 
 def read_prompt_stream(path: Path, model: HookedTransformer) -> torch.Tensor:
@@ -420,15 +395,3 @@ def read_prompt_stream(path: Path, model: HookedTransformer) -> torch.Tensor:
             f"0..{model.cfg.d_vocab - 1}"
         )
     return stream
-
-
-def _window_prompts(
-    stream: torch.Tensor,
-    bos_id: int | None,
-    source: str,
-    n: int,
-    generator: torch.Generator,
-    length: int = PROMPT_LEN,
-) -> torch.Tensor:
-    """``n`` distinct windows of ``stream`` ``[n_tokens]``, after BOS if ``bos_id``."""
-    return sample_rows(window_table(stream, length, bos_id=bos_id), n, generator, source=source)

@@ -23,7 +23,7 @@ The recipe (`Recipe`, `build`), seeded and run on one CPU thread:
 `build` writes the subject directory (`SUBJECT_DIR`): the SAE at its top, ``model/``, the
 corpus, ``synthact.json`` (the model and the prompts, 10-token windows of the held-out text) and
 ``recipe.json`` (the recipe, the corpus hashes, versions and what was measured). Load it with
-`synthact.local.load_local_subject`. Rebuild with ``synthact trained-tiny``.
+`synthact.subjects.local.load_local_subject`. Rebuild with ``synthact trained-tiny``.
 """
 
 from __future__ import annotations
@@ -49,23 +49,22 @@ from typing import TYPE_CHECKING
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact.local import (
+from synthact.prompts import token_stream
+from synthact.subjects.local import (
     MANIFEST,
     load_transformer,
     local_spec,
     read_log_sparsity,
     save_transformer,
 )
-from synthact.prompts import token_stream
+from synthact.subjects.types import SubjectSpec
 
 if TYPE_CHECKING:
     from sae_lens import SAE
     from transformers import PreTrainedTokenizerBase
 
-    from synthact.subjects import SubjectSpec
-
 RECIPE_VERSION = 1
-SUBJECT_DIR = Path(__file__).resolve().parent / "data" / "trained-tiny"
+SUBJECT_DIR = Path(__file__).resolve().parents[1] / "data" / "trained-tiny"
 RECIPE_FILE = "recipe.json"
 MODEL_DIR = "model"
 CORPUS_FILES = {"train": "corpus/train.txt.gz", "heldout": "corpus/heldout.txt.gz"}
@@ -497,7 +496,7 @@ def _corpus_record(corpus: dict[str, str], train: torch.Tensor, heldout: torch.T
     tokens = {"train": len(train), "heldout": len(heldout)}
     return {
         "source": "CPython's pydoc_data topics and standard-library docstrings "
-        f"(synthact.trained_tiny.extract_corpus), extracted from CPython {CORPUS_PYTHON}; "
+        f"(synthact.subjects.trained_tiny.extract_corpus), extracted from CPython {CORPUS_PYTHON}; "
         f"every {HELDOUT_EVERY}th unit held out",
         **{
             name: {
