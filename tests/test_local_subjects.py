@@ -13,7 +13,7 @@ from sae_lens.saes.sae import SAEMetadata
 from safetensors.torch import save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact.subjects import validate_subject
+from synthact.subjects import SUBJECTS, load_subject, subject_spec, validate_subject
 from synthact.subjects.local import (
     MANIFEST,
     check_local_subject,
@@ -217,3 +217,12 @@ def test_local_model_config_with_unknown_keys_is_rejected(tmp_path: Path, tokeni
     config.write_text(json.dumps({**json.loads(config.read_text()), "n_experts": 4}))
     with pytest.raises(ValueError, match=r"not HookedTransformerConfig fields: \['n_experts'\]"):
         check_local_subject(tmp_path)
+
+
+def test_path_prefix_and_trained_tiny_are_registered(tmp_path: Path, tokenizer) -> None:
+    write_subject(tmp_path, tokenizer)
+    assert subject_spec(f"path:{tmp_path}").name == f"path:{tmp_path}"
+    assert load_subject(f"path:{tmp_path}").name == f"path:{tmp_path}"
+    assert "trained-tiny" in SUBJECTS
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        subject_spec(f"path:{tmp_path / 'nowhere'}").preflight()
