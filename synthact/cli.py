@@ -5,6 +5,7 @@ synthact replicate --subject a,b,c               # ... per subject, and reports/
 synthact subjects [RELEASE]                      # the subject names, or a release's SAE ids
 synthact subjects --coverage                     # SAELens' SAEs by the engine path of their model
 synthact hub                                     # build (once) the offline null hub cache
+synthact trained-tiny                            # retrain the shipped trained-tiny subject
 """
 
 from __future__ import annotations
@@ -92,6 +93,12 @@ def _hub(args: argparse.Namespace) -> None:
     print(ensure_null_hub())
 
 
+def _trained_tiny(args: argparse.Namespace) -> None:
+    from synthact.subjects.trained_tiny import build, summary
+
+    print(summary(build(args.out)))
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="synthact", description=__doc__.splitlines()[0], allow_abbrev=False
@@ -115,6 +122,13 @@ def parser() -> argparse.ArgumentParser:
     )
     listing.set_defaults(run=_subjects)
     commands.add_parser("hub", help="build the offline null hub cache").set_defaults(run=_hub)
+    tiny = commands.add_parser(
+        "trained-tiny",
+        help="retrain the trained-tiny subject from its recipe (minutes)",
+        allow_abbrev=False,
+    )
+    tiny.add_argument("--out", type=Path, default=None, help="default: the shipped folder")
+    tiny.set_defaults(run=_trained_tiny)
     return top
 
 

@@ -40,7 +40,8 @@ class RunConfig:
     subject: str = option(
         "gpt2-small",
         "subject(s), comma-separated: registered names, RELEASE/SAE_ID of any SAELens release, "
-        "or null:RELEASE/SAE_ID (`synthact subjects` lists them)",
+        "null:RELEASE/SAE_ID, or path:DIR of an SAE saved by SAELens (`synthact subjects` lists "
+        "them)",
     )
     n: int = option(1000, "perturbations per target/base type (the paper's n)")
     seed: int = option(0, "master seed of every random draw; same seed, same numbers")

@@ -13,7 +13,7 @@ import dataclasses
 import torch
 
 from synthact.registry import Registry
-from synthact.subjects import gpt2, planted, releases
+from synthact.subjects import gpt2, local, planted, releases, trained_tiny
 from synthact.subjects.device import DEVICES, DTYPES, resolve_device, resolve_dtype
 from synthact.subjects.null_hub import NULL_SAES
 from synthact.subjects.releases import NULL_PREFIX, resolve_release
@@ -47,9 +47,11 @@ SUBJECTS.register(gpt2.GPT2_SMALL)
 SUBJECTS.register(gpt2.NULL_GPT2)
 SUBJECTS.register(planted.PLANTED)
 SUBJECTS.register(planted.PLANTED_NULL)
+SUBJECTS.register(trained_tiny.spec())
 
 PREFIXES: Registry[Resolver] = Registry("subject prefix")
 PREFIXES.register(Resolver("null", releases.null_release_spec, NULL_PREFIX + EXAMPLE_RELEASE))
+PREFIXES.register(Resolver("path", local.local_spec, local.PREFIX + "DIR"))
 
 
 def subject_spec(name: str) -> SubjectSpec:

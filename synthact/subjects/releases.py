@@ -38,7 +38,6 @@ from synthact.subjects.types import Sampler, Subject, SubjectSpec
 
 if TYPE_CHECKING:
     from sae_lens.loading.pretrained_saes_directory import PretrainedSAELookup
-    from transformer_lens import HookedTransformerConfig
     from transformers import PreTrainedTokenizerBase
 
 NULL_PREFIX = "null:"
@@ -188,13 +187,7 @@ def release_cfg(release: Release) -> ReleaseCfg:
     from transformer_lens.loading_from_pretrained import get_pretrained_model_config
 
     raw = load_sae_config_from_huggingface(release.release, release.sae_id)
-    meta = {**raw, **raw.get("metadata", {})}
-    model_class = meta.get("model_class_name") or "HookedTransformer"
-    if model_class != "HookedTransformer":
-        raise ValueError(
-            f"{release.name}: the SAE was trained on a {model_class}; synthact perturbs "
-            "TransformerLens HookedTransformer models only: pick another release"
-        )
+    meta = sae_metadata(raw, release.name, "pick another release")
     cfg = ReleaseCfg(
         model_name=meta.get("model_name") or release.model,
         model_kwargs=dict(meta.get("model_from_pretrained_kwargs") or {}),
@@ -203,30 +196,45 @@ def release_cfg(release: Release) -> ReleaseCfg:
         dataset_path=meta.get("dataset_path"),
         prepend_bos=bool(meta.get("prepend_bos", True)),
     )
-    _check_fits(release, cfg, get_pretrained_model_config(cfg.model_name))
+    model_cfg = get_pretrained_model_config(cfg.model_name)
+    shape = (model_cfg.n_layers, model_cfg.d_model)
+    check_fits(release.name, cfg.hook_in, cfg.d_in, cfg.model_name, *shape, "pick another SAE id")
     return cfg
 
 
-def _check_fits(release: Release, cfg: ReleaseCfg, model_cfg: HookedTransformerConfig) -> None:
-    """The SAE's hook is a residual-stream hook of the model, and the widths agree."""
-    hook = resid_hook(cfg.hook_in)
+def sae_metadata(raw: dict, name: str, fix: str) -> dict:
+    """An SAE's cfg with SAELens' ``metadata`` merged in; ValueError ending in ``fix`` unless the
+    SAE was trained on a TransformerLens ``HookedTransformer``."""
+    meta = {**raw, **(raw.get("metadata") or {})}
+    model_class = meta.get("model_class_name") or "HookedTransformer"
+    if model_class != "HookedTransformer":
+        raise ValueError(
+            f"{name}: the SAE was trained on a {model_class}; synthact perturbs TransformerLens "
+            f"HookedTransformer models only: {fix}"
+        )
+    return meta
+
+
+def check_fits(
+    name: str, hook_in: str, d_in: int, model: str, n_layers: int, d_model: int, fix: str
+) -> None:
+    """The SAE of subject ``name`` reads a residual-stream hook of ``model`` (``n_layers`` blocks)
+    of its width ``d_model``; else ValueError ending in ``fix``, what to do."""
+    hook = resid_hook(hook_in)
     if hook is None:
         raise ValueError(
-            f"{release.name}: the SAE reads {cfg.hook_in!r}; the perturbation method needs an SAE "
-            "on the residual stream (blocks.L.hook_resid_pre or blocks.L.hook_resid_post): pick "
-            "such an SAE id"
+            f"{name}: the SAE reads {hook_in!r}; the perturbation method needs an SAE on the "
+            f"residual stream (blocks.L.hook_resid_pre or blocks.L.hook_resid_post): {fix}"
         )
-    if hook[0] >= model_cfg.n_layers:
+    if hook[0] >= n_layers:
         raise ValueError(
-            f"{release.name}: the SAE reads {cfg.hook_in!r} but {cfg.model_name} has "
-            f"{model_cfg.n_layers} blocks (0..{model_cfg.n_layers - 1}): the release's cfg names "
-            "a hook the model lacks; pick another SAE id"
+            f"{name}: the SAE reads {hook_in!r} but {model} has {n_layers} blocks "
+            f"(0..{n_layers - 1}): the SAE's cfg names a hook the model lacks; {fix}"
         )
-    if cfg.d_in != model_cfg.d_model:
+    if d_in != d_model:
         raise ValueError(
-            f"{release.name}: the SAE reads vectors of width d_in={cfg.d_in} but "
-            f"{cfg.model_name}'s residual stream has d_model={model_cfg.d_model}: the release's "
-            "cfg does not fit its model; pick another SAE id"
+            f"{name}: the SAE reads vectors of width d_in={d_in} but {model}'s residual stream "
+            f"has d_model={d_model}: the SAE's cfg does not fit the model; {fix}"
         )
 
 
@@ -298,27 +306,29 @@ def _offline_hint(release: Release) -> Iterator[None]:
 # --- prompts ------------------------------------------------------------------------------------
 
 
-def _bos_id(release: Release, model: HookedTransformer, cfg: ReleaseCfg) -> int | None:
-    if not cfg.prepend_bos:
+def bos_id(name: str, model: HookedTransformer, prepend_bos: bool) -> int | None:
+    """The BOS token id to put before each prompt of subject ``name``, or None."""
+    if not prepend_bos:
         return None
     if model.tokenizer is None or model.tokenizer.bos_token_id is None:
-        raise ValueError(f"{release.name}: the SAE's cfg asks for BOS but the tokenizer has none")
+        raise ValueError(f"{name}: the SAE's cfg asks for BOS but the tokenizer has none")
     return model.tokenizer.bos_token_id
 
 
 def _dataset_prompts(model: HookedTransformer, release: Release, cfg: ReleaseCfg) -> Sampler:
     """Prompts from the first rows of the SAE's training dataset, after BOS if the cfg says so."""
-    bos_id = _bos_id(release, model, cfg)
-    return partial(_sample_dataset, cfg.dataset_path, model.tokenizer, bos_id)
+    bos = bos_id(release.name, model, cfg.prepend_bos)
+    return partial(sample_dataset, cfg.dataset_path, model.tokenizer, bos)
 
 
 def _null_stream_prompts(model: HookedTransformer, release: Release, cfg: ReleaseCfg) -> Sampler:
     """Distinct windows of the null prompt stream, after BOS if the SAE's cfg says so."""
     stream = null_hub.null_prompt_stream(model.tokenizer)
-    return partial(_sample_stream, stream, _bos_id(release, model, cfg))
+    bos = bos_id(release.name, model, cfg.prepend_bos)
+    return partial(sample_stream, stream, bos, "the null prompt stream")
 
 
-def _sample_dataset(
+def sample_dataset(
     path: str,
     tokenizer: PreTrainedTokenizerBase,
     bos_id: int | None,
@@ -342,13 +352,15 @@ def _sample_dataset(
     )
 
 
-def _sample_stream(
+def sample_stream(
     stream: torch.Tensor,
     bos_id: int | None,
+    source: str,
     n: int,
     generator: torch.Generator,
     length: int = PROMPT_LEN,
 ) -> torch.Tensor:
-    """``n`` distinct windows ``[n, length]`` of the token stream."""
+    """``n`` distinct windows ``[n, length]`` of the token ``stream`` ``[n_tokens]`` (named
+    ``source`` in errors)."""
     table = window_table(stream, length, bos_id=bos_id)
-    return sample_rows(table, n, generator, source="the null prompt stream")
+    return sample_rows(table, n, generator, source=source)
