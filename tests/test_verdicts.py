@@ -156,6 +156,8 @@ def test_a_crash_is_an_error_whatever_the_expectation(tmp_path):
     for case in ("planted        C1", "planted-null   C1", "planted        C3"):
         assert f"{case}" in out, out
     assert out.count("observed no verdict: RuntimeError: the engine crashed") == 6, out
+    for subject in ("planted", "planted-null"):  # progress past pytest's capture, for CI logs
+        assert f"synthact {subject}: pool done in " in run.stderr, run.stderr
 
 
 @pytest.mark.slow
