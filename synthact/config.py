@@ -64,7 +64,12 @@ class RunConfig:
     device: str = option(
         "auto", "where the model runs (auto: cuda, else mps, else cpu)", choices=DEVICES
     )
-    dtype: str = option("float32", "model and SAE precision", choices=DTYPE_NAMES)
+    dtype: str = option(
+        "float32",
+        "model and SAE precision; other than float32, claims/test_precision.py measures how far "
+        "each type's steps move",
+        choices=DTYPE_NAMES,
+    )
     tf32: bool = option(
         False,
         "let CUDA float32 matrix products use TF32 (claims/test_precision.py measures the effect)",
@@ -123,7 +128,7 @@ class Outputs:
     matrix_dir: str | None = option(
         None,
         "where the reports go: matrix.md and matrix.png, and for `synthact replicate` each "
-        "subject's tables and figures (default reports/)",
+        "subject's tables and figures and the Allure results (default reports/)",
     )
     synthact_cache: str | None = option(
         None, "experiment result cache (default $SYNTHACT_CACHE, else ~/.cache/synthact)"

@@ -376,9 +376,10 @@ class Lab:
     def _curves(self, experiment: Experiment, mode: str) -> Result:
         """The experiment's curves in ``mode``, each type computed (and cached) when first read."""
 
-        rows = len(experiment.types) * self.config.n
-        task = f"{experiment.name}-{mode} ({len(experiment.types)} types × {self.config.n})"
-        counter = self.progress.counter(task, rows, scale=self.config.n_steps)
+        types, n = len(experiment.types), self.config.n
+        precision = "" if self.config.exact else f", {self.config.dtype}"
+        task = f"{experiment.name}-{mode} ({types} types × {n}{precision})"
+        counter = self.progress.counter(task, types * n, scale=self.config.n_steps)
 
         def load(kind: str) -> Arrays:
             kl, name = kind in experiment.kl_types, f"{experiment.name}-{mode}-{kind}"

@@ -284,7 +284,7 @@ class _Recorder:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, tokens, target, *, mode, kl=False, base=None):
+    def __call__(self, tokens, target, *, mode, kl=False, base=None, progress=None):
         self.calls.append({"tokens": tokens, "target": target, "base": base, "mode": mode})
         n = len(target)
         return Curves(torch.zeros(n, 100), None, torch.ones(n))
