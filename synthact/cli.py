@@ -20,7 +20,7 @@ from pathlib import Path
 
 from synthact import __version__, configure_hub_access
 from synthact.cache import default_cache_dir
-from synthact.config import add_options, check_output_dir, option_words, run_configs
+from synthact.config import RunConfig, add_options, check_output_dir, option_words, run_configs
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 """The repository a development install runs from; its claims/ give the matrix."""
@@ -70,7 +70,7 @@ def _replicate(args: argparse.Namespace) -> int:
     return _claims_matrix(args)
 
 
-def _checked_configs(args: argparse.Namespace) -> list:
+def _checked_configs(args: argparse.Namespace) -> list[RunConfig]:
     """The run's configs, its output folder and cache checked writable, before any compute."""
     try:
         configs = run_configs(vars(args))
