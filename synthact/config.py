@@ -82,9 +82,13 @@ class RunConfig:
         object.__setattr__(self, "device", resolve_device(self.device))
         for name in ("n", "n_gaussian"):
             if getattr(self, name) < 2:
-                raise ValueError(f"{flag(name)} must be at least 2, got {getattr(self, name)}")
+                raise ValueError(
+                    f"{name} ({flag(name)}) must be at least 2, got {getattr(self, name)}"
+                )
         if self.prompt_len < 1:
-            raise ValueError(f"--prompt-len must be at least 1 token, got {self.prompt_len}")
+            raise ValueError(
+                f"prompt_len (--prompt-len) must be at least 1 token, got {self.prompt_len}"
+            )
         for name, allowed in (
             ("grid", GRIDS),
             ("latent_moves", LATENT_MOVES),
@@ -92,7 +96,9 @@ class RunConfig:
         ):
             value = getattr(self, name)
             if value not in allowed:
-                raise ValueError(f"{flag(name)} must be one of {tuple(allowed)}, got {value!r}")
+                raise ValueError(
+                    f"{name} ({flag(name)}) must be one of {tuple(allowed)}, got {value!r}"
+                )
         if self.tf32 and not self.device.startswith("cuda"):
             raise ValueError(f"--tf32 changes CUDA matrix products only; device is {self.device!r}")
 

@@ -133,7 +133,7 @@ def test_the_readme_option_table_lists_every_option_with_its_default():
     [
         ("--subject=", "--subject '' names no subject"),
         ("--subject=,", "--subject ',' names no subject"),
-        ("--n=0", "--n must be at least 2, got 0"),
+        ("--n=0", "n (--n) must be at least 2, got 0"),
         ("--device=cuda", "CUDA is not available here"),
         ("--matrix-dir=/proc/x", "--matrix-dir /proc/x: cannot write there (/proc takes no"),
         ("--synthact-cache=README.md/cache", "README.md is a file, not a folder"),
