@@ -3,8 +3,10 @@
 Each entry is one ``.npz`` file named by the SHA-256 of its key (subject, method version, config,
 seed, ...). Entries are computed under a per-entry file lock, so concurrent pytest-xdist workers
 compute an experiment once and the others wait and read it. Files are written to a temporary name
-and renamed into place (atomic on POSIX and Windows), and carry their own key and a digest of
-their arrays, so a half-written or corrupt entry is detected on read and recomputed.
+and renamed into place (atomic on POSIX and Windows), readable by whoever the umask lets read a
+new file (the group, under the usual 022), so a lab can share one cache. Each carries its own key
+and a digest of its arrays, so a half-written, emptied, replaced or corrupt entry is detected on
+read, discarded with a warning and recomputed.
 """
 
 from __future__ import annotations
@@ -81,12 +83,11 @@ class ResultCache:
         if not path.exists():
             return None
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
+            arrays = _load_npz(path)
             meta = json.loads(arrays.pop(_META).tobytes().decode())
             if meta["key"] != key_digest(key) or meta["digest"] != arrays_digest(arrays):
                 raise ValueError("key or content digest mismatch")
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:
             log.warning("discarding corrupt cache entry %s (%s); recomputing", path, err)
             path.unlink(missing_ok=True)
             return None
@@ -103,7 +104,24 @@ class ResultCache:
                 f.write(buffer.getbuffer())
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+def _load_npz(path: Path) -> Arrays:
+    """Every array of the ``.npz`` archive at ``path`` (ValueError for another kind of file)."""
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError(f"not an .npz archive but a plain {type(loaded).__name__}")
+    with loaded as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, and restored at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -8,9 +8,12 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import tempfile
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from synthact.choices import DEVICES, DTYPE_NAMES, GRIDS, LATENT_MOVES, NOMINAL_STEPS, PROMPT_LEN
@@ -62,7 +65,12 @@ class RunConfig:
     device: str = option(
         "auto", "where the model runs (auto: cuda, else mps, else cpu)", choices=DEVICES
     )
-    dtype: str = option("float32", "model and SAE precision", choices=DTYPE_NAMES)
+    dtype: str = option(
+        "float32",
+        "model and SAE precision; other than float32, claims/test_precision.py measures how far "
+        "each type's steps move",
+        choices=DTYPE_NAMES,
+    )
     tf32: bool = option(
         False,
         "let CUDA float32 matrix products use TF32 (claims/test_precision.py measures the effect)",
@@ -75,9 +83,13 @@ class RunConfig:
         object.__setattr__(self, "device", resolve_device(self.device))
         for name in ("n", "n_gaussian"):
             if getattr(self, name) < 2:
-                raise ValueError(f"{name} must be at least 2, got {getattr(self, name)}")
+                raise ValueError(
+                    f"{name} ({flag(name)}) must be at least 2, got {getattr(self, name)}"
+                )
         if self.prompt_len < 1:
-            raise ValueError(f"prompt_len must be at least 1 token, got {self.prompt_len}")
+            raise ValueError(
+                f"prompt_len (--prompt-len) must be at least 1 token, got {self.prompt_len}"
+            )
         for name, allowed in (
             ("grid", GRIDS),
             ("latent_moves", LATENT_MOVES),
@@ -85,9 +97,11 @@ class RunConfig:
         ):
             value = getattr(self, name)
             if value not in allowed:
-                raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+                raise ValueError(
+                    f"{name} ({flag(name)}) must be one of {tuple(allowed)}, got {value!r}"
+                )
         if self.tf32 and not self.device.startswith("cuda"):
-            raise ValueError(f"tf32 changes CUDA matrix products only; device is {self.device!r}")
+            raise ValueError(f"--tf32 changes CUDA matrix products only; device is {self.device!r}")
 
     @property
     def exact(self) -> bool:
@@ -121,7 +135,7 @@ class Outputs:
     matrix_dir: str | None = option(
         None,
         "where the reports go: matrix.md and matrix.png, and for `synthact replicate` each "
-        "subject's tables and figures (default reports/)",
+        "subject's tables and figures and the Allure results (default reports/)",
     )
     synthact_cache: str | None = option(
         None, "experiment result cache (default $SYNTHACT_CACHE, else ~/.cache/synthact)"
@@ -175,8 +189,32 @@ def run_configs(values: Mapping[str, Any]) -> list[RunConfig]:
 
 
 def subject_list(subjects: str) -> list[str]:
-    """The names of a comma-separated ``--subject`` value."""
-    return [name.strip() for name in subjects.split(",") if name.strip()]
+    """The names of a comma-separated ``--subject`` value (ValueError when it names none)."""
+    names = [name.strip() for name in subjects.split(",") if name.strip()]
+    if not names:
+        raise ValueError(
+            f"--subject {subjects!r} names no subject; pass one or more, comma-separated, "
+            "e.g. --subject planted,planted-null (`synthact subjects` lists them)"
+        )
+    return names
+
+
+def check_output_dir(flag: str, path: Path) -> None:
+    """Create the folder ``path`` (given as ``flag``) if needed and check that a file can be
+    written in it; ValueError naming the flag, the path and why otherwise."""
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ValueError(f"{flag} {path}: {blocker} is a file, not a folder; pass a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as err:
+        why = err.strerror or type(err).__name__
+        if err.errno == errno.ENOENT:  # its nearest folder exists but takes no new ones (/proc)
+            why = f"{next(p for p in path.parents if p.exists())} takes no new folders"
+        raise ValueError(
+            f"{flag} {path}: cannot write there ({why}); pass a folder you can write to"
+        ) from None
 
 
 def option_words(values: Mapping[str, Any]) -> list[str]:

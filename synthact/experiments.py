@@ -13,7 +13,6 @@ digest of the method's code (`method_version`). Every random draw has its own ge
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -26,6 +25,7 @@ from synthact.code_digest import modules_digest
 from synthact.config import RunConfig
 from synthact.engine import MODES, Curves, perturbation_curves
 from synthact.latents import LatentStats, ScaleFacts, latent_statistics, scale_facts
+from synthact.progress import Progress
 from synthact.registry import Registry
 from synthact.results import CurveArrays, LatentResult, Result
 from synthact.seeding import generator
@@ -195,7 +195,8 @@ class Lab:
     The subject loads only when something has to be computed. ``device`` overrides the config's
     with one of the same type (e.g. ``cuda:1``; not part of the cache key); ``share``: processes
     computing on that device at once (see `perturbation_curves`). Progress bars show when stderr
-    is a terminal; ``stages`` records the wall time of what was computed.
+    is a terminal, else a line per finished stage (`Progress`; False: nothing); ``stages``
+    records the wall time of what was computed.
     """
 
     def __init__(
@@ -203,7 +204,7 @@ class Lab:
         config: RunConfig,
         cache: ResultCache | None = None,
         *,
-        progress: bool | None = None,
+        progress: Progress | bool | None = None,
         device: str | None = None,
         share: int | None = None,
     ):
@@ -213,8 +214,10 @@ class Lab:
         self.device = device or config.device
         self.share = share
         self.cache = cache if cache is not None else ResultCache()
-        self.progress = sys.stderr.isatty() if progress is None else progress
-        self.clock = StageClock()
+        if not isinstance(progress, Progress):
+            progress = Progress(config.subject, mode="off" if progress is False else None)
+        self.progress = progress
+        self.clock = StageClock(progress.finished)
         self._results: dict[str, Arrays] = {}
         self._targets: dict[tuple[str, str], torch.Tensor] = {}
 
@@ -274,7 +277,8 @@ class Lab:
                 f"{subject.model.cfg.n_ctx} tokens"
             )
         tokens = subject.sample_prompts(self.config.n_pool, self.generator("prompts"), length)
-        acts = collect_activations(subject.model, tokens, subject.hook_in, progress=self.progress)
+        counter = self.progress.counter("pool of real activations", len(tokens))
+        acts = collect_activations(subject.model, tokens, subject.hook_in, progress=counter)
         return {"tokens": tokens.numpy(), "acts": acts.numpy()}
 
     @cached_property
@@ -372,15 +376,27 @@ class Lab:
     def _curves(self, experiment: Experiment, mode: str) -> Result:
         """The experiment's curves in ``mode``, each type computed (and cached) when first read."""
 
+        types, n = len(experiment.types), self.config.n
+        precision = "" if self.config.exact else f", {self.config.dtype}"
+        task = f"{experiment.name}-{mode} ({types} types × {n}{precision})"
+        counter = self.progress.counter(task, types * n, scale=self.config.n_steps)
+
         def load(kind: str) -> Arrays:
-            kl = kind in experiment.kl_types
+            kl, name = kind in experiment.kl_types, f"{experiment.name}-{mode}-{kind}"
+            first, computed = name not in self._results, []
 
             def compute() -> Arrays:
+                computed.append(kind)
                 start, destination = experiment.reads(self, kind)
-                curves = self._run(self.base_tokens, destination, mode=mode, kl=kl, base=start)
+                curves = self._run(
+                    self.base_tokens, destination, mode=mode, kl=kl, base=start, progress=counter
+                )
                 return _prefixed(kind, curves)
 
-            return self.cached(f"{experiment.name}-{mode}-{kind}", compute, kl=kl)
+            arrays = self.cached(name, compute, kl=kl)
+            if counter is not None and first and not computed:
+                counter.skip(self.config.n * self.config.n_steps)
+            return arrays
 
         arrays = CurveArrays(experiment.types, experiment.kl_types, load)
         return Result(self.config.subject, experiment.name, mode, self.constants, arrays)
@@ -393,6 +409,7 @@ class Lab:
         mode: str,
         kl: bool = False,
         base: torch.Tensor | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> Curves:
         """The engine on the subject: every call of the experiments goes through here."""
         subject = self.subject
@@ -407,7 +424,7 @@ class Lab:
             hook_in=subject.hook_in,
             hook_out=subject.hook_out,
             kl=kl,
-            progress=self.progress,
+            progress=progress,
             share=self.share,
             tf32=self.config.tf32,
         )

@@ -13,6 +13,7 @@ cells as ``matrix.md`` and as a heat map ``matrix.png``.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,11 @@ from matplotlib.colors import ListedColormap
 from synthact.report import png
 
 OUTCOMES = ("holds", "does not hold", "underpowered", "error")
-COLORS = ("#5aae61", "#e66101", "#b2abd2", "#9e9e9e")
-"""Heat-map colours of `OUTCOMES` (green, orange, lilac, grey); a cell not run is white."""
+JUDGEMENTS = ("met", "not met", "not judged")
+JUDGEMENT_COLORS = {"met": "#a6dba0", "not met": "#f4a582", "not judged": "#d9d9d9"}
+"""Heat-map colours of `JUDGEMENTS` (green, red, grey); a cell not run is white."""
+CELL_CHARS = 30
+"""Characters per line of a heat-map cell's text."""
 MEETS = {"holds": "holds", "fails": "does not hold"}
 """The outcome that meets each expected verdict."""
 ERROR_CHARS = 90
@@ -80,6 +84,14 @@ class Cell:
         if self.expected == "fails":
             return self.outcome != "error" and self.absence_shown
         return self.outcome == MEETS[self.expected]
+
+    @property
+    def judgement(self) -> str:
+        """One of `JUDGEMENTS`: an error never meets an expectation; without an expected verdict
+        (or underpowered) a cell is not judged."""
+        if self.outcome == "error" or self.met is False:
+            return "not met"
+        return "met" if self.met else "not judged"
 
     def numbers(self) -> str:
         """``estimate (bound b vs threshold t)``, or ``""`` without numbers."""
@@ -157,53 +169,54 @@ def matrix_markdown(cells: Sequence[Cell], subjects: Sequence[str]) -> str:
 
 
 def matrix_figure(cells: Sequence[Cell], subjects: Sequence[str]) -> plt.Figure:
-    """A heat map: rows = claim cases, columns = subjects, colour = outcome.
-
-    Each cell shows the outcome and the deciding estimate; a cell with an expected verdict has a
-    black frame and ✓ (met) or ✗ (not met).
+    """A heat map: rows = claim cases, columns = subjects, colour = whether the expected verdict
+    was met (`JUDGEMENTS`), text = the observed outcome and its deciding statistic and estimate.
     """
     labels, grid = _grid(cells, subjects)
-    codes = [[OUTCOMES.index(c.outcome) if c else -1 for c in row] for row in grid]
-    fig, ax = plt.subplots(figsize=(3.2 + 2.3 * len(subjects), 1.4 + 0.42 * len(labels)))
-    cmap = ListedColormap(["white", *COLORS])
-    ax.imshow(
-        [[code + 1 for code in row] for row in codes],
-        cmap=cmap,
-        vmin=0,
-        vmax=len(OUTCOMES),
-        aspect="auto",
-    )
-    for i, row in enumerate(grid):
-        for j, cell in enumerate(row):
-            if cell is not None:
-                _annotate(ax, i, j, cell)
-    ax.set_xticks(range(len(subjects)), [s.replace("/", "/\n") for s in subjects], fontsize=8)
+    texts = [[_cell_text(c) if c else "" for c in row] for row in grid]
+    lines = max(text.count("\n") + 1 for row in texts for text in row)
+    height = 0.16 * lines + 0.12
+    fig, ax = plt.subplots(figsize=(3.4 + 2.4 * len(subjects), 1.9 + height * len(labels)))
+    codes = [[JUDGEMENTS.index(c.judgement) + 1 if c else 0 for c in row] for row in grid]
+    colors = ListedColormap(["white", *JUDGEMENT_COLORS.values()])
+    ax.imshow(codes, cmap=colors, vmin=0, vmax=len(JUDGEMENTS), aspect="auto")
+    for i, row in enumerate(texts):
+        for j, text in enumerate(row):
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, linespacing=1.15)
+    ax.set_xticks(range(len(subjects)), [_wrapped_subject(s) for s in subjects], fontsize=8)
     ax.xaxis.tick_top()
     ax.set_yticks(range(len(labels)), list(labels.values()), fontsize=8)
     ax.set_xticks([x - 0.5 for x in range(1, len(subjects))], minor=True)
     ax.set_yticks([y - 0.5 for y in range(1, len(labels))], minor=True)
     ax.grid(which="minor", color="white", linewidth=2)
     ax.tick_params(which="both", length=0)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS]
-    ax.legend(handles, OUTCOMES, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(OUTCOMES))
-    fig.tight_layout()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in JUDGEMENT_COLORS.values()]
+    names = [f"expected verdict {j}" if j != "not judged" else j for j in JUDGEMENTS]
+    fig.legend(handles, names, loc="lower center", ncol=len(JUDGEMENTS), fontsize=8)
+    fig.suptitle(
+        "Claims × subjects: the outcome each claim test observed, its deciding statistic: "
+        "estimate (one-sided 95 % bound)",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     return fig
 
 
-def _annotate(ax: plt.Axes, i: int, j: int, cell: Cell) -> None:
-    short = {
-        "holds": "holds",
-        "does not hold": "does not",
-        "underpowered": "low n",
-        "error": "error",
-    }[cell.outcome]
-    text = short if cell.estimate is None else f"{short} {_num(cell.estimate, 2)}"
-    if cell.absence_shown:
-        text += ", absent"
-    if cell.met is not None:
-        text += " ✓" if cell.met else " ✗"
-        ax.add_patch(plt.Rectangle((j - 0.46, i - 0.42), 0.92, 0.84, fill=False, linewidth=1.5))
-    ax.text(j, i, text, ha="center", va="center", fontsize=8)
+def _cell_text(cell: Cell) -> str:
+    """The observed outcome, then the deciding statistic and its numbers, wrapped to a cell."""
+    absent = "(effect absent)" if cell.absence_shown else ""
+    head = " ".join(part for part in (cell.outcome, cell.note, absent) if part)
+    if cell.estimate is None:
+        body = textwrap.shorten(cell.statistic or "", 2 * CELL_CHARS, placeholder=" …")
+    else:
+        body = f"{cell.statistic}: {_num(cell.estimate, 2)} (bound {_num(cell.bound, 2)})"
+    expected = [f"expected: {cell.expected}"] if cell.expected in MEETS else []
+    return "\n".join(textwrap.wrap(head, CELL_CHARS) + textwrap.wrap(body, CELL_CHARS) + expected)
+
+
+def _wrapped_subject(subject: str) -> str:
+    """A subject name broken after ``/`` and ``:`` so that a column stays narrow."""
+    return re.sub(r"([/:])", "\\1\n", subject)
 
 
 def _num(x: float, digits: int = 3) -> str:

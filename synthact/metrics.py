@@ -75,12 +75,18 @@ def _first_true(hit: np.ndarray, otherwise: np.ndarray | int) -> np.ndarray:
     return np.where(hit.any(axis=1), hit.argmax(axis=1), otherwise)
 
 
+MS_FLAT = 99
+"""The MS step of a flat curve (no slope above the flat slope)."""
+AP_NEVER = 100
+"""The AP step of a curve that never reaches the threshold."""
+
+
 def ms_step(
     curves: ArrayLike,
     lengths: ArrayLike | int | None = None,
     *,
     flat_slope: float = 0.02,
-    flat_value: int = 99,
+    flat_value: int = MS_FLAT,
 ) -> int | np.ndarray:
     """Max-slope (MS) step: the index of the largest first difference (the first one repeated in
     front, first index on ties), or ``flat_value`` (99) when no slope exceeds ``flat_slope``.
@@ -165,7 +171,7 @@ def ap_step(
     lengths: ArrayLike | int | None = None,
     *,
     threshold: float = 20.0,
-    never: int = 100,
+    never: int = AP_NEVER,
 ) -> int | np.ndarray:
     """Activation-plateau (AP) step: the first index with ``v_i >= threshold``, else ``never``."""
     values, lengths = _prepare(curves, lengths)

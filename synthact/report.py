@@ -19,8 +19,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import scipy.stats
+from matplotlib.ticker import MaxNLocator
 
-from synthact import stats
+from synthact import metrics, stats
 
 COLORS = {
     "real": "#ff7f0e",
@@ -128,22 +129,37 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+CAPS = {
+    "ms": (metrics.MS_FLAT, "flat curve, no slope above the MS flat slope"),
+    "ap": (metrics.AP_NEVER, "the AP threshold never reached on the path"),
+}
+"""Per metric, the step given to a curve without one, and why (shown where it occurs)."""
+
+
 def step_figure(
-    steps: Mapping[str, np.ndarray], *, title: str, xlabel: str, max_step: int = 100
+    steps: Mapping[str, np.ndarray], *, title: str, xlabel: str, metric: str | None = None
 ) -> plt.Figure:
-    """Histogram (left) and cumulative frequency (right) of step distributions, as Figures 2/3."""
+    """Histogram outlines (left) and cumulative frequency (right) of step distributions, as
+    Figures 2/3, over the steps that occur; a ``metric``'s cap (`CAPS`) is named when present."""
     fig, (hist, cdf) = plt.subplots(1, 2, figsize=(11, 4))
-    bins = np.arange(0, max_step + 6, 5)
+    top = max(int(np.max(values)) for values in steps.values())
+    width = max(1, int(np.ceil((top + 1) / 25)))
+    bins = np.arange(0, top + width + 1, width)
     for kind, values in steps.items():
         color, label = COLORS.get(kind), LABELS.get(kind, kind)
-        hist.hist(values, bins=bins, alpha=0.45, color=color, label=label)
+        hist.hist(values, bins=bins, histtype="step", linewidth=1.6, color=color, label=label)
         xs = np.sort(values)
         cdf.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=color, label=label)
-    hist.set(xlabel=xlabel, ylabel="count", title="histogram")
+    for ax in (hist, cdf):
+        ax.set_xlim(0, bins[-1])
+    hist.set(xlabel=xlabel, ylabel="count", title=f"histogram (bins of {width})")
     cdf.set(xlabel=xlabel, ylabel="cumulative frequency", title="cumulative", ylim=(0, 1.01))
     hist.legend(fontsize=8)
+    cap, why = CAPS.get(metric, (None, ""))
+    if cap is not None and top >= cap:
+        fig.text(0.5, 0.01, f"{xlabel} = {cap}: {why}", ha="center", fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 
 
@@ -259,15 +275,20 @@ def agreement_markdown(rows: Iterable[Agreement]) -> str:
 def latent_figure(latents) -> plt.Figure:
     """Figures E.1 and E.2: active-latent counts, norm share by rank, cosine histograms."""
     s = latents.stats
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
-    axes[0].hist(s.l0, bins=30, color=COLORS["real"])
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    l0 = np.asarray(s.l0)
+    width = max(1, int(np.ceil((l0.max() - l0.min() + 1) / 40)))
+    bins = np.arange(l0.min(), l0.max() + width + 1, width) - 0.5
+    axes[0].hist(l0, bins=bins, color=COLORS["real"])
     axes[0].set(title="active latents per activation", xlabel="L0", ylabel="count")
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[1].bar(np.arange(1, s.norm_share.shape[1] + 1), s.norm_share.mean(axis=0))
     axes[1].set(title="mean share of the latent norm", xlabel="rank")
     axes[2].hist(s.pairwise_cos, bins=60, color=COLORS["random"])
     axes[2].set(title="pairwise cosine of active latents", xlabel="cosine")
     axes[3].hist(s.top_cos, bins=60, color=COLORS["synthetic-structured"])
     axes[3].set(title="cosine with the top latent", xlabel="cosine")
+    fig.suptitle(f"Appendix E: SAE latents of {len(l0)} real activations (Figures E.1 and E.2)")
     fig.tight_layout()
     return fig
 
@@ -314,7 +335,8 @@ def _table_section(lab, table: str, mode: str, out: Path, written: list[Path]) -
         return [*section, f"Not compared: {mismatch}.\n"]
     steps, paper = table_steps(lab, table, mode), paper_rows(table, mode)
     name = f"table-{table}-{mode}".replace(".", "")
-    figure = step_figure(steps, title=title, xlabel=spec["metric"].upper())
+    metric = spec["metric"]
+    figure = step_figure(steps, title=title, xlabel=metric.upper(), metric=metric)
     written.append(_save(figure, out / f"{name}.png"))
     return [
         *section,
@@ -329,7 +351,8 @@ def _figure_3_section(lab, out: Path, written: list[Path]) -> list[str]:
     result = lab.result("plateau")
     steps = {kind: result.steps(kind, "ap") for kind in result.types}
     title = "Figure 3: AP step, absolute steps towards a fresh Gaussian sample"
-    written.append(_save(step_figure(steps, title=title, xlabel="AP"), out / "figure-3.png"))
+    figure = step_figure(steps, title=title, xlabel="AP", metric="ap")
+    written.append(_save(figure, out / "figure-3.png"))
     return [f"## {title}\n", summary_markdown(steps), "![Figure 3](figure-3.png)\n"]
 
 

@@ -4,7 +4,7 @@ experiment), nested as they ran."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -19,10 +19,12 @@ class Stage:
 
 
 class StageClock:
-    """Records `Stage`s, each listed before the stages nested in it."""
+    """Records `Stage`s, each listed before the stages nested in it; ``finished`` is called with
+    each stage as it ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, finished: Callable[[Stage], None] | None = None) -> None:
         self.stages: list[Stage] = []
+        self.finished = finished
         self._depth = 0
 
     @contextmanager
@@ -37,6 +39,8 @@ class StageClock:
         finally:
             self._depth = depth
             stages[index] = Stage(name, time.perf_counter() - start, depth)
+            if self.finished is not None:
+                self.finished(stages[index])
 
     def pop(self) -> list[Stage]:
         """The stages recorded since the last call (and forget them)."""

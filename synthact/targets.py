@@ -14,7 +14,6 @@ from functools import cached_property
 
 import torch
 from sae_lens import SAE
-from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
@@ -68,9 +67,10 @@ def collect_activations(
     hook: str,
     *,
     batch_size: int = 256,
-    progress: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """The activation ``[n, d]`` (float32 CPU) at ``hook``, last position of ``tokens [n, pos]``.
+    """The activation ``[n, d]`` (float32 CPU) at ``hook``, last position of ``tokens [n, pos]``;
+    ``progress`` is called with the prompts of each batch once it has run.
 
     The forward pass stops when the hook fires, so nothing after it is computed; the result equals
     ``run_with_cache(tokens)[hook][:, -1]``. No BOS is added.
@@ -92,12 +92,15 @@ def collect_activations(
 
     starts = range(0, len(tokens), batch_size)
     with torch.no_grad(), model.hooks(fwd_hooks=[(hook, capture)]):
-        for start in tqdm(starts, desc=f"collect {hook}", disable=not progress):
+        for start in starts:
             n_before = len(captured)
+            batch = tokens[start : start + batch_size]
             with contextlib.suppress(_HookReached):
-                model(tokens[start : start + batch_size].to(model.cfg.device), return_type=None)
+                model(batch.to(model.cfg.device), return_type=None)
             if len(captured) == n_before:
                 raise RuntimeError(f"hook {hook!r} never fired during the forward pass")
+            if progress is not None:
+                progress(len(batch))
     return torch.cat(captured)
 
 

@@ -1,6 +1,8 @@
 """The result cache: hits, misses, corrupt entries, and one computation across processes."""
 
 import multiprocessing
+import os
+import stat
 import time
 
 import numpy as np
@@ -37,8 +39,8 @@ def test_key_changes_miss(tmp_path):
     assert key_digest({"a": 1, "b": 2}) == key_digest({"b": 2, "a": 1})
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip"])
-def test_corrupt_entry_is_recomputed(tmp_path, damage):
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip", "empty", "npy"])
+def test_corrupt_entry_is_recomputed(tmp_path, caplog, damage):
     cache = ResultCache(tmp_path)
     cache.get_or_compute("demo", KEY, _arrays)
     path = cache.path("demo", KEY)
@@ -47,9 +49,14 @@ def test_corrupt_entry_is_recomputed(tmp_path, damage):
         path.write_bytes(blob[: len(blob) // 2])
     elif damage == "garbage":
         path.write_bytes(b"not a zip file")
-    else:  # same size, one array byte changed: only the content digest can tell
+    elif damage == "flip":  # same size, one array byte changed: only the content digest can tell
         i = blob.index(np.arange(6).tobytes()) + 8
         path.write_bytes(blob[:i] + bytes([blob[i] ^ 1]) + blob[i + 1 :])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:  # a plain .npy under the entry's name
+        with path.open("wb") as f:
+            np.save(f, np.arange(3))
     calls = []
 
     def compute():
@@ -59,6 +66,18 @@ def test_corrupt_entry_is_recomputed(tmp_path, damage):
     again = cache.get_or_compute("demo", KEY, compute)
     assert calls == [1]
     np.testing.assert_array_equal(again["a"], _arrays()["a"])
+    assert "discarding corrupt cache entry" in caplog.text
+    assert cache.get_or_compute("demo", KEY, compute) and calls == [1]  # healed on disk
+
+
+def test_entries_are_readable_by_the_group(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        cache = ResultCache(tmp_path)
+        cache.get_or_compute("demo", KEY, _arrays)
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(cache.path("demo", KEY).stat().st_mode) == 0o644
 
 
 def test_entry_under_another_key_is_rejected(tmp_path):

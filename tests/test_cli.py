@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from synthact import cli, coverage
+from synthact import __version__, cli, coverage
 
 
 def test_subjects_lists_names_and_a_release_s_ids(capsys: pytest.CaptureFixture) -> None:
@@ -26,15 +29,159 @@ def test_subjects_coverage_prints_the_directory_s_paths(
     monkeypatch.setattr(coverage, "directory_coverage", lambda: rows)
     cli.main(["subjects", "--coverage"])
     assert capsys.readouterr().out == coverage.coverage_report(rows) + "\n"
-    with pytest.raises(SystemExit, match="--coverage counts every release"):
-        cli.main(["subjects", "gpt2-small-res-jb", "--coverage"])
+    assert "--coverage counts every release" in usage_error(
+        ["subjects", "gpt2-small-res-jb", "--coverage"], capsys
+    )
 
 
-def test_bad_release_is_a_one_line_error() -> None:
-    with pytest.raises(SystemExit, match="synthact: unknown SAELens release 'gpt2-small-res'"):
-        cli.main(["subjects", "gpt2-small-res"])
-    with pytest.raises(SystemExit, match=r"has no SAE id 'blocks\.99\.hook_resid_pre'"):
-        cli.main(["replicate", "--subject", "planted,gpt2-small-res-jb/blocks.99.hook_resid_pre"])
+def test_bad_release_is_a_one_line_error(capsys: pytest.CaptureFixture) -> None:
+    assert usage_error(["subjects", "gpt2-small-res"], capsys).startswith(
+        "synthact: unknown SAELens release 'gpt2-small-res'"
+    )
+    words = ["replicate", "--subject", "planted,gpt2-small-res-jb/blocks.99.hook_resid_pre"]
+    assert "has no SAE id 'blocks.99.hook_resid_pre'" in usage_error(words, capsys)
+
+
+def usage_error(words: list[str], capsys: pytest.CaptureFixture) -> str:
+    """The one line ``synthact WORDS`` prints before it exits with status 2."""
+    with pytest.raises(SystemExit) as stop:
+        cli.main(words)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+def _read_only(path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``path`` as on a read-only mount: creating a file there fails with EROFS."""
+    import tempfile
+
+    real = tempfile.TemporaryFile
+
+    def temporary_file(*args: object, dir: object = None, **kwargs: object) -> object:
+        if dir is not None and Path(dir).is_relative_to(path):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", temporary_file)
+    return path / "out"
+
+
+@pytest.mark.parametrize("option", ["--matrix-dir", "--synthact-cache"])
+@pytest.mark.parametrize("where", ["read-only", "under a file", "proc"])
+def test_an_unwritable_output_folder_stops_before_any_compute(
+    option: str, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    (tmp_path / "file").write_text("")
+    path = {
+        "read-only": _read_only(tmp_path / "ro", monkeypatch),
+        "under a file": tmp_path / "file" / "out",
+        "proc": Path("/proc/x"),
+    }[where]
+    monkeypatch.setattr("synthact.report.replicate", _must_not_compute)
+    words = ["replicate", "--subject", "planted", option, str(path)]
+    line = usage_error(words, capsys)
+    why = {"read-only": "Read-only file system", "under a file": "is a file", "proc": "/proc"}
+    assert line.startswith(f"synthact: {option} {path}: ") and why[where] in line, line
+
+
+def _must_not_compute(*args: object) -> None:
+    raise AssertionError("computed before checking the options")
+
+
+@pytest.mark.parametrize("subject", ["", ","])
+def test_a_subject_list_naming_none_is_one_usage_error(subject: str, capsys) -> None:
+    assert "names no subject" in usage_error(["replicate", "--subject", subject], capsys)
+
+
+FAKE_CLAIMS = """
+import pytest
+
+def test_c01_holds():
+    pass
+
+def test_c02_crashes():
+    raise RuntimeError("the engine crashed")
+
+@pytest.fixture
+def broken():
+    raise OSError("no such subject")
+
+def test_c03_errors(broken):
+    pass
+
+@pytest.mark.xfail(strict=True)
+def test_c04_fails_as_expected():
+    assert False
+
+@pytest.mark.xfail(strict=True)
+def test_c05_passes_where_it_must_fail():
+    pass
+"""
+
+
+def test_failed_or_errored_claim_tests_fail_the_command_naming_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    """The claim tests stand in for a file of passing, failing, erroring, expected-to-fail and
+    strict-xpassing tests; pytest writes the report the command reads."""
+    (tmp_path / "test_claims.py").write_text(FAKE_CLAIMS)
+    real_run = subprocess.run
+
+    def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        junit = command[command.index("--junitxml") + 1]
+        fake = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist"]
+        fake += ["-p", "no:allure_pytest", "-q", str(tmp_path), "--junitxml", junit]
+        fake += ["-c", os.devnull, "--rootdir", str(tmp_path)]
+        return real_run(fake, capture_output=True, check=False)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    args = cli.parser().parse_args(["replicate", "--matrix-dir", str(tmp_path / "out")])
+    assert cli._claims_matrix(args) == 1
+    err = capsys.readouterr().err
+    assert "3 claim test(s) failed or errored" in err, err
+    for name in (
+        "test_c02_crashes (failed): RuntimeError: the engine crashed",
+        "test_c03_errors (error)",
+        "test_c05_passes_where_it_must_fail (failed)",
+    ):
+        assert name in err, err
+    assert "test_c01" not in err and "test_c04" not in err
+
+
+def test_exit_codes_are_documented_in_the_help_and_the_readme(capsys) -> None:
+    readme = (cli.CHECKOUT / "README.md").read_text()
+    for words in (["--help"], ["replicate", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(words)
+        help_text = " ".join(capsys.readouterr().out.split())
+        for code, meaning in cli.EXIT_CODES.items():
+            assert f"{code} {meaning}" in help_text
+            assert f"| {code} | {meaning} |" in readme
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"synthact {__version__}"
+
+
+def test_hub_help_says_what_it_builds_where_how_big_and_how_long(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["hub", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for fact in ("null hub", "random weights", "$SYNTHACT_CACHE/null-hub/", "1 GB", "30 s"):
+        assert fact in text, text
+
+
+def test_a_listed_subject_is_described(capsys) -> None:
+    for name, fact in (
+        ("gpt2-small", "step 0.5"),
+        ("planted", "planted features"),
+        ("null-gpt2", "norm rule"),
+    ):
+        cli.main(["subjects", name])
+        text = capsys.readouterr().out
+        assert text.startswith(f"{name}: ") and fact in text, text
 
 
 @pytest.mark.parametrize(
@@ -77,6 +224,8 @@ def test_matrix_runs_the_claims_with_the_run_s_options(
     assert options["--matrix-dir"] == str(tmp_path / "out")
     assert options["--synthact-cache"] == str(tmp_path / "c")
     assert options["--alluredir"] == str(tmp_path / "out" / "allure-results")
+    monkeypatch.setattr(subprocess, "run", lambda c, **k: subprocess.CompletedProcess(c, 0))
+    assert cli._claims_matrix(args) == 0
     monkeypatch.setattr(subprocess, "run", lambda c, **k: subprocess.CompletedProcess(c, 4))
     with pytest.raises(RuntimeError, match="did not run"):
         cli._claims_matrix(args)

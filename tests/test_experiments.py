@@ -1,7 +1,9 @@
 """The experiments table and the lab, run configuration, constants, seeding, results and stages;
 a tiny model for the sparsity estimate."""
 
+import io
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from synthact.experiments import (
     method_version,
     towards_targets,
 )
+from synthact.progress import Progress
 from synthact.results import Result
 from synthact.seeding import generator
 from synthact.stages import Stage, StageClock, stage_table
@@ -281,7 +284,7 @@ class _Recorder:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, tokens, target, *, mode, kl=False, base=None):
+    def __call__(self, tokens, target, *, mode, kl=False, base=None, progress=None):
         self.calls.append({"tokens": tokens, "target": target, "base": base, "mode": mode})
         n = len(target)
         return Curves(torch.zeros(n, 100), None, torch.ones(n))
@@ -353,3 +356,43 @@ def test_views_and_joins_follow_the_table(tmp_path):
     joined = lab.result("reconstruction", "relative")
     assert joined.experiment == "sensitivity+reconstruction" and joined.mode == "relative"
     assert {"real", "random", "reconstruction"} <= set(joined.types)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _tiny_lab_showing(stream: io.StringIO, monkeypatch: pytest.MonkeyPatch, cache: Path) -> Lab:
+    monkeypatch.setitem(SUBJECTS, "tiny", SubjectSpec("tiny", "a tiny test subject", _tiny_subject))
+    config = RunConfig(subject="tiny", n=3, n_gaussian=40, n_latent_stats=20)
+    return Lab(config, ResultCache(cache), progress=Progress("tiny", stream))
+
+
+def _read_every_type(lab: Lab, experiment: str) -> None:
+    result = lab.result(experiment, "absolute")
+    for kind in result.types:
+        result.curves(kind)
+    lab.progress.close()
+
+
+def test_a_lab_on_a_terminal_shows_a_bar_per_experiment(monkeypatch, tmp_path) -> None:
+    stream = _Terminal()
+    _read_every_type(_tiny_lab_showing(stream, monkeypatch, tmp_path), "sensitivity")
+    rows = 3 * len(EXPERIMENTS["sensitivity"].types)
+    final = stream.getvalue().split("\r")[-1]
+    assert final.startswith(f"tiny: sensitivity-absolute ({rows // 3} types × 3): 100%"), final
+    assert f"{rows}/{rows} rows" in final and "row/s" in final and "done in" not in final
+    again = _Terminal()
+    _read_every_type(_tiny_lab_showing(again, monkeypatch, tmp_path), "sensitivity")
+    assert again.getvalue() == ""  # every type from the cache: nothing to show
+
+
+def test_a_lab_off_a_terminal_prints_a_line_per_finished_stage(monkeypatch, tmp_path) -> None:
+    stream = io.StringIO()
+    _read_every_type(_tiny_lab_showing(stream, monkeypatch, tmp_path), "sensitivity")
+    lines = stream.getvalue().splitlines()
+    for kind in EXPERIMENTS["sensitivity"].types:
+        assert sum(f"synthact tiny: sensitivity-absolute-{kind} done in " in x for x in lines) == 1
+    assert any(line.startswith("synthact tiny: pool done in ") for line in lines), lines
+    assert "%" not in stream.getvalue()

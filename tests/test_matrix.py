@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from fixtures.verdicts import Outcome
-from synthact.matrix import Cell, matrix_markdown, row_labels, write_matrix
+from synthact.matrix import (
+    JUDGEMENTS,
+    Cell,
+    matrix_figure,
+    matrix_markdown,
+    row_labels,
+    write_matrix,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WHERE = {"claim": "C1", "test": "test_c01_real", "subject": "planted", "case": "absolute"}
@@ -133,3 +140,52 @@ def test_session_under_xdist_writes_one_matrix_on_the_controller(tmp_path: Path)
     for mode in ("absolute", "relative"):
         row = next(line for line in text.splitlines() if line.startswith(f"| C1 [{mode}]"))
         assert row.count("expected holds ✓") == 1 and row.count("expected fails ✓") == 1
+
+
+def test_the_heat_map_colours_the_expectation_and_fits_every_word() -> None:
+    """Colour: expected verdict met, not met, not judged; text: the whole observed outcome and
+    the deciding statistic, inside its cell; legend and title inside the figure."""
+    long = "null:gpt2-small-res-jb/blocks.6.hook_resid_pre"
+    cells = [
+        cell(**OBSERVED, expected="fails", absence_shown=True),
+        cell(long, **OBSERVED, expected="holds"),
+        cell(
+            claim="C5",
+            test="test_c05_x",
+            outcome="underpowered",
+            statistic="median MS(real) in [20, 80]",
+            estimate=12.0,
+            bound=8.0,
+            threshold=20.0,
+            expected="holds",
+            note="at n = 30: needs n >= 100",
+        ),
+        cell(
+            long,
+            claim="C5",
+            test="test_c05_x",
+            outcome="error",
+            statistic="RuntimeError: the engine crashed " * 4,
+            expected="not judged",
+        ),
+    ]
+    fig = matrix_figure(cells, ["planted", long])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (ax,) = fig.axes
+    codes = ax.images[0].get_array()
+    judged = [JUDGEMENTS[codes[i, j] - 1] for i, j in ((0, 0), (0, 1), (1, 0), (1, 1))]
+    assert judged == ["met", "not met", "not judged", "not met"]
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
+    assert "does not hold" in texts[0, 0].get_text() and "mean MS(real)" in texts[0, 0].get_text()
+    assert texts[1, 0].get_text().startswith("underpowered at n = 30")
+    for (i, j), text in texts.items():
+        (x0, y0), (x1, y1) = ax.transData.transform([(j - 0.5, i + 0.5), (j + 0.5, i - 0.5)])
+        box = text.get_window_extent(renderer)
+        assert x0 <= box.x0 and box.x1 <= x1 and y0 <= box.y0 and box.y1 <= y1, text.get_text()
+    page = fig.bbox
+    for artist in (*fig.legends, fig._suptitle, *ax.get_xticklabels(), *ax.get_yticklabels()):
+        box = artist.get_window_extent(renderer)
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["expected verdict met", "expected verdict not met", "not judged"]

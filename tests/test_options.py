@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
 from fixtures.options import pytest_addoption
 from synthact import cli
@@ -125,3 +126,27 @@ def test_the_readme_option_table_lists_every_option_with_its_default():
         shown = "off" if spec.default is False else spec.default
         if shown is not None:
             assert f"| `{shown}` |" in row or f"| {shown} |" in row, row
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        ("--subject=", "--subject '' names no subject"),
+        ("--subject=,", "--subject ',' names no subject"),
+        ("--n=0", "n (--n) must be at least 2, got 0"),
+        ("--device=cuda", "CUDA is not available here"),
+        ("--matrix-dir=/proc/x", "--matrix-dir /proc/x: cannot write there (/proc takes no"),
+        ("--synthact-cache=README.md/cache", "README.md is a file, not a folder"),
+    ],
+)
+def test_a_bad_option_is_one_usage_error_before_collection(
+    option: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch
+) -> None:
+    if option == "--device=cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    monkeypatch.chdir(README.parent)
+    words = ["claims/test_c01_real_vs_random.py", option, "--collect-only", "-q"]
+    code = pytest.main([*words, "-p", "no:cacheprovider", "--alluredir", str(tmp_path)])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == pytest.ExitCode.USAGE_ERROR, lines
+    assert len(lines) == 1 and lines[0].startswith("ERROR: ") and says in lines[0], lines

@@ -2,12 +2,13 @@
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from synthact import report
+from synthact import metrics, report
 from synthact.cache import ResultCache
 from synthact.cli import main
 from synthact.config import RunConfig
@@ -107,3 +108,43 @@ def test_a_table_is_compared_only_with_a_run_of_its_variant():
 def test_the_ap_table_reads_the_towards_a_plateau_run(lab):
     assert report.table_result(lab, "AP", "absolute").experiment == "plateau-towards-base"
     assert lab.result("plateau").experiment == "plateau"  # the paper's experiment, for C11
+
+
+def _steps(top: int, size: int = 200) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        kind: rng.integers(0, top + 1, size) for kind in ("real", "random", "synthetic-baseline")
+    }
+
+
+def _notes(fig) -> list[str]:
+    return [text.get_text() for text in fig.texts if text is not fig._suptitle]
+
+
+def test_step_figures_show_the_steps_that_occur_as_outlines():
+    fig = report.step_figure(_steps(40), title="Figure 3", xlabel="AP", metric="ap")
+    hist, cdf = fig.axes
+    assert 40 < hist.get_xlim()[1] <= 45 and cdf.get_xlim() == hist.get_xlim()
+    assert hist.patches and not any(patch.get_fill() for patch in hist.patches)
+    assert not _notes(fig)  # no value at the cap, nothing to explain
+
+
+def test_a_step_figure_names_its_metric_s_cap_where_it_occurs():
+    steps = _steps(40) | {"random": np.full(200, metrics.AP_NEVER)}
+    fig = report.step_figure(steps, title="Figure 3", xlabel="AP", metric="ap")
+    assert _notes(fig) == ["AP = 100: the AP threshold never reached on the path"]
+
+
+def test_the_appendix_e_figure_has_a_title_and_whole_l0_ticks():
+    rng = np.random.default_rng(0)
+    latent_stats = SimpleNamespace(
+        l0=rng.integers(1, 7, 300),
+        norm_share=rng.dirichlet(np.ones(6), 300),
+        pairwise_cos=rng.uniform(-0.2, 0.4, 300),
+        top_cos=rng.uniform(0, 0.5, 300),
+    )
+    fig = report.latent_figure(SimpleNamespace(stats=latent_stats))
+    assert fig._suptitle.get_text().startswith("Appendix E: SAE latents of 300 real activations")
+    l0 = fig.axes[0]
+    ticks = [t for t in l0.get_xticks() if l0.get_xlim()[0] <= t <= l0.get_xlim()[1]]
+    assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks), ticks

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from fixtures.evidence import Evidence
+from fixtures.verdicts import Outcome, summary_lines
 from synthact import power
 from synthact.checks import Check, ClaimNotSupported, ControlInconclusive
 from synthact.hypotheses import Hypothesis
@@ -156,6 +157,8 @@ def test_a_crash_is_an_error_whatever_the_expectation(tmp_path):
     for case in ("planted        C1", "planted-null   C1", "planted        C3"):
         assert f"{case}" in out, out
     assert out.count("observed no verdict: RuntimeError: the engine crashed") == 6, out
+    for subject in ("planted", "planted-null"):  # progress past pytest's capture, for CI logs
+        assert f"synthact {subject}: pool done in " in run.stderr, run.stderr
 
 
 @pytest.mark.slow
@@ -182,3 +185,29 @@ def test_unit_tests_alone_do_not_need_the_subject(tmp_path):
         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-home")},
     )
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def _outcome(subject: str, claim: str, test: str, case: str) -> Outcome:
+    observed = {"outcome": "holds", "statistic": "x > 0", "estimate": 1.0, "bound": 0.5}
+    observed |= {"threshold": 0.0, "absence shown": False}
+    return Outcome(claim, test, subject, case, "holds", observed, "passed", "")
+
+
+def test_the_summary_names_each_claim_case_once_in_aligned_columns():
+    """C5 has two tests and C9 a case of each; a release subject is longer than any column."""
+    long = "null:gpt2-small-res-jb/blocks.6.hook_resid_pre"
+    outcomes = [
+        _outcome(subject, claim, test, case)
+        for subject in ("planted", long)
+        for claim, test, case in [
+            ("C5", "test_c05_real_blowups_mid_path", ""),
+            ("C5", "test_c05_structured_baseline_gap_shrinks", ""),
+            ("C9", "test_c09_kl_follows_l2", "absolute"),
+            ("C9", "test_c09_kl_blowups", "absolute"),
+        ]
+    ]
+    lines = summary_lines(outcomes)
+    assert len(set(lines)) == len(lines) == 8
+    assert any("C5 real blowups mid path " in line for line in lines)
+    assert any("C9 kl blowups [absolute] " in line for line in lines)
+    assert len({line.index(" expected ") for line in lines}) == 1, "\n".join(lines)

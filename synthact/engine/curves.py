@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from synthact.engine import last_position
@@ -100,7 +99,7 @@ def perturbation_curves(
     hook_out: str | None = None,
     kl: bool = False,
     batch_size: int | None = None,
-    progress: bool = False,
+    progress: Callable[[int], None] | None = None,
     share: int | None = None,
     tf32: bool = False,
     naive: bool = False,
@@ -117,6 +116,7 @@ def perturbation_curves(
         hook_in: ``blocks.L.hook_resid_pre`` or ``blocks.L.hook_resid_post``.
         hook_out: ``blocks.M.hook_resid_post`` (default: the last block's).
         batch_size: (prompt, step) rows per chunk; None sizes them from the device.
+        progress: called after each chunk with the (prompt, step) rows it ran.
         share: processes sharing a CUDA device (None: ``PYTEST_XDIST_WORKER_COUNT``).
         tf32: allow TF32 CUDA matrix products during the call.
         naive: run the reference, a full forward pass per path point.
@@ -220,7 +220,12 @@ def _chunks(n_prompts: int, n_steps: int, rows: int, group: int) -> list[tuple[s
     return chunks
 
 
-def _curves(model: HookedTransformer, request: Request, runner: Runner, progress: bool) -> Curves:
+def _curves(
+    model: HookedTransformer,
+    request: Request,
+    runner: Runner,
+    progress: Callable[[int], None] | None,
+) -> Curves:
     """Every (prompt, step) row through ``runner``, compared with the prompt's step 0 (the first
     row of its first chunk). Curves stay on the device until every chunk has run."""
     start = _own_activation(model, request) if request.base is None else request.base
@@ -231,8 +236,7 @@ def _curves(model: HookedTransformer, request: Request, runner: Runner, progress
     steps = torch.arange(request.n_steps, device=device)
     loaded = None
     chunks = _chunks(n_prompts, request.n_steps, request.rows, request.group)
-    desc = f"{request.mode} curves" + (" (naive)" if isinstance(runner, NaiveRunner) else "")
-    for group, prompts, columns in tqdm(chunks, disable=not progress, desc=desc, unit="chunk"):
+    for group, prompts, columns in chunks:
         if group != loaded:
             runner.load(request.tokens[group])
             loaded = group
@@ -245,6 +249,8 @@ def _curves(model: HookedTransformer, request: Request, runner: Runner, progress
         l2[prompts, columns] = _l2(out, ref_out)
         if kl is not None:
             kl[prompts, columns] = _kl(ref_logp, logits, request.kl_rows)
+        if progress is not None:
+            progress((prompts.stop - prompts.start) * (columns.stop - columns.start))
     return Curves(l2=l2.cpu(), kl=None if kl is None else kl.cpu(), distance=distance)
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "Resolver",
     "Subject",
     "SubjectSpec",
+    "describe_subject",
     "describe_subjects",
     "estimate_log_sparsity",
     "load_subject",
@@ -71,6 +72,19 @@ def subject_spec(name: str) -> SubjectSpec:
     return releases.release_spec(name)
 
 
+def describe_subject(name: str) -> str:
+    """A subject in a few lines: what it is and where its scale constants come from."""
+    spec = subject_spec(name)
+    constants = spec.constants
+    scale = (
+        "the norm rule on its pool of real activations (computed at run time)"
+        if constants is None
+        else f"step {constants.step:g}, MS flat slope {constants.flat_slope:g}, AP threshold "
+        f"{constants.ap_threshold:g} ({constants.source})"
+    )
+    return f"{name}: {spec.description}\nconstants: {scale}"
+
+
 def load_subject(name: str, device: str = "cpu", dtype: str | torch.dtype = "float32") -> Subject:
     """Load the subject ``name`` on ``device`` (`resolve_device`) in ``dtype`` (`DTYPES`) and
     validate it (`validate_subject`). ValueError or TypeError for a bad argument, RuntimeError when
@@ -84,7 +98,10 @@ def load_subject(name: str, device: str = "cpu", dtype: str | torch.dtype = "flo
 
 
 def describe_subjects(release: str | None = None) -> str:
-    """What ``synthact subjects [RELEASE]`` prints: the names, or one release's SAE ids."""
+    """What ``synthact subjects [NAME]`` prints: the names; a subject (a registered name,
+    ``RELEASE/SAE_ID`` or ``PREFIX:NAME``) described; or one release's SAE ids."""
+    if release is not None and (release in SUBJECTS or "/" in release or ":" in release):
+        return describe_subject(release)
     if release is not None:
         entry = releases.directory_entry(release)
         return "\n".join(f"{release}/{sae_id}" for sae_id in entry.saes_map)
