@@ -22,26 +22,36 @@ import scipy.stats
 
 from synthact import stats
 
-COLORS = {
+REFERENCE_COLORS = {
     "real": "#ff7f0e",
     "random": "#1f77b4",
-    "synthetic-baseline": "#9467bd",
-    "synthetic-structured": "#2ca02c",
-    "synthetic-random": "#7f7f7f",
-    "structured-no-cos": "#bcbd22",
     "reconstruction": "#8c564b",
 }
-"""The paper's colours: model-generated orange, random blue, baseline purple, structured green."""
+"""The paper's colours: model-generated orange, random blue (constructions carry their own)."""
 
-LABELS = {
+REFERENCE_LABELS = {
     "real": "model-generated (real)",
     "random": "random (Gaussian)",
-    "synthetic-baseline": "synthetic-baseline",
-    "synthetic-structured": "synthetic-structured",
-    "synthetic-random": "synthetic-random",
-    "structured-no-cos": "structured w/o cos sim",
     "reconstruction": "SAE reconstruction",
 }
+
+
+def type_color(kind: str) -> str | None:
+    """A type's colour (None: matplotlib's next one)."""
+    from synthact.constructions import CONSTRUCTIONS
+
+    if kind in CONSTRUCTIONS:
+        return CONSTRUCTIONS[kind].color
+    return REFERENCE_COLORS.get(kind)
+
+
+def type_label(kind: str) -> str:
+    """A type's name in figures and tables."""
+    from synthact.constructions import CONSTRUCTIONS
+
+    if kind in CONSTRUCTIONS:
+        return CONSTRUCTIONS[kind].title
+    return REFERENCE_LABELS.get(kind, kind)
 
 
 @cache
@@ -115,7 +125,7 @@ def summary_markdown(
     ]
     for kind, row in summary(steps, reference).items():
         ref = paper.get(kind, [None, None, None])
-        cells = [LABELS.get(kind, kind), row["mean"], row["std"], row["ks"], *ref]
+        cells = [type_label(kind), row["mean"], row["std"], row["ks"], *ref]
         lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -135,7 +145,7 @@ def step_figure(
     fig, (hist, cdf) = plt.subplots(1, 2, figsize=(11, 4))
     bins = np.arange(0, max_step + 6, 5)
     for kind, values in steps.items():
-        color, label = COLORS.get(kind), LABELS.get(kind, kind)
+        color, label = type_color(kind), type_label(kind)
         hist.hist(values, bins=bins, alpha=0.45, color=color, label=label)
         xs = np.sort(values)
         cdf.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=color, label=label)
@@ -153,10 +163,10 @@ def curves_figure(
     """Example curves (thin) and their mean (dashed) per type, as Figure 1."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for kind, values in curves.items():
-        color = COLORS.get(kind)
+        color = type_color(kind)
         for curve in values[:n_examples]:
             ax.plot(curve, color=color, alpha=0.25, linewidth=0.8)
-        ax.plot(values.mean(axis=0), color=color, linestyle="--", label=LABELS.get(kind, kind))
+        ax.plot(values.mean(axis=0), color=color, linestyle="--", label=type_label(kind))
     ax.set(xlabel="perturbation step", ylabel=ylabel, title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -260,13 +270,13 @@ def latent_figure(latents) -> plt.Figure:
     """Figures E.1 and E.2: active-latent counts, norm share by rank, cosine histograms."""
     s = latents.stats
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
-    axes[0].hist(s.l0, bins=30, color=COLORS["real"])
+    axes[0].hist(s.l0, bins=30, color=type_color("real"))
     axes[0].set(title="active latents per activation", xlabel="L0", ylabel="count")
     axes[1].bar(np.arange(1, s.norm_share.shape[1] + 1), s.norm_share.mean(axis=0))
     axes[1].set(title="mean share of the latent norm", xlabel="rank")
-    axes[2].hist(s.pairwise_cos, bins=60, color=COLORS["random"])
+    axes[2].hist(s.pairwise_cos, bins=60, color=type_color("random"))
     axes[2].set(title="pairwise cosine of active latents", xlabel="cosine")
-    axes[3].hist(s.top_cos, bins=60, color=COLORS["synthetic-structured"])
+    axes[3].hist(s.top_cos, bins=60, color=type_color("synthetic-structured"))
     axes[3].set(title="cosine with the top latent", xlabel="cosine")
     fig.tight_layout()
     return fig
@@ -344,7 +354,7 @@ def _construction_source_section(lab) -> list[str]:
         from_base, from_other = lab.result("sensitivity", mode), lab.result("other-source", mode)
         for kind in from_other.types:
             a, b = from_base.steps(kind), from_other.steps(kind)
-            cells = [LABELS.get(kind, kind), mode, a.mean(), b.mean(), stats.ks(a, b)]
+            cells = [type_label(kind), mode, a.mean(), b.mean(), stats.ks(a, b)]
             lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     return ["\n".join(lines) + "\n"]
 

@@ -10,6 +10,7 @@ from sae_lens import StandardSAE, StandardSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from synthact import constructions
 from synthact.cache import ResultCache
 from synthact.config import RunConfig
 from synthact.engine import Curves
@@ -24,7 +25,6 @@ from synthact.results import Result
 from synthact.seeding import generator
 from synthact.stages import Stage, StageClock, stage_table
 from synthact.subjects import SUBJECTS, Constants, Subject, SubjectSpec, estimate_log_sparsity
-from synthact.targets import SYNTHETIC_TYPES
 
 ONE = Constants(step=0.5, flat_slope=0.02, ap_threshold=20.0, source="test")
 
@@ -317,7 +317,7 @@ def test_plateau_bases_and_destinations(tmp_path, monkeypatch, direction):
 
 def test_the_table_names_every_type_and_one_way_to_compute_each_experiment():
     curve_types = {kind for e in EXPERIMENTS.values() for kind in e.types}
-    assert {"real", "random", *SYNTHETIC_TYPES, "reconstruction"} <= curve_types
+    assert {"real", "random", *constructions.names(), "reconstruction"} <= curve_types
     for experiment in EXPERIMENTS.values():
         assert experiment.fixture.isidentifier()
         assert set(experiment.kl_types) <= set(experiment.types)
