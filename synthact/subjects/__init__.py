@@ -47,6 +47,7 @@ SUBJECTS.register(gpt2.GPT2_SMALL)
 SUBJECTS.register(gpt2.NULL_GPT2)
 SUBJECTS.register(planted.PLANTED)
 SUBJECTS.register(planted.PLANTED_NULL)
+SUBJECTS.register(planted.PLANTED_COOCCUR)
 
 PREFIXES: Registry[Resolver] = Registry("subject prefix")
 PREFIXES.register(Resolver("null", releases.null_release_spec, NULL_PREFIX + EXAMPLE_RELEASE))
