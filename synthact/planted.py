@@ -68,7 +68,7 @@ class PlantedConfig:
     d_vocab: int = 50257
     features_per_token: int = 3
     group_size: int = 1
-    group_gain: float = 300.0
+    group_gain: float = 100.0
     group_ramp_start: float = 0.5
     group_ramp_end: float = 2.5
     zipf_offset: float = 3.0
