@@ -59,13 +59,13 @@ def run_with_plugin(tmp_path: Path, spec: str, entry_point: bool) -> str:
 
 @pytest.mark.slow
 def test_an_entry_point_construction_joins_every_experiment(tmp_path):
-    assert "torch.Size([4])" in run_with_plugin(tmp_path, None, entry_point=True)
+    assert run_with_plugin(tmp_path, None, entry_point=True).strip() == "(4,)"
 
 
 @pytest.mark.slow
 def test_a_construction_named_on_the_command_line_joins_every_experiment(tmp_path):
     out = run_with_plugin(tmp_path, "shrink_plugin:shrunk", entry_point=False)
-    assert "torch.Size([4])" in out
+    assert out.strip() == "(4,)"
 
 
 @pytest.mark.parametrize(
