@@ -2,12 +2,11 @@
 
 import pytest
 
-from synthact import hypotheses
-from synthact.targets import SYNTHETIC_TYPES
+from synthact import constructions, hypotheses
 
 
 @pytest.mark.claim("C14")
-@pytest.mark.parametrize("kind", SYNTHETIC_TYPES)
+@pytest.mark.parametrize("kind", constructions.names("other-source"))
 def test_c14_construction_source_does_not_matter(other_source, kind, lab, evidence):
     """Synthetic targets built from a third real activation give the same MS distribution as
     those built from the base activation A (KS between the two < 0.1).

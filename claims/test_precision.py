@@ -3,11 +3,11 @@
 import pytest
 
 from synthact import hypotheses
-from synthact.experiments import SENSITIVITY_TYPES, Lab
+from synthact.experiments import EXPERIMENTS, Lab
 
 
 @pytest.mark.claim("precision")
-@pytest.mark.parametrize("kind", SENSITIVITY_TYPES)
+@pytest.mark.parametrize("kind", EXPERIMENTS["sensitivity"].types)
 def test_precision_keeps_the_step_distributions(sensitivity, kind, lab, evidence):
     """The MS steps of each type move by KS < 0.1 from float32 (same seed, same prompts and
     targets; rows are paired). Collected only when --dtype is not float32 or --tf32 is on.

@@ -75,11 +75,19 @@ class RunConfig:
         False,
         "let CUDA float32 matrix products use TF32 (claims/test_precision.py measures the effect)",
     )
+    construction: str | None = option(
+        None,
+        "extra target constructions, comma-separated module:function (a builder or a "
+        "synthact.constructions.Construction); they join every experiment they name",
+    )
 
     def __post_init__(self) -> None:
+        from synthact import constructions
         from synthact.subjects import resolve_device, subject_spec
 
         subject_spec(self.subject)
+        if self.construction:
+            constructions.load(self.construction)
         object.__setattr__(self, "device", resolve_device(self.device))
         for name in ("n", "n_gaussian"):
             if getattr(self, name) < 2:

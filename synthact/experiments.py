@@ -20,9 +20,12 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from synthact import constructions
 from synthact.cache import Arrays, ResultCache
 from synthact.code_digest import modules_digest
 from synthact.config import RunConfig
+from synthact.constructions import PoolStatistics
+from synthact.cooccurrence import Cooccurrence, count_cooccurrence
 from synthact.engine import MODES, Curves, perturbation_curves
 from synthact.latents import LatentStats, ScaleFacts, latent_statistics, scale_facts
 from synthact.progress import Progress
@@ -32,7 +35,6 @@ from synthact.seeding import generator
 from synthact.stages import Stage, StageClock, stage_table
 from synthact.subjects import Constants, Subject, estimate_log_sparsity, load_subject, subject_spec
 from synthact.targets import (
-    SYNTHETIC_TYPES,
     Gaussian,
     check_targets,
     collect_activations,
@@ -40,7 +42,6 @@ from synthact.targets import (
     other_indices,
     real_pairs,
     reconstruct,
-    synthetic_targets,
 )
 
 __all__ = ["EXPERIMENTS", "Experiment", "Lab", "Result", "Stage", "stage_table"]
@@ -55,6 +56,8 @@ METHOD_MODULES = (
     "synthact.seeding",
     "synthact.targets",
     "synthact.synthetic",
+    "synthact.constructions",
+    "synthact.cooccurrence",
     "synthact.latents",
     "synthact.subjects",
     "synthact.prompts",
@@ -74,9 +77,8 @@ def method_version() -> str:
 
 method_version()
 
-SENSITIVITY_TYPES = ("real", "random", *SYNTHETIC_TYPES)
-KL_TYPES = ("real", "random", "synthetic-baseline", "synthetic-structured")
-PLATEAU_TYPES = ("real", "random", "synthetic-baseline", "synthetic-structured")
+REFERENCES = ("real", "random")
+"""The types every comparison has: model-generated activations and the Gaussian."""
 
 Endpoints = tuple[torch.Tensor | None, torch.Tensor]
 """A type's paths: start points ``[n, d]`` (None: each base prompt's own activation A) and
@@ -85,9 +87,11 @@ destinations ``[n, d]``."""
 
 @dataclass(frozen=True)
 class Experiment:
-    """One experiment: the curves of each of ``types`` in each of ``modes``.
+    """One experiment: the curves of each of its ``types`` in each of ``modes``.
 
-    ``reads(lab, type)`` gives the paths' `Endpoints`; ``kl_types`` record KL curves too.
+    Its types are ``references`` and the constructions (`synthact.constructions`) that join its
+    ``membership``; ``kl_references`` and those joining ``kl_membership`` record KL curves too.
+    ``reads(lab, type)`` gives the paths' `Endpoints`.
     Instead of ``reads``, ``same_as`` names the experiment whose curves it is a view of, or
     ``compute(lab)`` gives a result that is not curves. ``joins`` names an experiment whose types
     its result includes (for comparison). Its fixture is its name with ``_`` for ``-`` (and, with
@@ -95,10 +99,12 @@ class Experiment:
     """
 
     name: str
-    types: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
     modes: tuple[str, ...] = MODES
     reads: Callable[[Lab, str], Endpoints] | None = None
-    kl_types: tuple[str, ...] = ()
+    membership: str | None = None
+    kl_references: tuple[str, ...] = ()
+    kl_membership: str | None = None
     same_as: str | None = None
     joins: str | None = None
     compute: Callable[[Lab], object] | None = None
@@ -107,6 +113,14 @@ class Experiment:
         ways = [self.reads, self.same_as, self.compute]
         if sum(way is not None for way in ways) != 1:
             raise ValueError(f"experiment {self.name!r}: give one of reads, same_as or compute")
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return self.references + _joining(self.membership)
+
+    @property
+    def kl_types(self) -> tuple[str, ...]:
+        return self.kl_references + _joining(self.kl_membership)
 
     @property
     def fixture(self) -> str:
@@ -124,6 +138,10 @@ class Experiment:
         if mode not in self.modes:
             raise ValueError(f"{self.name} runs in {self.modes}, not in mode {mode!r}")
         return mode
+
+
+def _joining(membership: str | None) -> tuple[str, ...]:
+    return constructions.names(membership) if membership else ()
 
 
 def towards_targets(source: str) -> Callable[[Lab, str], Endpoints]:
@@ -169,22 +187,39 @@ def _latent_statistics(lab: Lab) -> LatentResult:
 
 EXPERIMENTS: Registry[Experiment] = Registry("experiment")
 EXPERIMENTS.register(  # Section 5.1, Table A.1; records Appendix C's KL curves in the same runs
-    Experiment("sensitivity", SENSITIVITY_TYPES, reads=towards_targets("base"), kl_types=KL_TYPES)
+    Experiment(
+        "sensitivity",
+        REFERENCES,
+        reads=towards_targets("base"),
+        membership="sensitivity",
+        kl_references=REFERENCES,
+        kl_membership="kl",
+    )
 )
-EXPERIMENTS.register(Experiment("kl", KL_TYPES, same_as="sensitivity"))  # Appendix C
+EXPERIMENTS.register(  # Appendix C
+    Experiment("kl", REFERENCES, same_as="sensitivity", membership="kl")
+)
 EXPERIMENTS.register(  # Appendix D: towards SAE(T), beside the real targets
     Experiment(
         "reconstruction", ("reconstruction",), reads=towards_targets("base"), joins="sensitivity"
     )
 )
 EXPERIMENTS.register(  # Section 6, C14: synthetic targets built from a third real activation
-    Experiment("other-source", SYNTHETIC_TYPES, reads=towards_targets("other"))
+    Experiment("other-source", reads=towards_targets("other"), membership="other-source")
 )
 EXPERIMENTS.register(  # Section 5.2, Figure 3
-    Experiment("plateau", PLATEAU_TYPES, ("absolute",), reads=plateau_paths("gaussian"))
+    Experiment(
+        "plateau", REFERENCES, ("absolute",), reads=plateau_paths("gaussian"), membership="plateau"
+    )
 )
 EXPERIMENTS.register(  # the run that printed the AP numbers of the authors' repository
-    Experiment("plateau-towards-base", PLATEAU_TYPES, ("absolute",), reads=plateau_paths("base"))
+    Experiment(
+        "plateau-towards-base",
+        REFERENCES,
+        ("absolute",),
+        reads=plateau_paths("base"),
+        membership="plateau",
+    )
 )
 EXPERIMENTS.register(Experiment("latent-statistics", (), (), compute=_latent_statistics))
 
@@ -253,7 +288,9 @@ class Lab:
                 with self.clock.stage(name):
                     return compute()
 
-            key = {"experiment": name, "method": method_version(), "config": asdict(self.config)}
+            config = asdict(self.config)
+            del config["construction"]  # an outside construction's results carry its own digest
+            key = {"experiment": name, "method": method_version(), "config": config}
             self._results[name] = self.cache.get_or_compute(name, {**key, **extra}, timed)
         return self._results[name]
 
@@ -355,14 +392,30 @@ class Lab:
         if kind == "reconstruction":
             return reconstruct(self.subject.sae, self.acts[self.pairs[1]])
         labels = ("synthetic", kind) if source == "base" else ("synthetic", kind, source)
-        return synthetic_targets(
-            self.subject.sae,
-            self.base_acts if source == "base" else self.acts[self.sources],
+        return constructions.build(
             kind,
-            torch.from_numpy(self.sparsity["log_sparsity"]),
-            self.generator(*labels),
+            base=self.base_acts if source == "base" else self.acts[self.sources],
+            sae=self.subject.sae,
+            pool=self.pool_statistics,
+            generator=self.generator(*labels),
             latent_moves=self.config.latent_moves,
         )
+
+    @cached_property
+    def pool_statistics(self) -> PoolStatistics:
+        """What constructions read of the pool: the log-sparsity and, when first read, the
+        co-occurrence counts of the Gaussian's ``n_gaussian`` activations (cached)."""
+        log_sparsity = torch.from_numpy(self.sparsity["log_sparsity"])
+        return PoolStatistics(self.subject.sae, log_sparsity, self.cooccurrence)
+
+    def cooccurrence(self) -> Cooccurrence:
+        """Firing and co-firing counts of the SAE's latents on the Gaussian's activations."""
+
+        def compute() -> Arrays:
+            pool = self.acts[: self.config.n_gaussian]
+            return count_cooccurrence(self.subject.sae, pool).arrays()
+
+        return Cooccurrence.from_arrays(self.cached("cooccurrence", compute))
 
     def plateau_base(self, kind: str) -> torch.Tensor:
         """Plateau bases [n, d]: a Gaussian sample for ``random``, else the targets of the type
@@ -393,7 +446,9 @@ class Lab:
                 )
                 return _prefixed(kind, curves)
 
-            arrays = self.cached(name, compute, kl=kl)
+            known = constructions.CONSTRUCTIONS.get(kind)
+            extra = {"construction": known.version} if known and known.origin else {}
+            arrays = self.cached(name, compute, kl=kl, **extra)
             if counter is not None and first and not computed:
                 counter.skip(self.config.n * self.config.n_steps)
             return arrays

@@ -186,6 +186,23 @@ def c11_real_plateaus(steps: Steps, variant: str) -> Hypothesis:
     )
 
 
+C15_MARGIN = 0.1
+"""KS by which co-occurrence must NOT beat structured where co-occurrence carries no mechanism
+(`planted`): the equivalence margin, as for "the same distribution"."""
+
+
+def c15_cooccurrence_closer(steps: Steps, case: str) -> Hypothesis:
+    """synthetic-cooccurrence closer to real than synthetic-structured (``case``: a step mode, or
+    ``AP``); absent: not closer by ``C15_MARGIN`` KS or more."""
+    kinds = ("synthetic-cooccurrence", "synthetic-structured")
+    return Hypothesis(
+        f"C15[{case}]",
+        (checks.closer(steps, *kinds),),
+        (checks.closer(steps, *reversed(kinds), slack=C15_MARGIN),),
+        _of(steps, "real", *kinds),
+    )
+
+
 def c14_source_does_not_matter(steps: Steps, mode: str, kind: str) -> Hypothesis:
     """``kind`` built from A and from another real activation: the same MS distribution."""
     pair = (f"{kind} from A", f"{kind} from another activation")

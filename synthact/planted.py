@@ -9,6 +9,13 @@ layer norm, and the logits are ``unembed_scale · f_i·(resid - b)``. The JumpRe
 truth: ``W_dec`` rows ``f_i``, ``W_enc = W_dec.T``, ``b_dec = b``. Prompts are uniform token ids
 whose last tokens are distinct within a draw; the log-sparsity is exact over the vocabulary.
 docs/method.md ("Controls") says why C1 and C11 hold on it.
+
+With ``group_size`` k > 1 (``planted-cooccur``) features fire in groups: consecutive blocks of k
+features, drawn as wholes by Zipf weights over groups, and besides the feature ramps the MLP reads
+each group jointly: a wide ramp of its summed projection ``sum_i f_i·(x - b)``, written with
+``group_gain`` along the group's mean feature, rising from about half a feature's magnitude to
+half a feature short of the whole group. It is flat only at 0 and for the whole group
+(AND-like), so an activation of whole groups sits on plateaus and one of broken groups on slopes.
 """
 
 from __future__ import annotations
@@ -37,8 +44,14 @@ class PlantedConfig:
         d_vocab: number of input tokens; each embeds ``features_per_token`` features. At least
             the number of prompts drawn at once (32,000 for the Gaussian) keeps their last
             tokens distinct.
-        features_per_token: active features per token (the SAE's ideal L0).
-        zipf_offset, zipf_exponent: feature weights ``p_i ∝ (i + zipf_offset) ** -zipf_exponent``.
+        features_per_token: active features per token (the SAE's ideal L0), a multiple of
+            ``group_size``.
+        group_size: features that always fire together (1: independent features).
+        group_gain: output of a saturated group ramp (used when ``group_size`` > 1).
+        group_ramp_start, group_ramp_end: a group's ramp rises over this range of its summed
+            projection, in units of ``m``.
+        zipf_offset, zipf_exponent: feature (group) weights ``p_i ∝ (i + zipf_offset) **
+            -zipf_exponent``.
         magnitude: ``m``, the median feature magnitude in an embedding.
         magnitude_log_std: magnitudes are ``m * exp(magnitude_log_std * z)``.
         offset_norm: norm of the position embedding ``b`` (the same at every position).
@@ -54,6 +67,10 @@ class PlantedConfig:
     n_features: int = 1024
     d_vocab: int = 50257
     features_per_token: int = 3
+    group_size: int = 1
+    group_gain: float = 100.0
+    group_ramp_start: float = 0.5
+    group_ramp_end: float = 2.5
     zipf_offset: float = 3.0
     zipf_exponent: float = 1.2
     magnitude: float = 20.0
@@ -79,6 +96,13 @@ class PlantedConfig:
             raise ValueError(
                 f"features_per_token must be in [1, n_features={self.n_features}], "
                 f"got {self.features_per_token}"
+            )
+        if self.group_size < 1 or self.n_features % self.group_size:
+            raise ValueError(f"group_size must divide n_features={self.n_features}")
+        if self.features_per_token % self.group_size:
+            raise ValueError(
+                f"features_per_token={self.features_per_token} must be a multiple of "
+                f"group_size={self.group_size}"
             )
         if self.d_head * self.n_heads != self.d_model:
             raise ValueError("d_head * n_heads must equal d_model")
@@ -108,9 +132,11 @@ def planted_weights(cfg: PlantedConfig, seed: int) -> PlantedWeights:
     features /= features.norm(dim=1, keepdim=True)
     offset = torch.randn(cfg.d_model, generator=gen, dtype=torch.float64)
     offset *= cfg.offset_norm / offset.norm()
-    ranks = torch.arange(cfg.n_features, dtype=torch.float64)
+    k = cfg.group_size
+    ranks = torch.arange(cfg.n_features // k, dtype=torch.float64)
     log_weights = -cfg.zipf_exponent * torch.log(ranks + cfg.zipf_offset)
-    chosen = _draw_without_replacement(log_weights, cfg.d_vocab, cfg.features_per_token, gen)
+    groups = _draw_without_replacement(log_weights, cfg.d_vocab, cfg.features_per_token // k, gen)
+    chosen = (groups[:, :, None] * k + torch.arange(k)).flatten(1)  # [d_vocab, features_per_token]
     z = torch.randn(cfg.d_vocab, cfg.features_per_token, generator=gen, dtype=torch.float64)
     magnitudes = cfg.magnitude * torch.exp(cfg.magnitude_log_std * z)  # [d_vocab, k]
     embeddings = torch.zeros(cfg.d_vocab, cfg.d_model, dtype=torch.float64)
@@ -141,12 +167,14 @@ def _draw_without_replacement(
 def planted_state_dict(cfg: PlantedConfig, weights: PlantedWeights) -> dict[str, torch.Tensor]:
     """The nonzero parameters of the planted HookedTransformer (float64; all others are zero)."""
     f, b = weights.features, weights.offset
-    width = (cfg.ramp_end - cfg.ramp_start) * cfg.magnitude
-    # Neuron pairs (2i, 2i+1) read feature i: relu(u - start) - relu(u - end) is the ramp.
-    w_in = (f / width).repeat_interleave(2, dim=0).T  # [d_model, 2 n_features]
-    starts = torch.tensor([cfg.ramp_start, cfg.ramp_end], dtype=torch.float64) * cfg.magnitude
-    b_in = -((f @ b)[:, None] + starts[None, :]).flatten() / width
-    w_out = torch.stack([f, -f], dim=1).flatten(0, 1) * cfg.gain  # [2 n_features, d_model]
+    ramps = [_ramps(f, f, b, cfg.ramp_start, cfg.ramp_end, cfg.magnitude, cfg.gain)]
+    if cfg.group_size > 1:
+        reads = f.unflatten(0, (-1, cfg.group_size)).sum(dim=1)  # [n_groups, d_model]
+        start, end = cfg.group_ramp_start, cfg.group_ramp_end
+        writes = reads / cfg.group_size  # the group's mean feature
+        ramps.append(_ramps(reads, writes, b, start, end, cfg.magnitude, cfg.group_gain))
+    columns = zip(*ramps, strict=True)  # (W_in parts, b_in parts, W_out parts)
+    w_in, b_in, w_out = (torch.cat(c, dim=d) for c, d in zip(columns, (1, 0, 0), strict=True))
     return {
         "embed.W_E": weights.token_embeddings,
         "pos_embed.W_pos": b.expand(cfg.n_ctx, -1),
@@ -158,6 +186,26 @@ def planted_state_dict(cfg: PlantedConfig, weights: PlantedWeights) -> dict[str,
     }
 
 
+def _ramps(
+    reads: torch.Tensor,
+    writes: torch.Tensor,
+    offset: torch.Tensor,
+    start: float,
+    end: float,
+    magnitude: float,
+    gain: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MLP weights ``(W_in [d, 2r], b_in [2r], W_out [2r, d])`` of ``r`` saturating ramps: ramp
+    ``j`` reads ``u = reads[j]·(x - offset)``, rises from ``start·m`` to ``end·m`` and writes
+    ``gain · writes[j]`` when saturated (neurons 2j, 2j+1: relu(u - start) - relu(u - end))."""
+    width = (end - start) * magnitude
+    w_in = (reads / width).repeat_interleave(2, dim=0).T
+    starts = torch.tensor([start, end], dtype=torch.float64) * magnitude
+    b_in = -((reads @ offset)[:, None] + starts[None, :]).flatten() / width
+    w_out = torch.stack([writes, -writes], dim=1).flatten(0, 1) * gain
+    return w_in, b_in, w_out
+
+
 def build_model(cfg: PlantedConfig, weights: PlantedWeights) -> HookedTransformer:
     """The planted HookedTransformer (float64, CPU, eval mode)."""
     model_cfg = HookedTransformerConfig(
@@ -166,7 +214,8 @@ def build_model(cfg: PlantedConfig, weights: PlantedWeights) -> HookedTransforme
         n_ctx=cfg.n_ctx,
         d_head=cfg.d_head,
         n_heads=cfg.n_heads,
-        d_mlp=2 * cfg.n_features,
+        d_mlp=2
+        * (cfg.n_features + (cfg.n_features // cfg.group_size if cfg.group_size > 1 else 0)),
         d_vocab=cfg.d_vocab,
         d_vocab_out=cfg.n_features,
         act_fn="relu",

@@ -23,26 +23,36 @@ from matplotlib.ticker import MaxNLocator
 
 from synthact import metrics, stats
 
-COLORS = {
+REFERENCE_COLORS = {
     "real": "#ff7f0e",
     "random": "#1f77b4",
-    "synthetic-baseline": "#9467bd",
-    "synthetic-structured": "#2ca02c",
-    "synthetic-random": "#7f7f7f",
-    "structured-no-cos": "#bcbd22",
     "reconstruction": "#8c564b",
 }
-"""The paper's colours: model-generated orange, random blue, baseline purple, structured green."""
+"""The paper's colours: model-generated orange, random blue (constructions carry their own)."""
 
-LABELS = {
+REFERENCE_LABELS = {
     "real": "model-generated (real)",
     "random": "random (Gaussian)",
-    "synthetic-baseline": "synthetic-baseline",
-    "synthetic-structured": "synthetic-structured",
-    "synthetic-random": "synthetic-random",
-    "structured-no-cos": "structured w/o cos sim",
     "reconstruction": "SAE reconstruction",
 }
+
+
+def type_color(kind: str) -> str | None:
+    """A type's colour (None: matplotlib's next one)."""
+    from synthact.constructions import CONSTRUCTIONS
+
+    if kind in CONSTRUCTIONS:
+        return CONSTRUCTIONS[kind].color
+    return REFERENCE_COLORS.get(kind)
+
+
+def type_label(kind: str) -> str:
+    """A type's name in figures and tables."""
+    from synthact.constructions import CONSTRUCTIONS
+
+    if kind in CONSTRUCTIONS:
+        return CONSTRUCTIONS[kind].title
+    return REFERENCE_LABELS.get(kind, kind)
 
 
 @cache
@@ -116,7 +126,7 @@ def summary_markdown(
     ]
     for kind, row in summary(steps, reference).items():
         ref = paper.get(kind, [None, None, None])
-        cells = [LABELS.get(kind, kind), row["mean"], row["std"], row["ks"], *ref]
+        cells = [type_label(kind), row["mean"], row["std"], row["ks"], *ref]
         lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -146,7 +156,7 @@ def step_figure(
     width = max(1, int(np.ceil((top + 1) / 25)))
     bins = np.arange(0, top + width + 1, width)
     for kind, values in steps.items():
-        color, label = COLORS.get(kind), LABELS.get(kind, kind)
+        color, label = type_color(kind), type_label(kind)
         hist.hist(values, bins=bins, histtype="step", linewidth=1.6, color=color, label=label)
         xs = np.sort(values)
         cdf.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=color, label=label)
@@ -169,10 +179,10 @@ def curves_figure(
     """Example curves (thin) and their mean (dashed) per type, as Figure 1."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for kind, values in curves.items():
-        color = COLORS.get(kind)
+        color = type_color(kind)
         for curve in values[:n_examples]:
             ax.plot(curve, color=color, alpha=0.25, linewidth=0.8)
-        ax.plot(values.mean(axis=0), color=color, linestyle="--", label=LABELS.get(kind, kind))
+        ax.plot(values.mean(axis=0), color=color, linestyle="--", label=type_label(kind))
     ax.set(xlabel="perturbation step", ylabel=ylabel, title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -279,14 +289,14 @@ def latent_figure(latents) -> plt.Figure:
     l0 = np.asarray(s.l0)
     width = max(1, int(np.ceil((l0.max() - l0.min() + 1) / 40)))
     bins = np.arange(l0.min(), l0.max() + width + 1, width) - 0.5
-    axes[0].hist(l0, bins=bins, color=COLORS["real"])
+    axes[0].hist(l0, bins=bins, color=type_color("real"))
     axes[0].set(title="active latents per activation", xlabel="L0", ylabel="count")
     axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[1].bar(np.arange(1, s.norm_share.shape[1] + 1), s.norm_share.mean(axis=0))
     axes[1].set(title="mean share of the latent norm", xlabel="rank")
-    axes[2].hist(s.pairwise_cos, bins=60, color=COLORS["random"])
+    axes[2].hist(s.pairwise_cos, bins=60, color=type_color("random"))
     axes[2].set(title="pairwise cosine of active latents", xlabel="cosine")
-    axes[3].hist(s.top_cos, bins=60, color=COLORS["synthetic-structured"])
+    axes[3].hist(s.top_cos, bins=60, color=type_color("synthetic-structured"))
     axes[3].set(title="cosine with the top latent", xlabel="cosine")
     fig.suptitle(f"Appendix E: SAE latents of {len(l0)} real activations (Figures E.1 and E.2)")
     fig.tight_layout()
@@ -367,7 +377,7 @@ def _construction_source_section(lab) -> list[str]:
         from_base, from_other = lab.result("sensitivity", mode), lab.result("other-source", mode)
         for kind in from_other.types:
             a, b = from_base.steps(kind), from_other.steps(kind)
-            cells = [LABELS.get(kind, kind), mode, a.mean(), b.mean(), stats.ks(a, b)]
+            cells = [type_label(kind), mode, a.mean(), b.mean(), stats.ks(a, b)]
             lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     return ["\n".join(lines) + "\n"]
 

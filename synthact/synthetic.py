@@ -11,6 +11,7 @@ on ``generator``'s device, so a CPU generator picks the same latents for CPU and
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -189,26 +190,120 @@ def _match_cosines(
     Returns:
         ``[R, n_max]`` the latent each active latent moves to, padded with -1.
     """
-    order = (latents >= 0).sum(dim=1).argsort(descending=True, stable=True)
-    latents, top, top_synth = latents[order], top[order], top_synth[order]
-    counts = (latents >= 0).sum(dim=1)
     rows = torch.arange(len(top), device=top.device)
     synth_cos = unit[top_synth] @ unit.T  # [R, d_sae]
     synth_cos[rows, top_synth] = 1.0
-    is_top = latents == top[:, None]
     top_cos = (unit[latents.clamp(min=0)] * unit[top][:, None, :]).sum(dim=2)  # [R, n_max]
-    top_cos[is_top] = 1.0
+    top_cos[latents == top[:, None]] = 1.0
+    return _match_relations(synth_cos, top_cos, latents, top, top_synth, reserve_top_synth)
+
+
+def _match_relations(
+    synth_rel: Tensor,
+    top_rel: Tensor,
+    latents: Tensor,
+    top: Tensor,
+    top_synth: Tensor,
+    reserve_top_synth: bool,
+    tie_break: Tensor | None = None,
+) -> Tensor:
+    """Move each active latent i, in index order, to the unused latent j whose relation to
+    ``top_synth`` is closest to i's relation to ``top``.
+
+    Args:
+        synth_rel: ``[R, d_sae]`` relation of every latent to the row's ``top_synth``.
+        top_rel: ``[R, n_max]`` relation of each active latent to the row's ``top``.
+        latents: ``[R, n_max]`` active latents in index order, padded with -1.
+        top, top_synth: ``[R]``.
+        tie_break: ``[d_sae]`` a latent property (log-frequency); among equal relations the
+            latent nearest i in it wins (None: the lowest index).
+
+    Returns:
+        ``[R, n_max]`` the latent each active latent moves to, padded with -1.
+    """
+    order = (latents >= 0).sum(dim=1).argsort(descending=True, stable=True)
+    latents, top, top_synth = latents[order], top[order], top_synth[order]
+    synth_rel, top_rel = synth_rel[order], top_rel[order]
+    counts = (latents >= 0).sum(dim=1)
+    is_top = latents == top[:, None]
     moved = torch.full_like(latents, -1)
     reserved = top_synth[:, None] if reserve_top_synth else moved[:, :0]
     for t in range(latents.shape[1]):
         n = int((counts > t).sum())
-        gap = (synth_cos[:n] - top_cos[:n, t, None]).abs_()
+        gap = (synth_rel[:n] - top_rel[:n, t, None]).abs_()
+        if tie_break is not None:
+            own = tie_break[latents[:n, t].clamp(min=0)]
+            gap += _TIE_WEIGHT * (tie_break[None, :] - own[:, None]).abs()
         gap.scatter_(1, torch.cat([reserved[:n], moved[:n, :t]], dim=1), math.inf)
         nearest = gap.argmin(dim=1)
         if reserve_top_synth:
             nearest = torch.where(is_top[:n, t], top_synth[:n], nearest)
         moved[:n, t] = nearest
     return moved[order.argsort()]
+
+
+_TIE_WEIGHT = 1e-12
+"""Weight of the tie-break distance (log10 frequencies, at most 10 apart, in float64): below the
+smallest nonzero difference of two conditional probabilities of a pool of up to 10^5 activations
+(``1 / N**2``), so it only orders equal relations."""
+
+
+def synthetic_cooccurrence(
+    acts: Tensor,
+    log_sparsity: Tensor,
+    cooccurrence: Cooccurring,
+    generator: torch.Generator,
+    n_candidates: int = 100,
+) -> Tensor:
+    """Move the active latents so that their co-firing with the top latent is kept.
+
+    The analogue of ``synthetic_structured`` with the pool's conditional firing probability
+    ``P(j | k)`` (how often j fires when k does) in place of the decoder cosine. Per row: ``top``
+    = the largest activation; ``top_synth`` = among the ``n_candidates`` non-dead latents nearest
+    ``top`` in frequency, the one least likely to fire with ``top`` (ties: nearest in frequency),
+    so the synthetic set is another set, as a real target is; ``top`` takes ``top_synth``, then
+    each other active latent i, in index order, goes to the unused latent j whose ``P(j |
+    top_synth)`` is closest to ``P(i | top)`` (ties: nearest in frequency). Values and L0 are
+    kept. Deterministic; ``generator`` is accepted for a common call form.
+    ``acts [B, d_sae]``, ``log_sparsity [d_sae]`` -> ``[B, d_sae]``.
+    """
+    _check_acts(acts)
+    log_sparsity = _log_sparsity_on(log_sparsity, acts)
+    freq = _frequencies(log_sparsity)
+    check_generator(generator)
+    check_positive_int("n_candidates", n_candidates)
+    latents, counts = _active_latents(acts)
+    if latents.shape[1] == 0:
+        return torch.zeros_like(acts)
+    rows = (counts > 0).nonzero().squeeze(1)
+    top = acts[rows].argmax(dim=1)
+    alive = (log_sparsity > DEAD_LOG_SPARSITY).nonzero().squeeze(1)
+    tops, row_query = torch.unique(top, return_inverse=True)
+    candidates = _frequency_neighbours(freq, alive, tops, n_candidates)[row_query]  # nearest first
+    moved = torch.full_like(latents, -1)
+    for chunk in torch.split(torch.arange(len(rows), device=acts.device), _ROWS_PER_CHUNK):
+        row_latents = latents[rows[chunk]]
+        given_top = cooccurrence.conditional(top[chunk]).to(acts.device)  # [R, d_sae]
+        least = given_top.gather(1, candidates[chunk]).argmin(dim=1, keepdim=True)  # first minimum
+        top_synth = candidates[chunk].gather(1, least).squeeze(1)
+        moved[rows[chunk]] = _match_relations(
+            cooccurrence.conditional(top_synth).to(acts.device),
+            given_top.gather(1, row_latents.clamp(min=0)),
+            row_latents,
+            top[chunk],
+            top_synth,
+            reserve_top_synth=True,
+            tie_break=log_sparsity.double(),
+        )
+    return _place(acts, latents, moved)
+
+
+class Cooccurring(Protocol):
+    """What ``synthetic_cooccurrence`` reads of the pool (`synthact.cooccurrence.Cooccurrence`)."""
+
+    def conditional(self, given: Tensor) -> Tensor:
+        """``[len(given), d_sae]`` float64: ``P(j fires | given[r] fires)``, 1 at ``given[r]``."""
+        ...
 
 
 def _frequency_neighbours(freq: Tensor, pool: Tensor, queries: Tensor, n: int) -> Tensor:

@@ -1,7 +1,8 @@
 """Activations that perturbations start from (bases) and head towards (targets).
 
-Real activations at a hook, the Gaussian fitted to them, synthetic activations built from SAE
-latents and SAE reconstructions (docs/method.md, "Target and base types"). Results are float32
+Real activations at a hook, the Gaussian fitted to them, SAE encoding, decoding and
+reconstructions (docs/method.md, "Target and base types"); synthetic activations are
+`synthact.constructions`. Results are float32
 CPU tensors; every random draw comes from an explicit ``torch.Generator``.
 """
 
@@ -17,42 +18,7 @@ from sae_lens import SAE
 from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
-from synthact import synthetic
-from synthact.choices import LATENT_MOVES
-from synthact.validate import check_generator, check_log_sparsity, check_positive_int, check_rows
-
-SYNTHETIC_TYPES = (
-    "synthetic-random",
-    "synthetic-baseline",
-    "synthetic-structured",
-    "structured-no-cos",
-)
-"""Target types built by ``decode(construction(encode(A)))``."""
-
-
-# A construction maps (latents [B, d_sae], log_sparsity [d_sae], W_dec [d_sae, d], generator,
-# distinct) to synthetic latents [B, d_sae]; lookups go through the module so its functions stay
-# replaceable.
-_CONSTRUCTIONS: dict[str, Callable[..., torch.Tensor]] = {
-    "synthetic-random": lambda z, ls, w_dec, g, distinct: synthetic.synthetic_random(
-        z, ls, g, distinct=distinct
-    ),
-    "synthetic-baseline": lambda z, ls, w_dec, g, distinct: synthetic.synthetic_baseline(
-        z, ls, g, skip_chosen=distinct
-    ),
-    "synthetic-structured": lambda z, ls, w_dec, g, distinct: synthetic.synthetic_structured(
-        z, ls, w_dec, g
-    ),
-    "structured-no-cos": lambda z, ls, w_dec, g, distinct: synthetic.synthetic_structured(
-        z, ls, w_dec, g, match_top_cos=False
-    ),
-}
-
-
-def _check_kind(kind: str, kinds: tuple[str, ...]) -> None:
-    if kind not in kinds:
-        raise ValueError(f"unknown type {kind!r}; expected one of {', '.join(kinds)}")
-
+from synthact.validate import check_generator, check_positive_int, check_rows
 
 # --- real activations -----------------------------------------------------------------------
 
@@ -264,35 +230,7 @@ def reconstruct(sae: SAE, acts: torch.Tensor, *, batch_size: int = 1000) -> torc
     return _batched(lambda x: sae.decode(sae.encode(x.to(sae.device))), acts, batch_size)
 
 
-# --- synthetic activations, targets and plateau bases -----------------------------------------
-
-
-def synthetic_targets(
-    sae: SAE,
-    acts: torch.Tensor,
-    kind: str,
-    log_sparsity: torch.Tensor,
-    generator: torch.Generator,
-    *,
-    latent_moves: str = "in-place",
-    batch_size: int = 1000,
-) -> torch.Tensor:
-    """``decode(construction(encode(acts)))`` ``[B, d_in]`` (float32 CPU, ``b_dec`` included) for
-    a ``kind`` of ``SYNTHETIC_TYPES``; ``acts [B, d_in]`` is the base activation A or, for C14,
-    another real activation. ``latent_moves`` applies to synthetic-random and synthetic-baseline.
-    """
-    _check_kind(kind, SYNTHETIC_TYPES)
-    _check_kind(latent_moves, LATENT_MOVES)
-    check_generator(generator)
-    check_log_sparsity(log_sparsity, sae.cfg.d_sae)
-    moved = _CONSTRUCTIONS[kind](
-        encode(sae, acts, batch_size=batch_size, host=False),
-        log_sparsity.to(sae.device),
-        sae.W_dec.detach(),
-        generator,
-        latent_moves == "distinct",
-    )
-    return decode(sae, moved, batch_size=batch_size)
+# --- targets ---------------------------------------------------------------------------------
 
 
 def check_targets(kind: str, start: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ from sae_lens import StandardSAE, StandardSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from synthact import constructions
 from synthact.cache import ResultCache
 from synthact.config import RunConfig
 from synthact.engine import Curves
@@ -27,7 +28,6 @@ from synthact.results import Result
 from synthact.seeding import generator
 from synthact.stages import Stage, StageClock, stage_table
 from synthact.subjects import SUBJECTS, Constants, Subject, SubjectSpec, estimate_log_sparsity
-from synthact.targets import SYNTHETIC_TYPES
 
 ONE = Constants(step=0.5, flat_slope=0.02, ap_threshold=20.0, source="test")
 
@@ -272,9 +272,9 @@ def test_cache_keys_cover_the_method_code_and_every_variant(tmp_path, monkeypatc
     keys = []
     monkeypatch.setattr(lab.cache, "get_or_compute", lambda name, key, compute: keys.append(key))
     lab.cached("pool", dict, kl=True)
-    assert keys == [
-        {"experiment": "pool", "method": method_version(), "config": asdict(lab.config), "kl": True}
-    ]
+    config = {k: v for k, v in asdict(lab.config).items() if k != "construction"}
+    key = {"experiment": "pool", "method": method_version(), "config": config, "kl": True}
+    assert keys == [key]
     assert keys[0]["config"]["grid"] == "text" and keys[0]["config"]["latent_moves"] == "in-place"
 
 
@@ -320,7 +320,7 @@ def test_plateau_bases_and_destinations(tmp_path, monkeypatch, direction):
 
 def test_the_table_names_every_type_and_one_way_to_compute_each_experiment():
     curve_types = {kind for e in EXPERIMENTS.values() for kind in e.types}
-    assert {"real", "random", *SYNTHETIC_TYPES, "reconstruction"} <= curve_types
+    assert {"real", "random", *constructions.names(), "reconstruction"} <= curve_types
     for experiment in EXPERIMENTS.values():
         assert experiment.fixture.isidentifier()
         assert set(experiment.kl_types) <= set(experiment.types)

@@ -8,9 +8,9 @@ import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact import synthetic, targets
+from synthact import constructions, synthetic
+from synthact.constructions import synthetic_targets
 from synthact.targets import (
-    SYNTHETIC_TYPES,
     Gaussian,
     check_targets,
     collect_activations,
@@ -20,7 +20,6 @@ from synthact.targets import (
     other_indices,
     real_pairs,
     reconstruct,
-    synthetic_targets,
 )
 
 
@@ -316,7 +315,7 @@ def test_synthetic_targets_decode_the_construction_with_b_dec(kind, latent_moves
     assert seen["kwargs"] == EXPECTED_OPTIONS[kind, latent_moves]
 
 
-@pytest.mark.parametrize("kind", SYNTHETIC_TYPES)
+@pytest.mark.parametrize("kind", constructions.names(paper=True))
 def test_synthetic_targets_keep_the_latent_values(kind):
     """With distinct latent moves (the paper's text) every value survives."""
     sae = identity_sae()  # decode(z) - b_dec = z, so the target shows the synthetic latents
@@ -337,7 +336,7 @@ def test_synthetic_targets_keep_the_latent_values(kind):
     ("kind", "log_sparsity", "generator", "error", "match"),
     [
         ("synthetic-bogus", torch.zeros(4), gen(0), ValueError, "synthetic-baseline"),
-        ("real", torch.zeros(4), gen(0), ValueError, "expected one of"),
+        ("real", torch.zeros(4), gen(0), ValueError, "unknown construction"),
         ("synthetic-random", None, gen(0), ValueError, "from_pretrained_with_cfg_and_sparsity"),
         ("synthetic-random", torch.zeros(3), gen(0), ValueError, r"shape \(3,\).*d_sae=4"),
         ("synthetic-random", torch.zeros(4), 0, TypeError, r"torch\.Generator"),
@@ -395,7 +394,3 @@ def test_other_indices_need_a_third_prompt():
         other_indices(2, (torch.tensor([0]), torch.tensor([1])), gen(0))
     with pytest.raises(ValueError, match="must differ"):
         other_indices(5, (torch.tensor([2]), torch.tensor([2])), gen(0))
-
-
-def test_every_synthetic_type_has_a_construction():
-    assert set(SYNTHETIC_TYPES) == set(targets._CONSTRUCTIONS)

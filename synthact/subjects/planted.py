@@ -1,4 +1,5 @@
-"""The planted controls as subjects: ``planted`` (readout gain 30) and ``planted-null`` (gain 0).
+"""The planted controls as subjects: ``planted`` (readout gain 30), ``planted-null`` (gain 0) and
+``planted-cooccur`` (features fire in groups, read jointly).
 
 The construction itself is `synthact.planted`; docs/method.md, "Controls", says why.
 """
@@ -49,4 +50,19 @@ PLANTED_NULL = SubjectSpec(
     "planted-null",
     "the planted transformer with its readout gain set to 0 (exact null)",
     partial(planted_subject, gain=0.0),
+)
+
+COOCCUR = {
+    "n_features": 1020,
+    "group_size": 3,
+    "features_per_token": 6,
+    "magnitude_log_std": 0.15,
+}
+"""``planted-cooccur``: two groups of three features per token, each read jointly as well (the
+magnitudes spread less than `planted`'s, so whole groups saturate their group ramp)."""
+
+PLANTED_COOCCUR = SubjectSpec(
+    "planted-cooccur",
+    "the planted transformer with features firing in groups of 3, each read jointly (positive)",
+    partial(planted_subject, gain=30.0, **COOCCUR),
 )
