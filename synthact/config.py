@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthact.choices import DEVICES, DTYPE_NAMES, GRIDS, LATENT_MOVES, NOMINAL_STEPS, PROMPT_LEN
+from synthact.choices import (
+    DEVICES,
+    DTYPE_NAMES,
+    GRIDS,
+    LATENT_MOVES,
+    NOMINAL_STEPS,
+    PROMPT_LEN,
+    REAL_CURVES,
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,12 @@ class RunConfig:
         "synthetic-random/-baseline: in-place (the authors' code) or distinct (the paper's text)",
         choices=LATENT_MOVES,
     )
+    real_curves: str = option(
+        "rounded",
+        "relative-mode real-target L2/KL curves: rounded (to 4 decimals, as the authors' tables "
+        "read them) or full (precision, like every other type)",
+        choices=REAL_CURVES,
+    )
     prompt_len: int = option(PROMPT_LEN, "tokens per prompt; the last one is perturbed")
     device: str = option(
         "auto", "where the model runs (auto: cuda, else mps, else cpu)", choices=DEVICES
@@ -80,6 +94,7 @@ class RunConfig:
         for name, allowed in (
             ("grid", GRIDS),
             ("latent_moves", LATENT_MOVES),
+            ("real_curves", REAL_CURVES),
             ("dtype", DTYPE_NAMES),
         ):
             value = getattr(self, name)

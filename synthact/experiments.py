@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from synthact.cache import Arrays, ResultCache
+from synthact.choices import AUTHORS_DECIMALS
 from synthact.code_digest import modules_digest
 from synthact.config import RunConfig
 from synthact.engine import MODES, Curves, perturbation_curves
@@ -87,7 +88,9 @@ destinations ``[n, d]``."""
 class Experiment:
     """One experiment: the curves of each of ``types`` in each of ``modes``.
 
-    ``reads(lab, type)`` gives the paths' `Endpoints`; ``kl_types`` record KL curves too.
+    ``reads(lab, type)`` gives the paths' `Endpoints`; ``kl_types`` record KL curves too;
+    ``rounded_types`` are read rounded in relative mode, as the authors did
+    (`RunConfig.real_curves`).
     Instead of ``reads``, ``same_as`` names the experiment whose curves it is a view of, or
     ``compute(lab)`` gives a result that is not curves. ``joins`` names an experiment whose types
     its result includes (for comparison). Its fixture is its name with ``_`` for ``-`` (and, with
@@ -99,6 +102,7 @@ class Experiment:
     modes: tuple[str, ...] = MODES
     reads: Callable[[Lab, str], Endpoints] | None = None
     kl_types: tuple[str, ...] = ()
+    rounded_types: tuple[str, ...] = ()
     same_as: str | None = None
     joins: str | None = None
     compute: Callable[[Lab], object] | None = None
@@ -169,7 +173,13 @@ def _latent_statistics(lab: Lab) -> LatentResult:
 
 EXPERIMENTS: Registry[Experiment] = Registry("experiment")
 EXPERIMENTS.register(  # Section 5.1, Table A.1; records Appendix C's KL curves in the same runs
-    Experiment("sensitivity", SENSITIVITY_TYPES, reads=towards_targets("base"), kl_types=KL_TYPES)
+    Experiment(
+        "sensitivity",
+        SENSITIVITY_TYPES,
+        reads=towards_targets("base"),
+        kl_types=KL_TYPES,
+        rounded_types=("real",),
+    )
 )
 EXPERIMENTS.register(Experiment("kl", KL_TYPES, same_as="sensitivity"))  # Appendix C
 EXPERIMENTS.register(  # Appendix D: towards SAE(T), beside the real targets
@@ -378,12 +388,20 @@ class Lab:
             def compute() -> Arrays:
                 start, destination = experiment.reads(self, kind)
                 curves = self._run(self.base_tokens, destination, mode=mode, kl=kl, base=start)
-                return _prefixed(kind, curves)
+                arrays = _prefixed(kind, curves)
+                if self._rounds(experiment, mode, kind):
+                    arrays = {k: _authors_rounding(k, v) for k, v in arrays.items()}
+                return arrays
 
             return self.cached(f"{experiment.name}-{mode}-{kind}", compute, kl=kl)
 
         arrays = CurveArrays(experiment.types, experiment.kl_types, load)
         return Result(self.config.subject, experiment.name, mode, self.constants, arrays)
+
+    def _rounds(self, experiment: Experiment, mode: str, kind: str) -> bool:
+        """Whether ``kind``'s curves are read rounded, as the authors' tables read them."""
+        rounded = self.config.real_curves == "rounded" and mode == "relative"
+        return rounded and kind in experiment.rounded_types
 
     def _run(
         self,
@@ -415,6 +433,14 @@ class Lab:
 
 def _unprefixed(arrays: Arrays, prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def _authors_rounding(key: str, values: np.ndarray) -> np.ndarray:
+    """L2 and KL curves ``[n, n_steps]`` rounded to `AUTHORS_DECIMALS`, in float64 as the values
+    read back from the authors' observation files; the distances ``[n]`` as they are."""
+    if key.endswith(("/l2", "/kl")):
+        return np.round(values.astype(np.float64), AUTHORS_DECIMALS)
+    return values
 
 
 def _prefixed(kind: str, curves: Curves) -> Arrays:
