@@ -247,6 +247,18 @@ class Lab:
         result = self._curves(experiment, mode)
         return self.result(experiment.joins, mode).join(result) if experiment.joins else result
 
+    def computed_types(self, name: str, mode: str | None = None) -> list[str]:
+        """The types of experiment ``name`` in ``mode`` whose curves are computed (in memory or in
+        the on-disk cache), without computing any."""
+        experiment = EXPERIMENTS.lookup(name)
+        mode = experiment.mode(mode)
+        found = []
+        for kind in experiment.types:
+            entry, kl = f"{experiment.name}-{mode}-{kind}", kind in experiment.kl_types
+            if entry in self._results or self.cache.path(entry, self._key(entry, kl=kl)).is_file():
+                found.append(kind)
+        return found
+
     def generator(self, *labels: str) -> torch.Generator:
         """The generator of the draw named by ``labels``."""
         return generator(self.config.seed, *labels)
@@ -260,9 +272,12 @@ class Lab:
                 with self.clock.stage(name):
                     return compute()
 
-            key = {"experiment": name, "method": method_version(), "config": asdict(self.config)}
-            self._results[name] = self.cache.get_or_compute(name, {**key, **extra}, timed)
+            self._results[name] = self.cache.get_or_compute(name, self._key(name, **extra), timed)
         return self._results[name]
+
+    def _key(self, name: str, **extra: object) -> dict[str, object]:
+        key = {"experiment": name, "method": method_version(), "config": asdict(self.config)}
+        return {**key, **extra}
 
     # --- what the experiments read --------------------------------------------------------------
 
