@@ -15,4 +15,5 @@ pytest_plugins = [
     "fixtures.expectations",
     "fixtures.verdicts",
     "fixtures.snapshots",
+    "fixtures.allure_files",
 ]
