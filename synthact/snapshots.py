@@ -23,6 +23,7 @@ from synthact.results import Result
 
 MAX_MOVED_SHARE = 0.02
 MAX_STEP_MOVE = 1
+SUMMARIES = ("mean", "std", "ks")
 NOT_COMPARED = ("subject", "device")
 """Config fields a snapshot does not record: it is of one subject, and any device must agree."""
 
@@ -48,7 +49,7 @@ def take(config: RunConfig, result: Result, reference: Result, kinds: Iterable[s
             real = reference.steps("real", metric, signal)
             row = stats.summary_row(steps, real)
             entries[entry_name(metric, signal)] = {
-                **{k: round(float(v), 6) for k, v in row.items()},
+                **{k: round(float(row[k]), 6) for k in SUMMARIES},
                 "steps": " ".join(map(str, steps.tolist())),
             }
         snapshot[kind] = entries
@@ -114,11 +115,9 @@ def summary_tolerance(name: str) -> float:
 def compare(old: Snapshot, new: Snapshot) -> list[Moved]:
     """Every (type, metric) of ``old`` against ``new``'s; raises `ValueError` if the two are not
     of the same configuration and entries (nothing to compare row by row)."""
-    if old["run"] != new["run"]:
-        changed = {
-            k: (old["run"].get(k), v) for k, v in new["run"].items() if old["run"].get(k) != v
-        }
-        raise ValueError(f"the snapshot is of another configuration (snapshot, run): {changed}")
+    changed = config_changes(old["run"], new["run"])
+    if changed:
+        raise ValueError(f"the snapshot is of another configuration: {changed}")
     found = []
     for kind, entries in old.items():
         if kind == "run":
@@ -131,18 +130,22 @@ def compare(old: Snapshot, new: Snapshot) -> list[Moved]:
     return found
 
 
+def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, str]:
+    """``{field: "snapshot's -> this run's"}`` for every config field that differs."""
+    return {k: f"{old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v}
+
+
 def _moved(kind: str, metric: str, before: Mapping, after: Mapping) -> Moved:
     old, new = steps_of(before), steps_of(after)
     if old.shape != new.shape:
         raise ValueError(f"{kind} {metric}: {len(new)} rows, the snapshot has {len(old)}")
     moves = np.abs(new - old)
-    summaries = ("mean", "std", "ks")
     return Moved(
         kind,
         metric,
         len(old),
         int((moves > 0).sum()),
         int(moves.max(initial=0)),
-        {k: float(before[k]) for k in summaries},
-        {k: float(after[k]) for k in summaries},
+        {k: float(before[k]) for k in SUMMARIES},
+        {k: float(after[k]) for k in SUMMARIES},
     )
