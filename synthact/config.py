@@ -66,9 +66,9 @@ class RunConfig:
         choices=LATENT_MOVES,
     )
     real_curves: str = option(
-        "rounded",
+        "auto",
         "relative-mode real-target L2/KL curves: rounded (to 4 decimals, as the authors' tables "
-        "read them) or full (precision, like every other type)",
+        "read them), full (precision, like every other type) or auto (rounded on gpt2-small only)",
         choices=REAL_CURVES,
     )
     prompt_len: int = option(PROMPT_LEN, "tokens per prompt; the last one is perturbed")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from synthact.cache import Arrays, ResultCache
-from synthact.choices import AUTHORS_DECIMALS
+from synthact.choices import AUTHORS_DECIMALS, PAPER_SUBJECT
 from synthact.code_digest import modules_digest
 from synthact.config import RunConfig
 from synthact.engine import MODES, Curves, perturbation_curves
@@ -415,8 +415,10 @@ class Lab:
 
     def _rounds(self, experiment: Experiment, mode: str, kind: str) -> bool:
         """Whether ``kind``'s curves are read rounded, as the authors' tables read them."""
-        rounded = self.config.real_curves == "rounded" and mode == "relative"
-        return rounded and kind in experiment.rounded_types
+        choice = self.config.real_curves
+        if choice == "auto":
+            choice = "rounded" if self.config.subject == PAPER_SUBJECT else "full"
+        return choice == "rounded" and mode == "relative" and kind in experiment.rounded_types
 
     def _run(
         self,
