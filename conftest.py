@@ -14,4 +14,6 @@ pytest_plugins = [
     "fixtures.evidence",
     "fixtures.expectations",
     "fixtures.verdicts",
+    "fixtures.snapshots",
+    "fixtures.allure_files",
 ]

@@ -11,3 +11,10 @@ PROMPT_LEN = 10
 """Tokens per prompt (the paper's); the perturbed position is the last one."""
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPE_NAMES = ("float32", "float64", "float16", "bfloat16")
+REAL_CURVES = ("auto", "rounded", "full")
+"""Relative-mode real-target L2 and KL curves: ``rounded`` to `AUTHORS_DECIMALS` as the authors
+read them back from their observation files (Tables A.1, B.1, B.2 and C.1's real rows), or ``full``
+precision like every other type; ``auto``: rounded on `PAPER_SUBJECT` only (4 decimals are the
+paper's scale; on a subject of small activations they would flatten the curves)."""
+PAPER_SUBJECT = "gpt2-small"
+AUTHORS_DECIMALS = 4

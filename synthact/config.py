@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthact.choices import DEVICES, DTYPE_NAMES, GRIDS, LATENT_MOVES, NOMINAL_STEPS, PROMPT_LEN
+from synthact.choices import (
+    DEVICES,
+    DTYPE_NAMES,
+    GRIDS,
+    LATENT_MOVES,
+    NOMINAL_STEPS,
+    PROMPT_LEN,
+    REAL_CURVES,
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,12 @@ class RunConfig:
         "synthetic-random/-baseline: in-place (the authors' code) or distinct (the paper's text)",
         choices=LATENT_MOVES,
     )
+    real_curves: str = option(
+        "auto",
+        "relative-mode real-target L2/KL curves: rounded (to 4 decimals, as the authors' tables "
+        "read them), full (precision, like every other type) or auto (rounded on gpt2-small only)",
+        choices=REAL_CURVES,
+    )
     prompt_len: int = option(PROMPT_LEN, "tokens per prompt; the last one is perturbed")
     device: str = option(
         "auto", "where the model runs (auto: cuda, else mps, else cpu)", choices=DEVICES
@@ -101,6 +115,7 @@ class RunConfig:
         for name, allowed in (
             ("grid", GRIDS),
             ("latent_moves", LATENT_MOVES),
+            ("real_curves", REAL_CURVES),
             ("dtype", DTYPE_NAMES),
         ):
             value = getattr(self, name)

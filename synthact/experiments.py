@@ -22,6 +22,7 @@ import torch
 
 from synthact import constructions
 from synthact.cache import Arrays, ResultCache
+from synthact.choices import AUTHORS_DECIMALS, PAPER_SUBJECT
 from synthact.code_digest import modules_digest
 from synthact.config import RunConfig
 from synthact.constructions import PoolStatistics
@@ -90,8 +91,9 @@ class Experiment:
     """One experiment: the curves of each of its ``types`` in each of ``modes``.
 
     Its types are ``references`` and the constructions (`synthact.constructions`) that join its
-    ``membership``; ``kl_references`` and those joining ``kl_membership`` record KL curves too.
-    ``reads(lab, type)`` gives the paths' `Endpoints`.
+    ``membership``; ``kl_references`` and those joining ``kl_membership`` record KL curves too;
+    ``rounded_types`` are read rounded in relative mode, as the authors did
+    (`RunConfig.real_curves`). ``reads(lab, type)`` gives the paths' `Endpoints`.
     Instead of ``reads``, ``same_as`` names the experiment whose curves it is a view of, or
     ``compute(lab)`` gives a result that is not curves. ``joins`` names an experiment whose types
     its result includes (for comparison). Its fixture is its name with ``_`` for ``-`` (and, with
@@ -105,6 +107,7 @@ class Experiment:
     membership: str | None = None
     kl_references: tuple[str, ...] = ()
     kl_membership: str | None = None
+    rounded_types: tuple[str, ...] = ()
     same_as: str | None = None
     joins: str | None = None
     compute: Callable[[Lab], object] | None = None
@@ -194,6 +197,7 @@ EXPERIMENTS.register(  # Section 5.1, Table A.1; records Appendix C's KL curves 
         membership="sensitivity",
         kl_references=REFERENCES,
         kl_membership="kl",
+        rounded_types=("real",),
     )
 )
 EXPERIMENTS.register(  # Appendix C
@@ -275,6 +279,19 @@ class Lab:
         result = self._curves(experiment, mode)
         return self.result(experiment.joins, mode).join(result) if experiment.joins else result
 
+    def computed_types(self, name: str, mode: str | None = None) -> list[str]:
+        """The types of experiment ``name`` in ``mode`` whose curves are computed (in memory or in
+        the on-disk cache), without computing any."""
+        experiment = EXPERIMENTS.lookup(name)
+        mode = experiment.mode(mode)
+        found = []
+        for kind in experiment.types:
+            entry, kl = f"{experiment.name}-{mode}-{kind}", kind in experiment.kl_types
+            key = self._key(entry, kl=kl, **_construction_digest(kind))
+            if entry in self._results or self.cache.path(entry, key).is_file():
+                found.append(kind)
+        return found
+
     def generator(self, *labels: str) -> torch.Generator:
         """The generator of the draw named by ``labels``."""
         return generator(self.config.seed, *labels)
@@ -288,11 +305,14 @@ class Lab:
                 with self.clock.stage(name):
                     return compute()
 
-            config = asdict(self.config)
-            del config["construction"]  # an outside construction's results carry its own digest
-            key = {"experiment": name, "method": method_version(), "config": config}
-            self._results[name] = self.cache.get_or_compute(name, {**key, **extra}, timed)
+            self._results[name] = self.cache.get_or_compute(name, self._key(name, **extra), timed)
         return self._results[name]
+
+    def _key(self, name: str, **extra: object) -> dict[str, object]:
+        config = asdict(self.config)
+        del config["construction"]  # an outside construction's results carry its own digest
+        key = {"experiment": name, "method": method_version(), "config": config}
+        return {**key, **extra}
 
     # --- what the experiments read --------------------------------------------------------------
 
@@ -444,17 +464,25 @@ class Lab:
                 curves = self._run(
                     self.base_tokens, destination, mode=mode, kl=kl, base=start, progress=counter
                 )
-                return _prefixed(kind, curves)
+                arrays = _prefixed(kind, curves)
+                if self._rounds(experiment, mode, kind):
+                    arrays = {k: _authors_rounding(k, v) for k, v in arrays.items()}
+                return arrays
 
-            known = constructions.CONSTRUCTIONS.get(kind)
-            extra = {"construction": known.version} if known and known.origin else {}
-            arrays = self.cached(name, compute, kl=kl, **extra)
+            arrays = self.cached(name, compute, kl=kl, **_construction_digest(kind))
             if counter is not None and first and not computed:
                 counter.skip(self.config.n * self.config.n_steps)
             return arrays
 
         arrays = CurveArrays(experiment.types, experiment.kl_types, load)
         return Result(self.config.subject, experiment.name, mode, self.constants, arrays)
+
+    def _rounds(self, experiment: Experiment, mode: str, kind: str) -> bool:
+        """Whether ``kind``'s curves are read rounded, as the authors' tables read them."""
+        choice = self.config.real_curves
+        if choice == "auto":
+            choice = "rounded" if self.config.subject == PAPER_SUBJECT else "full"
+        return choice == "rounded" and mode == "relative" and kind in experiment.rounded_types
 
     def _run(
         self,
@@ -487,6 +515,21 @@ class Lab:
 
 def _unprefixed(arrays: Arrays, prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def _construction_digest(kind: str) -> dict[str, str]:
+    """The cache-key part of an outside construction's type: its code's digest (built-in types:
+    none, the method hash covers them)."""
+    known = constructions.CONSTRUCTIONS.get(kind)
+    return {"construction": known.version} if known and known.origin else {}
+
+
+def _authors_rounding(key: str, values: np.ndarray) -> np.ndarray:
+    """L2 and KL curves ``[n, n_steps]`` rounded to `AUTHORS_DECIMALS`, in float64 as the values
+    read back from the authors' observation files; the distances ``[n]`` as they are."""
+    if key.endswith(("/l2", "/kl")):
+        return np.round(values.astype(np.float64), AUTHORS_DECIMALS)
+    return values
 
 
 def _prefixed(kind: str, curves: Curves) -> Arrays:

@@ -7,7 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from fixtures.expectations import VERDICTS, _group, _variant, expectation, load_expectations
+from fixtures.expectations import (
+    VERDICTS,
+    _group,
+    _variant,
+    expectation,
+    load_expectations,
+    subject_role,
+)
 from synthact.experiments import EXPERIMENTS, Experiment, towards_targets
 from synthact.subjects import subject_spec
 
@@ -37,8 +44,15 @@ def test_file_names_known_subjects_and_verdicts():
         subject_spec(subject)  # raises for an unknown name
     for section in table["subjects"].values():
         for key, value in section.items():
-            if key != "why":
+            if key not in ("why", "role"):
                 assert value in VERDICTS, (key, value)
+
+
+def test_every_subject_has_a_role_for_the_report():
+    table = load_expectations()
+    assert subject_role("gpt2-small") == "the paper"
+    assert subject_role("planted") == "positive control"
+    assert subject_role("gpt2-small-res-jb/blocks.6.hook_resid_pre") == table["default"]["role"]
 
 
 NOT_IN_PAPER = {"C15"}

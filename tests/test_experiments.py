@@ -12,7 +12,7 @@ from sae_lens import StandardSAE, StandardSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact import constructions
+from synthact import constructions, metrics
 from synthact.cache import ResultCache
 from synthact.config import RunConfig
 from synthact.engine import Curves
@@ -396,3 +396,41 @@ def test_a_lab_off_a_terminal_prints_a_line_per_finished_stage(monkeypatch, tmp_
         assert sum(f"synthact tiny: sensitivity-absolute-{kind} done in " in x for x in lines) == 1
     assert any(line.startswith("synthact tiny: pool done in ") for line in lines), lines
     assert "%" not in stream.getvalue()
+
+
+HAND_CURVE = [0.0, 0.10007, 0.20024, 0.30035, 0.40035]
+"""Slopes 0.10007, 0.10017, 0.10011, 0.1: MS step 2. Rounded to 4 decimals: 0, 0.1001, 0.2002,
+0.3004, 0.4004, slopes 0.1001, 0.1001, 0.1002, 0.1: MS step 3."""
+
+
+class _HandCurves(_Recorder):
+    """`_Recorder` whose every L2 and KL curve is `HAND_CURVE`."""
+
+    def __call__(self, tokens, target, *, mode, kl=False, base=None):
+        super().__call__(tokens, target, mode=mode, kl=kl, base=base)
+        curves = torch.tensor([HAND_CURVE] * len(target), dtype=torch.float32)
+        return Curves(curves, curves if kl else None, torch.ones(len(target)))
+
+
+@pytest.mark.parametrize(("real_curves", "real_step"), [("rounded", 3), ("full", 2), ("auto", 2)])
+def test_relative_real_curves_are_rounded_as_the_authors_read_them(
+    tmp_path, monkeypatch, real_curves, real_step
+):
+    """The relative real L2 and KL curves to 4 decimals with ``real_curves="rounded"`` (the
+    authors' tables; ``auto`` on gpt2-small only), full precision with ``full`` and ``auto`` on
+    planted; other types and absolute mode always full."""
+    config = RunConfig(subject="planted", n=3, n_gaussian=200, real_curves=real_curves)
+    lab = Lab(config, ResultCache(tmp_path))
+    monkeypatch.setattr(lab, "_run", _HandCurves())
+    relative, absolute = (
+        lab.result("sensitivity", "relative"),
+        lab.result("sensitivity", "absolute"),
+    )
+    for signal in ("l2", "kl"):
+        assert list(metrics.ms_step(relative.curves("real", signal))) == [real_step] * 3
+        assert list(metrics.ms_step(relative.curves("random", signal))) == [2] * 3
+        assert list(metrics.ms_step(absolute.curves("real", signal))) == [2] * 3
+    if real_curves == "rounded":
+        np.testing.assert_array_equal(
+            relative.curves("real")[0], [0, 0.1001, 0.2002, 0.3004, 0.4004]
+        )

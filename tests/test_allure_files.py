@@ -1,0 +1,84 @@
+"""Allure's run files: each outcome lands in its category, and a report made with the previous
+report's history shows the previous run in its trend (with `.ci/allure-report`, as CI does)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fixtures.allure_files import CATEGORIES, write_run_files
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MESSAGES = {
+    "regression": "AssertionError: regression: planted sensitivity absolute: steps moved",
+    "control inconclusive": "synthact.checks.ControlInconclusive: claim not supported:\n  - x",
+    "claim not supported": "synthact.checks.ClaimNotSupported: claim not supported:\n  - x",
+    "control failed as expected": (
+        "XFAIL C1 must NOT hold on planted-null: no readout\n\n"
+        "synthact.checks.ClaimNotSupported: claim not supported:\n  - x"
+    ),
+    "not judged": "XFAIL C3 is not judged on planted: no planted mechanism\n\nClaimNotSupported",
+}
+STATUS = {"control failed as expected": "skipped", "not judged": "skipped"}
+
+
+def _category(status: str, message: str) -> str | None:
+    """The first category that matches, as Allure picks it (a whole-message match)."""
+    for category in CATEGORIES:
+        regex = category.get("messageRegex", "(?s).*")
+        if status in category["matchedStatuses"] and re.fullmatch(regex, message):
+            return category["name"]
+    return None
+
+
+@pytest.mark.parametrize("name", MESSAGES)
+def test_each_outcome_lands_in_its_category(name):
+    assert _category(STATUS.get(name, "failed"), MESSAGES[name]) == name
+
+
+def test_underpowered_is_not_judged_and_a_crash_an_error_and_a_real_skip_neither():
+    underpowered = "XFAIL underpowered at n = 100: needs n >= 400; not judged:\n  - x"
+    assert _category("skipped", underpowered) == "not judged"
+    assert _category("broken", "RuntimeError: the SAE did not load") == "error"
+    assert _category("skipped", "Skipped: needs a CUDA device") is None
+
+
+def _result(out: Path, name: str, status: str, message: str) -> None:
+    body = {
+        "uuid": f"{name}-{os.urandom(4).hex()}",
+        "historyId": name,
+        "name": name,
+        "fullName": f"claims.{name}",
+        "status": status,
+        "statusDetails": {"message": message},
+        "start": 1,
+        "stop": 2,
+    }
+    (out / f"{body['uuid']}-result.json").write_text(json.dumps(body))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("npx") and shutil.which("java")), reason="needs npx, java")
+def test_a_second_report_has_the_first_in_its_history(tmp_path):
+    history, report = tmp_path / "history", tmp_path / "report"
+    for run in (1, 2):
+        results = tmp_path / f"results-{run}"
+        results.mkdir()
+        write_run_files(results, {"n": "100", "subject planted": "positive control"})
+        _result(results, "test_regression", "failed", MESSAGES["regression"])
+        _result(results, "test_control", "skipped", MESSAGES["control failed as expected"])
+        env = {**os.environ, "ALLURE_RESULTS": str(results), "ALLURE_REPORT": str(report)}
+        subprocess.run([ROOT / ".ci" / "allure-report", history], env=env, check=True)
+    trend = json.loads((report / "history" / "history-trend.json").read_text())
+    assert len(trend) == 2, trend
+    categories = json.loads((report / "widgets" / "categories.json").read_text())
+    assert {c["name"] for c in categories["items"]} == {"regression", "control failed as expected"}
+    environment = json.loads((report / "widgets" / "environment.json").read_text())
+    assert {"name": "subject planted", "values": ["positive control"]} in environment

