@@ -406,7 +406,7 @@ HAND_CURVE = [0.0, 0.10007, 0.20024, 0.30035, 0.40035]
 class _HandCurves(_Recorder):
     """`_Recorder` whose every L2 and KL curve is `HAND_CURVE`."""
 
-    def __call__(self, tokens, target, *, mode, kl=False, base=None):
+    def __call__(self, tokens, target, *, mode, kl=False, base=None, progress=None):
         super().__call__(tokens, target, mode=mode, kl=kl, base=base)
         curves = torch.tensor([HAND_CURVE] * len(target), dtype=torch.float32)
         return Curves(curves, curves if kl else None, torch.ones(len(target)))

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from synthact import snapshots, stats, targets
+from synthact import constructions, snapshots, stats, targets
 from synthact.cache import ResultCache
 from synthact.config import RunConfig
 from synthact.experiments import Lab
@@ -99,7 +99,7 @@ def test_one_latent_dropped_from_each_synthetic_target_is_caught(planted, tmp_pa
         return decode(sae, dropped, **kwargs)
 
     decode = targets.decode
-    monkeypatch.setattr(targets, "decode", without_smallest)
+    monkeypatch.setattr(constructions, "decode", without_smallest)
     new = _take(_lab(tmp_path), "absolute", ("real", "random", "synthetic-baseline"))
     assert {m.kind for m in _failed(planted, new)} == {"synthetic-baseline"}
 
