@@ -14,4 +14,5 @@ pytest_plugins = [
     "fixtures.evidence",
     "fixtures.expectations",
     "fixtures.verdicts",
+    "fixtures.cluster",
 ]

@@ -32,6 +32,10 @@ def _replicate(args: argparse.Namespace) -> None:
 
     configs = run_configs(vars(args))
     out = _reports_dir(args)
+    if args.ray:
+        from synthact.cluster import sweep
+
+        print(sweep(configs, args.ray, ResultCache(args.synthact_cache)).summary())
     for config in configs:
         lab = Lab(config, ResultCache(args.synthact_cache))
         start = time.perf_counter()
@@ -61,7 +65,7 @@ def _claims_matrix(args: argparse.Namespace) -> None:
         print(f"no claims/ in {CHECKOUT}: the claims × subjects matrix needs a synthact checkout")
         return
     out = _reports_dir(args)
-    values = {**vars(args), "matrix_dir": out}
+    values = {**vars(args), "matrix_dir": out, "ray": None}  # every result is in the cache
     if args.synthact_cache:
         values["synthact_cache"] = Path(args.synthact_cache).resolve()
     command = [sys.executable, "-m", "pytest", "claims", "-q", "--tb=no", "-rN"]
