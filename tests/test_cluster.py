@@ -21,6 +21,8 @@ from synthact.cluster import check_address, sweep, units
 from synthact.config import RunConfig
 from synthact.experiments import Lab
 
+pytestmark = pytest.mark.xdist_group("ray-cluster")  # one cluster, on one xdist worker
+
 SUBJECTS = ("planted", "planted-null")
 EXPERIMENTS = ("reconstruction", "latent-statistics")
 """The quickest experiments (three units a subject): the test is about placement, not the method."""
@@ -65,6 +67,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> ResultCache:
     cache = ResultCache(tmp_path_factory.mktemp("local"))
     for config in configs():
         lab = Lab(config, cache, progress=False)
+        _ = lab.sparsity  # every unit's input on the cluster
         for unit in units(config, EXPERIMENTS):
             lab.compute(unit.experiment, unit.mode)
     return cache
@@ -73,20 +76,21 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> ResultCache:
 @pytest.fixture(scope="module")
 def cluster():
     """A head (no CPUs: it only schedules) and two worker nodes, each with its own raylet."""
-    pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
-
+    assert "ray" not in sys.modules, "Ray reads its environment when imported: import it here"
     root = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit in 107 bytes
     os.mkdir(os.path.join(root, "ray"))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RAY_TMPDIR", root)  # not the machine's shared /tmp/ray
         env.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 stays 127.0.0.1
+        pytest.importorskip("ray")
+        from ray.cluster_utils import Cluster
+
         node = {**NODE, "temp_dir": os.path.join(root, "ray"), "include_dashboard": False}
         ray_cluster = Cluster(initialize_head=True, head_node_args={**node, "num_cpus": 0})
         workers = [ray_cluster.add_node(**node, num_cpus=1) for _ in range(2)]
         ray_cluster.wait_for_nodes()
         try:
-            yield ray_cluster, workers, node
+            yield ray_cluster, workers
         finally:
             ray_cluster.shutdown()
 
@@ -109,16 +113,14 @@ def test_without_the_flag_nothing_imports_ray() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
 
 
-@pytest.mark.cluster
 def test_a_node_killed_mid_sweep_costs_only_its_tasks(cluster, local, tmp_path) -> None:
-    ray_cluster, workers, _ = cluster
+    ray_cluster, workers = cluster
     cache = ResultCache(tmp_path)
     inputs = 2 * len(SUBJECTS)  # each subject's pool and sparsity, written first
 
     def kill_a_node() -> None:
         wait_for_entries(cache, inputs + 1)
-        ray_cluster.remove_node(workers[0], allow_graceful=False)
-        workers.append(ray_cluster.add_node(**cluster[2], num_cpus=1))
+        ray_cluster.remove_node(workers.pop(0), allow_graceful=False)
 
     killer = threading.Thread(target=kill_a_node)
     killer.start()
@@ -132,7 +134,7 @@ def test_a_node_killed_mid_sweep_costs_only_its_tasks(cluster, local, tmp_path) 
 
 @pytest.mark.cluster
 def test_a_driver_killed_and_restarted_resumes_from_its_cache(cluster, local, tmp_path) -> None:
-    ray_cluster, _, _ = cluster
+    ray_cluster, _ = cluster
     cache = ResultCache(tmp_path)
     code = (
         "import sys; sys.path.insert(0, 'tests')\n"
