@@ -5,6 +5,7 @@ node killed mid-sweep and a driver killed and restarted."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,6 +94,7 @@ def cluster():
             yield ray_cluster, workers
         finally:
             ray_cluster.shutdown()
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def test_an_address_ray_cannot_take_is_refused_early() -> None:
