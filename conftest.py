@@ -16,4 +16,5 @@ pytest_plugins = [
     "fixtures.verdicts",
     "fixtures.snapshots",
     "fixtures.allure_files",
+    "fixtures.cluster",
 ]

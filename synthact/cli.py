@@ -58,6 +58,10 @@ def _replicate(args: argparse.Namespace) -> int:
 
     configs = _checked_configs(args)
     out = _reports_dir(args)
+    if args.ray:
+        from synthact.cluster import sweep
+
+        print(sweep(configs, args.ray, ResultCache(args.synthact_cache)).summary())
     for config in configs:
         lab = Lab(config, ResultCache(args.synthact_cache))
         start = time.perf_counter()
@@ -99,7 +103,7 @@ def _claims_matrix(args: argparse.Namespace) -> int:
         print(f"no claims/ in {CHECKOUT}: the claims × subjects matrix needs a synthact checkout")
         return 0
     out = _reports_dir(args)
-    values = {**vars(args), "matrix_dir": out}
+    values = {**vars(args), "matrix_dir": out, "ray": None}  # every result is in the cache
     if args.synthact_cache:
         values["synthact_cache"] = Path(args.synthact_cache).resolve()
     allure = out / "allure-results"

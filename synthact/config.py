@@ -165,7 +165,19 @@ class Outputs:
     )
 
 
-OPTION_CLASSES = (RunConfig, Outputs)
+@dataclass(frozen=True)
+class Placement:
+    """Where a run's experiments are computed (not part of any result's key)."""
+
+    ray: str | None = option(
+        None,
+        "compute every experiment of the run on a Ray cluster first, the results written into "
+        "this machine's cache: auto, ray://HOST:10001, HOST:PORT, or local (a cluster started "
+        "here); needs pip install -e '.[ray]'",
+    )
+
+
+OPTION_CLASSES = (RunConfig, Outputs, Placement)
 
 
 def option_fields() -> list[tuple[dataclasses.Field, Option, type]]:

@@ -292,6 +292,18 @@ class Lab:
                 found.append(kind)
         return found
 
+    def compute(self, name: str, mode: str | None = None) -> None:
+        """Compute (or read) every cache entry of experiment ``name`` in ``mode`` that it computes
+        itself: not the experiment it is a view of, nor the one it joins."""
+        experiment = EXPERIMENTS.lookup(name)
+        mode = experiment.mode(mode)
+        if experiment.same_as is not None:
+            raise ValueError(f"{name} is a view of {experiment.same_as}: compute that one")
+        if experiment.compute is not None:
+            experiment.compute(self)
+            return
+        dict(self._curves(experiment, mode).arrays)  # reads (or computes) every type's entry
+
     def generator(self, *labels: str) -> torch.Generator:
         """The generator of the draw named by ``labels``."""
         return generator(self.config.seed, *labels)

@@ -1,5 +1,6 @@
 """Unit-test options: ``--calibration`` runs the slow error-rate simulations (n = 1000),
-``--null-gemma3`` the tests that build the Gemma-3 null hub."""
+``--null-gemma3`` the tests that build the Gemma-3 null hub, ``--cluster`` the Ray cluster tests
+beyond the default one."""
 
 from __future__ import annotations
 
@@ -18,11 +19,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="also build the Gemma-3 null hub (0.6 GB, minutes) and test its subject",
     )
+    parser.addoption(
+        "--cluster",
+        action="store_true",
+        help="also run the slower Ray cluster tests (tests/test_cluster.py; about 2 minutes)",
+    )
 
 
 OPT_IN = {
     "calibration": ("--calibration", "n = 1000 error-rate simulation: runs with --calibration"),
     "null_gemma3": ("--null-gemma3", "builds the Gemma-3 null hub: runs with --null-gemma3"),
+    "cluster": ("--cluster", "a second Ray cluster sweep: runs with --cluster"),
 }
 """Markers of tests that run only with their option: (option, why skipped)."""
 
