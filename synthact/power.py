@@ -570,6 +570,19 @@ def case_key(hypothesis_case: str) -> str:
     return "precision" if hypothesis_case.startswith("precision") else hypothesis_case
 
 
+def _entries(hypothesis_case: str) -> list[dict]:
+    """The table's entries for a case. A C14 case of a type the table lacks (an added
+    construction) takes every tabulated type of its mode: its truth is two equal laws, and KS
+    between equal laws is distribution-free up to ties, so the needed n is the same for every
+    type (700 for each tabulated one)."""
+    cases = power_table()["cases"]
+    key = case_key(hypothesis_case)
+    if key in cases or not key.startswith("C14["):
+        return [cases[key]] if key in cases else []
+    mode = key.split(",")[0]
+    return [entry for case, entry in cases.items() if case.split(",")[0] == mode]
+
+
 @cache
 def power_table() -> dict:
     """The committed simulation results (``synthact/data/power.json``)."""
@@ -580,11 +593,11 @@ def needed_n(hypothesis_case: str, pairing: float) -> int | None:
     """The smallest n at which the case has `TARGET_POWER` at the paper's effect, for rows paired
     as strongly as ``pairing`` (the largest tabulated correlation not above it); None when the
     table has no entry. Beyond the searched sizes it is one more than the largest searched."""
-    entry = power_table()["cases"].get(case_key(hypothesis_case))
-    if entry is None:
+    entries = _entries(hypothesis_case)
+    if not entries:
         return None
     rho = max((r for r in RHOS if r <= pairing), default=RHOS[0])
-    return entry["by_rho"][f"{rho:g}"]["needed_n"]
+    return max(entry["by_rho"][f"{rho:g}"]["needed_n"] for entry in entries)
 
 
 def simulate(case: Case, rho: float, reps: int) -> dict:

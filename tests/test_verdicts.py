@@ -211,3 +211,11 @@ def test_the_summary_names_each_claim_case_once_in_aligned_columns():
     assert any("C5 real blowups mid path " in line for line in lines)
     assert any("C9 kl blowups [absolute] " in line for line in lines)
     assert len({line.index(" expected ") for line in lines}) == 1, "\n".join(lines)
+
+
+def test_an_added_construction_s_c14_case_takes_the_tabulated_needed_n():
+    kinds = ("synthetic-random", "synthetic-baseline", "synthetic-structured", "structured-no-cos")
+    tabulated = [power.needed_n(f"C14[relative, {kind}]", 0.5) for kind in kinds]
+    assert None not in tabulated
+    assert power.needed_n("C14[relative, synthetic-cooccurrence]", 0.5) == max(tabulated)
+    assert power.needed_n("C15[absolute]", 0.5) is None  # no paper effect: never underpowered
