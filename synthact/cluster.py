@@ -337,6 +337,14 @@ def _collect(
             stages += [Stage(s.name, s.seconds, s.depth + 1) for s in computed.stages]
             bar.set_postfix({f"node {node}": count for node, count in sorted(per_node.items())})
             bar.update()
+            if not shown:
+                finished = len(pending) - len(waiting)
+                print(
+                    f"synthact ray: {computed.label} done in {computed.seconds:.1f} s on node "
+                    f"{computed.node} ({finished}/{len(pending)})",
+                    file=sys.stderr,
+                    flush=True,
+                )
     return stages, per_node
 
 

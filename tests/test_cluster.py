@@ -115,7 +115,7 @@ def test_without_the_flag_nothing_imports_ray() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
 
 
-def test_a_node_killed_mid_sweep_costs_only_its_tasks(cluster, local, tmp_path) -> None:
+def test_a_node_killed_mid_sweep_costs_only_its_tasks(cluster, local, tmp_path, capsys) -> None:
     ray_cluster, workers = cluster
     cache = ResultCache(tmp_path)
     inputs = 2 * len(SUBJECTS)  # each subject's pool and sparsity, written first
@@ -128,9 +128,12 @@ def test_a_node_killed_mid_sweep_costs_only_its_tasks(cluster, local, tmp_path) 
     killer.start()
     done = sweep(configs(), ray_cluster.gcs_address, cache, experiments=EXPERIMENTS)
     killer.join()
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("synthact ray: ")]
     print(done.summary())
     assert done.cached == 0
     assert done.submitted == len(SUBJECTS) + sum(len(units(c, EXPERIMENTS)) for c in configs())
+    assert len(lines) == done.submitted  # off a terminal: a line per finished task
+    assert lines[-1].endswith(f"({done.submitted}/{done.submitted})")
     assert_identical(cache, local)
 
 

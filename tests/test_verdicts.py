@@ -123,13 +123,14 @@ synthact.experiments.Lab._run = crash
 
 
 def run_pytest(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``python -m pytest`` in the project root with its own caches and report folder."""
+    """``python -m pytest`` in the project root with its own caches and report folders (never the
+    project's reports/)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     environment.update(
         SYNTHACT_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(tmp_path), **(env or {})
     )
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", *args]
-    command += ["--alluredir", str(tmp_path / "allure")]
+    command += ["--alluredir", str(tmp_path / "allure"), "--matrix-dir", str(tmp_path / "reports")]
     return subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, env=environment, timeout=600
     )
