@@ -13,6 +13,16 @@ SMALL = {"d_model": 128, "n_features": 256, "d_vocab": 2048, "d_head": 32, "n_he
 """A small construction for the tests that do not depend on the default's statistics."""
 
 
+GROUPED = {
+    **SMALL,
+    "n_features": 255,
+    "group_size": 3,
+    "features_per_token": 3,
+    "group_gain": 400.0,
+}
+"""A small construction with groups of three features, read jointly as in ``planted-cooccur``."""
+
+
 @pytest.fixture(scope="module")
 def planted():
     return load_planted()
@@ -185,6 +195,43 @@ def test_readout_ramp_on_a_single_feature(small):
     ramp = (c - cfg.ramp_start * cfg.magnitude) / ((cfg.ramp_end - cfg.ramp_start) * cfg.magnitude)
     expected = cfg.gain * ramp.clamp(0.0, 1.0)[:, None] * f
     assert torch.allclose(added, expected, atol=1e-3)
+
+
+def group_ramps(subject, x: torch.Tensor) -> torch.Tensor:
+    """``[B, n_groups]`` group ramp values in [0, 1] at hook_in = ``x`` ``[B, d]`` (MLP neurons
+    after the ``2 * n_features`` feature-ramp ones, in pairs: ``relu(a) - relu(a - 1)``)."""
+    seen = {}
+    n_feature_neurons = 2 * subject.sae.cfg.d_sae
+
+    def replace(act, hook):
+        act[:, -1] = x
+
+    def save(act, hook):
+        seen["post"] = act[:, -1, n_feature_neurons:]
+
+    tokens = subject.sample_prompts(len(x), torch.Generator().manual_seed(0))
+    hooks = [(subject.hook_in, replace), ("blocks.1.mlp.hook_post", save)]
+    with torch.no_grad():
+        subject.model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return seen["post"][:, 0::2] - seen["post"][:, 1::2]
+
+
+def test_group_readout_saturates_on_a_whole_group_only():
+    """Group 0's ramp, clamp((u - 0.5m) / 2m, 0, 1) of its summed projection u: 1 on the whole group
+    (u ~ 3m) and still 1 with it 10 % weaker (a plateau); about 1/4 on one member (u ~ m) and 1/20
+    less with it 10 % weaker (a slope: 20 of output at gain 400); 0 on none."""
+    subject = load_planted(**GROUPED)
+    m = PlantedConfig(**GROUPED).magnitude
+    f, b = subject.sae.W_dec[:3].detach(), subject.sae.b_dec.detach()  # group 0's features
+    reads = f.sum(dim=0)
+    assert reads @ reads > 2.8  # 0.9 * m * |reads|^2 > 2.5m: the weaker whole group saturates
+    x = b + m * torch.stack([reads, 0.9 * reads, f[0], 0.9 * f[0], torch.zeros_like(reads)])
+    ramps = group_ramps(subject, x)[:, 0]
+    assert ramps[[0, 1, 4]].tolist() == pytest.approx([1.0, 1.0, 0.0], abs=1e-4)
+    one_member = ((x[2:4] - b) @ reads - 0.5 * m) / (2 * m)
+    assert torch.allclose(ramps[2:4], one_member, atol=1e-4)
+    assert ramps[2] == pytest.approx(0.25, abs=0.1)
+    assert ramps[2] - ramps[3] == pytest.approx(0.05, abs=0.02)
 
 
 @pytest.mark.parametrize(

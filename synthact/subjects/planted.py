@@ -55,11 +55,20 @@ PLANTED_NULL = SubjectSpec(
 COOCCUR = {
     "n_features": 1020,
     "group_size": 3,
-    "features_per_token": 6,
-    "magnitude_log_std": 0.15,
+    "features_per_token": 3,
+    "magnitude_log_std": 0.1,
+    "group_gain": 400.0,
+    "offset_norm": 45.0,
 }
-"""``planted-cooccur``: two groups of three features per token, each read jointly as well (the
-magnitudes spread less than `planted`'s, so whole groups saturate their group ramp)."""
+"""``planted-cooccur``: one group of three features per token, read jointly by a steep group
+ramp (saturated output ``400 · |mean feature|`` ≈ 230, about 6 per unit of summed projection).
+
+A whole group's sum, ``3m`` ± 0.17m, lies on the ramp's upper plateau; a broken group (one
+member, ``m``) on its slope, so breaking groups moves both where the curve blows up (MS) and
+whether a base sits on a plateau (AP). One group per token keeps the crosstalk of superposition
+low: 0.1 features per activation on a feature ramp's slope, SAE L0 3.0 (two groups per token gave
+3.4 and 6.9, so no base sat on a plateau, whole groups or not). The offset puts the mean
+activation norm at about 57, clear of the norm rule's rounding edge at 53.2."""
 
 PLANTED_COOCCUR = SubjectSpec(
     "planted-cooccur",
