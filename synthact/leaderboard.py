@@ -228,7 +228,7 @@ def leaderboard_figure(rows: Sequence[Row]) -> plt.Figure:
         "dashed: the Gaussian's ceiling",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig
 
 
