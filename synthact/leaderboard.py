@@ -7,7 +7,7 @@ clipped to [0, 1]. The types' rows share their base prompts, so both samples are
 the same rows. Real's own row is the *floor*: the KS between two random halves of its rows (each
 of n // 2 rows, so its noise is about √2 times that of a KS of n against n). ``random`` is the
 *ceiling*. Types are ranked by their mean KS over the columns they have (``—``: not computed in
-this run, nothing is computed to fill it).
+this run, as nothing is computed to fill it, or a construction that does not join the experiment).
 """
 
 from __future__ import annotations
@@ -188,7 +188,8 @@ def leaderboard_markdown(rows: Sequence[Row]) -> str:
         "Each cell: the KS distance between the type's steps and real's, with its 95 % interval "
         "(paired bootstrap bounds of `synthact.stats.ks_contrast_bound`). *floor*: real against "
         "itself (two random halves); *ceiling*: the Gaussian. Ranked by the mean KS over the "
-        "columns a type has; — : not computed in this run.\n"
+        "columns a type has; —: not computed in this run, or the type does not join that "
+        "experiment.\n"
     )
     return "\n".join([intro, *(subject_markdown(group) for group in _by_subject(rows))])
 
