@@ -2,6 +2,7 @@
 
 synthact replicate --subject gpt2-small          # tables.md + PNG figures under reports/gpt2-small/
 synthact replicate --subject a,b,c               # ... per subject, and reports/matrix.{md,png}
+                                                 # and reports/constructions.{md,png}
 synthact subjects [RELEASE]                      # the subject names, or a release's SAE ids
 synthact subjects --coverage                     # SAELens' SAEs by the engine path of their model
 synthact subjects NAME                           # what one subject is
@@ -98,7 +99,8 @@ def _folder(subject: str) -> str:
 
 def _claims_matrix(args: argparse.Namespace) -> int:
     """Run the claim tests on the cached results, with the same options; their session writes
-    the matrix into the reports folder. Returns the exit code (`EXIT_CODES`)."""
+    the matrix and the constructions leaderboard into the reports folder. Returns the exit code
+    (`EXIT_CODES`)."""
     if not (CHECKOUT / "claims").is_dir():
         print(f"no claims/ in {CHECKOUT}: the claims × subjects matrix needs a synthact checkout")
         return 0

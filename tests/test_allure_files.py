@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.allure_files import CATEGORIES, write_run_files
+from fixtures.leaderboard import ALLURE_MESSAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,9 +44,10 @@ def test_each_outcome_lands_in_its_category(name):
     assert _category(STATUS.get(name, "failed"), MESSAGES[name]) == name
 
 
-def test_underpowered_is_not_judged_and_a_crash_an_error_and_a_real_skip_neither():
+def test_underpowered_and_the_leaderboard_are_not_judged_a_crash_an_error_a_real_skip_neither():
     underpowered = "XFAIL underpowered at n = 100: needs n >= 400; not judged:\n  - x"
     assert _category("skipped", underpowered) == "not judged"
+    assert _category("skipped", ALLURE_MESSAGE) == "not judged"
     assert _category("broken", "RuntimeError: the SAE did not load") == "error"
     assert _category("skipped", "Skipped: needs a CUDA device") is None
 

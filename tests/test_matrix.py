@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -122,7 +123,8 @@ def test_an_expected_failure_is_met_only_with_the_effect_absent() -> None:
 
 @pytest.mark.slow
 def test_session_under_xdist_writes_one_matrix_on_the_controller(tmp_path: Path) -> None:
-    """Two subjects, two workers: every cell reaches the controller, which alone writes."""
+    """Two subjects, two workers: every cell reaches the controller, which alone writes, and
+    writes the constructions leaderboard beside it, into the files and Allure."""
     env = {**os.environ, "SYNTHACT_CACHE": str(tmp_path / "cache")}
     command = [
         *(sys.executable, "-m", "pytest", "claims/test_c01_real_vs_random.py", "-p"),
@@ -140,6 +142,14 @@ def test_session_under_xdist_writes_one_matrix_on_the_controller(tmp_path: Path)
     for mode in ("absolute", "relative"):
         row = next(line for line in text.splitlines() if line.startswith(f"| C1 [{mode}]"))
         assert row.count("expected holds ✓") == 1 and row.count("expected fails ✓") == 1
+    assert done.stdout.count("constructions leaderboard:") == 1
+    board = (tmp_path / "out" / "constructions.md").read_text()
+    header = "| rank | type | MS absolute | MS relative | KL-MS | mean KS |"  # C1: real, random
+    assert board.count(header) == 2, board
+    results = [json.loads(p.read_text()) for p in (tmp_path / "allure").glob("*-result.json")]
+    boards = [r for r in results if r["name"].startswith("Leaderboard of constructions")]
+    assert sorted(r["name"].rpartition(" ")[2] for r in boards) == ["planted", "planted-null"]
+    assert all(len(r["attachments"]) == 2 and r["status"] == "skipped" for r in boards)
 
 
 def test_the_heat_map_colours_the_expectation_and_fits_every_word() -> None:

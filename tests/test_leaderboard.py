@@ -1,0 +1,104 @@
+"""The constructions leaderboard: KS intervals, the floor and ceiling, ranking, files, and that it
+reads the cache without computing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synthact import leaderboard
+from synthact.cache import ResultCache
+from synthact.config import RunConfig
+from synthact.experiments import Lab
+from synthact.leaderboard import Interval, Row, ks_interval, split_half_interval, subject_rows
+
+REAL = np.array([0] * 50 + [1] * 50)
+KINDS = ["random", "synthetic-baseline", "synthetic-structured", "synthetic-cooccurrence"]
+
+
+def _steps() -> dict[str, dict[str, np.ndarray]]:
+    """Real half 0s, half 1s; baseline a quarter 1s (KS 0.25); structured all 1s (KS 0.5);
+    random all 9s (KS 1); co-occurrence not computed."""
+    quarter = np.array([0] * 75 + [1] * 25)
+    ms = {"real": REAL, "random": np.full(100, 9), "synthetic-baseline": quarter}
+    ms["synthetic-structured"] = np.ones(100, dtype=int)
+    ap = {"real": REAL, "random": np.full(100, 9), "synthetic-baseline": REAL}
+    return {"MS absolute": ms, "AP": ap}
+
+
+def test_ks_interval_holds_the_hand_computed_ks():
+    interval = ks_interval(np.ones(100, dtype=int), REAL)
+    assert interval.estimate == pytest.approx(0.5)
+    assert 0 <= interval.low < 0.5 < interval.high <= 1
+    assert ks_interval(np.ones(100, dtype=int), REAL) == interval  # seeded
+
+
+def test_identical_samples_have_ks_zero_and_a_constant_sample_a_zero_floor():
+    assert ks_interval(REAL, REAL) == Interval(0.0, 0.0, 0.0)
+    assert split_half_interval(np.full(11, 3)) == Interval(0.0, 0.0, 0.0)
+
+
+def test_the_split_half_floor_compares_disjoint_halves():
+    """Two halves of a sample of distinct values: each ECDF steps at its own values, KS > 0."""
+    floor = split_half_interval(np.arange(100))
+    assert 0 < floor.estimate < 0.5 and floor.low <= floor.estimate <= floor.high
+
+
+def test_rows_are_ranked_by_mean_ks_with_the_floor_first_and_missing_columns_last():
+    rows = subject_rows("toy", _steps(), KINDS)
+    assert [row.kind for row in rows] == [
+        "real",
+        "synthetic-baseline",  # (0.25 + 0) / 2
+        "synthetic-structured",  # 0.5, MS only
+        "random",  # 1
+        "synthetic-cooccurrence",  # nothing computed
+    ]
+    assert [row.role for row in rows] == ["floor", "", "", "ceiling", ""]
+    baseline = rows[1]
+    assert baseline.cells["MS absolute"].estimate == pytest.approx(0.25)
+    assert baseline.score == pytest.approx(0.125)
+    assert "AP" not in rows[2].cells and rows[-1].score is None
+
+
+def test_a_column_without_real_steps_is_left_out():
+    steps = {"MS absolute": {"random": np.zeros(10)}}
+    assert all(not row.cells for row in subject_rows("toy", steps, ["random"]))
+
+
+def test_the_markdown_ranks_and_dashes_missing_columns():
+    text = leaderboard.leaderboard_markdown(subject_rows("toy", _steps(), KINDS))
+    lines = text.splitlines()
+    assert "| rank | type | MS absolute | AP | mean KS |" in lines
+    structured = next(line for line in lines if "synthetic-structured" in line)
+    assert structured.startswith("| 2 |") and structured.endswith("| — | 0.50 |")
+    assert next(line for line in lines if "(ceiling)" in line).startswith("| 3 | random")
+    assert next(line for line in lines if "co-occurrence" in line or "cooccurrence" in line)
+    assert any(line.startswith("| floor | real, split halves (floor) |") for line in lines)
+
+
+def test_write_leaderboard_writes_the_table_and_figure(tmp_path):
+    rows = subject_rows("a", _steps(), KINDS) + subject_rows("b", _steps(), ["random"])
+    markdown, figure = leaderboard.write_leaderboard(rows, tmp_path / "out")
+    assert markdown.read_text().count("\n## `") == 2
+    assert figure.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="no computed steps"):
+        leaderboard.write_leaderboard([Row("a", "real")], tmp_path)
+
+
+def test_a_lab_gives_rows_of_what_its_cache_holds_and_computes_nothing(tmp_path, monkeypatch):
+    config = RunConfig(subject="planted", n=8, n_gaussian=200)
+    computing = Lab(config, ResultCache(tmp_path), progress=False)
+    result = computing.result("sensitivity", "absolute")
+    for kind in ("real", "random", "synthetic-baseline"):
+        result.curves(kind)
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("the leaderboard computed curves")
+
+    monkeypatch.setattr(Lab, "_run", no_compute)
+    reading = Lab(config, ResultCache(tmp_path), progress=False)
+    rows = {row.kind: row for row in leaderboard.lab_rows(reading)}
+    assert set(rows["synthetic-baseline"].cells) == {"MS absolute", "KL-MS"}
+    assert set(rows["real"].cells) == {"MS absolute", "KL-MS"}
+    assert not rows["synthetic-structured"].cells
+    assert "subject" not in vars(reading)  # the model never loaded
