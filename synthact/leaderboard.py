@@ -170,7 +170,7 @@ def subject_markdown(rows: Sequence[Row]) -> str:
         "|---|---|" + "---|" * (len(columns) + 1),
     ]
     for row in rows:
-        label = _label(row) + (f" ({row.role})" if row.role else "")
+        label = _label(row) + (" (ceiling)" if row.role == "ceiling" else "")
         texts = [str(row.cells[c]) if c in row.cells else "—" for c in columns]
         score = "—" if row.score is None else f"{row.score:.2f}"
         lines.append(f"| {_rank(rows, row)} | {label} | " + " | ".join(texts) + f" | {score} |")
