@@ -39,3 +39,10 @@ def test_actionlint_passes():
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_test_command_s_folders_hold_no_two_test_modules_of_one_name():
+    """The README's test command collects tests/ and claims/ in one run, where pytest's rootdir
+    imports need every test module's basename to be unique."""
+    names = [path.name for path in ROOT.glob("[tc]*/**/test_*.py") if ".venv" not in path.parts]
+    assert len(names) == len(set(names)), sorted(n for n in set(names) if names.count(n) > 1)
