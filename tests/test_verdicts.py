@@ -31,8 +31,8 @@ def claim(*checks: Check, absent: tuple[Check, ...] = (), case: str = "C0") -> H
     return Hypothesis(case, checks, absent)
 
 
-def evidence(expected: str, n: int = 10) -> Evidence:
-    lab = SimpleNamespace(config=SimpleNamespace(subject="planted", n=n, seed=0))
+def evidence(expected: str, n: int = 10, subject: str = "planted") -> Evidence:
+    lab = SimpleNamespace(config=SimpleNamespace(subject=subject, n=n, seed=0))
     item = SimpleNamespace(user_properties=[("expected", expected)])
     return Evidence(lab, item, "C0: a claim")
 
@@ -87,11 +87,15 @@ def test_a_claim_without_absence_checks_cannot_be_expected_to_fail():
         evidence("fails").verdict(claim(check(False)))
 
 
-@pytest.mark.parametrize("expected", ["holds", "not judged"])
-def test_a_claim_that_fails_below_its_needed_n_is_underpowered_not_judged(expected):
+PAPER_EFFECT_EXPECTED = [("holds", "gpt2-small"), ("not judged", "planted")]
+
+
+@pytest.mark.parametrize(("expected", "subject"), PAPER_EFFECT_EXPECTED)
+def test_a_claim_that_fails_below_its_needed_n_is_underpowered_not_judged(expected, subject):
+    """Where the paper's effect is what is expected: on the paper's subject, or not judged."""
     case = "C14[absolute, synthetic-baseline]"
     needed = power.needed_n(case, 0.0)
-    ev = evidence(expected, n=needed - 1)
+    ev = evidence(expected, n=needed - 1, subject=subject)
     with pytest.raises(pytest.xfail.Exception, match=f"underpowered at n = {needed - 1}"):
         ev.verdict(claim(check(False, "KS < 0.1"), case=case))
     seen = observed(ev)
@@ -99,9 +103,18 @@ def test_a_claim_that_fails_below_its_needed_n_is_underpowered_not_judged(expect
         "underpowered",
         f"at n = {needed - 1}: needs n >= {needed}",
     )
-    at_needed = evidence(expected, n=needed)
+    at_needed = evidence(expected, n=needed, subject=subject)
     with pytest.raises(ClaimNotSupported):  # at the n it needs, a failure is the verdict
         at_needed.verdict(claim(check(False, "KS < 0.1"), case=case))
+
+
+def test_a_positive_control_that_fails_fails_at_any_n():
+    """Its expected "holds" was measured on its own effect, not the paper's."""
+    case = "C14[absolute, synthetic-baseline]"
+    ev = evidence("holds", n=power.needed_n(case, 0.0) - 1, subject="planted")
+    with pytest.raises(ClaimNotSupported):
+        ev.verdict(claim(check(False, "KS < 0.1"), case=case))
+    assert observed(ev)["outcome"] == "does not hold"
 
 
 def test_a_claim_that_holds_holds_at_any_n():
