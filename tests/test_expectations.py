@@ -73,11 +73,12 @@ def test_claims_not_in_the_paper_are_not_judged_where_no_subject_says_so(subject
 NULL_RELEASES = [
     "null:gpt2-small-res-jb/blocks.6.hook_resid_pre",
     "null:pythia-70m-deduped-res-sm/blocks.0.hook_resid_post",
+    "null:gemma-scope-2-270m-pt-res/layer_12_width_16k_l0_small",
 ]
 
 
 CONTROL_CASES = [("C1", "absolute"), ("C1", "relative"), ("C11", "random")]
-NOT_A_C11_CONTROL = NULL_RELEASES[1]  # a measured real-vs-Gaussian gain gap, see the toml
+NOT_A_C11_CONTROL = NULL_RELEASES[1:]  # Pythia: a measured gain gap; Gemma-3: C1 measured only
 
 
 @pytest.mark.parametrize(
@@ -86,7 +87,7 @@ NOT_A_C11_CONTROL = NULL_RELEASES[1]  # a measured real-vs-Gaussian gain gap, se
         (subject, *case)
         for subject in ["null-gpt2", "planted-null", *NULL_RELEASES]
         for case in CONTROL_CASES
-        if (subject, case[0]) != (NOT_A_C11_CONTROL, "C11")
+        if not (subject in NOT_A_C11_CONTROL and case[0] == "C11")
     ],
 )
 def test_negative_controls_must_fail_c1_and_c11(subject, claim, variant):
@@ -95,7 +96,7 @@ def test_negative_controls_must_fail_c1_and_c11(subject, claim, variant):
 
 
 def test_the_reason_is_the_most_specific_whichever_key_gives_the_verdict():
-    verdict, why = expectation(NOT_A_C11_CONTROL, "C11", "random")
+    verdict, why = expectation(NULL_RELEASES[1], "C11", "random")
     assert verdict == "not judged" and "gain gap" in why  # verdict from default, why from C11
     assert "AP step" in expectation("null-gpt2", "C11", "synthetic-baseline")[1]
 
@@ -110,8 +111,8 @@ def test_positive_control_asserts_c1_and_c11(claim, variant):
 def test_lookup_order():
     assert expectation("null-gpt2", "C5", "relative")[0] == "not judged"
     assert expectation("null-gpt2", "C11", "synthetic-baseline")[0] == "not judged"
-    assert expectation("planted", "C7", "relative")[0] == "holds"
-    assert expectation("planted", "C7", "absolute")[0] == "not judged"
+    assert expectation("planted", "C11", "random")[0] == "holds"
+    assert expectation("planted", "C11", "synthetic-baseline")[0] == "not judged"
     assert expectation("unlisted-subject", "C3", None)[0] == "holds"
     assert expectation("unlisted-subject", "tables", None)[0] == "not judged"
 
