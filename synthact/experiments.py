@@ -286,8 +286,8 @@ class Lab:
         mode = experiment.mode(mode)
         found = []
         for kind in experiment.types:
-            entry, kl = f"{experiment.name}-{mode}-{kind}", kind in experiment.kl_types
-            key = self._key(entry, kl=kl, **_construction_digest(kind))
+            entry, extra = _type_entry(experiment, mode, kind)
+            key = self._key(entry, **extra)
             if entry in self._results or self.cache.path(entry, key).is_file():
                 found.append(kind)
         return found
@@ -467,21 +467,26 @@ class Lab:
         counter = self.progress.counter(task, types * n, scale=self.config.n_steps)
 
         def load(kind: str) -> Arrays:
-            kl, name = kind in experiment.kl_types, f"{experiment.name}-{mode}-{kind}"
+            name, extra = _type_entry(experiment, mode, kind)
             first, computed = name not in self._results, []
 
             def compute() -> Arrays:
                 computed.append(kind)
                 start, destination = experiment.reads(self, kind)
                 curves = self._run(
-                    self.base_tokens, destination, mode=mode, kl=kl, base=start, progress=counter
+                    self.base_tokens,
+                    destination,
+                    mode=mode,
+                    kl=extra["kl"],
+                    base=start,
+                    progress=counter,
                 )
                 arrays = _prefixed(kind, curves)
                 if self._rounds(experiment, mode, kind):
                     arrays = {k: _authors_rounding(k, v) for k, v in arrays.items()}
                 return arrays
 
-            arrays = self.cached(name, compute, kl=kl, **_construction_digest(kind))
+            arrays = self.cached(name, compute, **extra)
             if counter is not None and first and not computed:
                 counter.skip(self.config.n * self.config.n_steps)
             return arrays
@@ -529,11 +534,15 @@ def _unprefixed(arrays: Arrays, prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def _construction_digest(kind: str) -> dict[str, str]:
-    """The cache-key part of an outside construction's type: its code's digest (built-in types:
-    none, the method hash covers them)."""
+def _type_entry(experiment: Experiment, mode: str, kind: str) -> tuple[str, dict[str, object]]:
+    """The cache entry of one type's curves: its name and the key's extra fields (whether KL
+    curves are recorded; for an outside construction its code's digest, as the method hash covers
+    the built-in ones)."""
+    extra: dict[str, object] = {"kl": kind in experiment.kl_types}
     known = constructions.CONSTRUCTIONS.get(kind)
-    return {"construction": known.version} if known and known.origin else {}
+    if known and known.origin:
+        extra["construction"] = known.version
+    return f"{experiment.name}-{mode}-{kind}", extra
 
 
 def _authors_rounding(key: str, values: np.ndarray) -> np.ndarray:
