@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from synthact import metrics
+from synthact import metrics, ties
 from synthact.cache import Arrays
 from synthact.latents import LatentStats, ScaleFacts
 from synthact.subjects import Constants
@@ -107,17 +108,39 @@ class Result:
         authors cut (`synthact.metrics.CUT_METRICS`: MS and AP; AUC and NL read the full curves);
         True or False cuts for every metric or for none.
         """
+        curves, cut, params = self._metric_inputs(kind, metric, signal, cut)
+        lengths = self.lengths(kind) if cut else None
+        return metrics.METRICS[metric](curves, lengths, **params)
+
+    def possible_steps(
+        self, kind: str, metric: str = "ms", signal: str = "l2", *, cut: bool | None = None
+    ) -> np.ndarray:
+        """Bool ``[n, S]``: the steps of `steps` that float rounding could give each curve
+        (`synthact.ties`), its own step included; a cut curve's length may move by one where its
+        distance sits within rounding of a step boundary."""
+        curves, cut, params = self._metric_inputs(kind, metric, signal, cut)
+        possible = functools.partial(ties.POSSIBLE[metric], curves, **params)
+        if not cut or self.mode != "absolute":
+            return possible()
+        distance, n_steps = self.distance(kind), curves.shape[1]
+        lengths = [
+            metrics.absolute_lengths(distance * (1 + r), self.constants.step, n_steps)
+            for r in (-ties.TIE_RTOL, ties.TIE_RTOL)
+        ]
+        return possible(lengths[0]) | possible(lengths[1])
+
+    def _metric_inputs(
+        self, kind: str, metric: str, signal: str, cut: bool | None
+    ) -> tuple[np.ndarray, bool, dict[str, float]]:
+        """The curves, whether to cut them, and the metric's parameters on this subject."""
         if metric not in metrics.METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(metrics.METRICS)}")
-        curves = self.curves(kind, signal)
         cut = metric in metrics.CUT_METRICS if cut is None else cut
-        lengths = self.lengths(kind) if cut else None
-        if metric == "ms":
-            flat = self.constants.flat_slope if signal == "l2" else 0.02
-            return metrics.ms_step(curves, lengths, flat_slope=flat)
-        if metric == "ap":
-            return metrics.ap_step(curves, lengths, threshold=self.constants.ap_threshold)
-        return metrics.METRICS[metric](curves, lengths)
+        params = {
+            "ms": {"flat_slope": self.constants.flat_slope if signal == "l2" else 0.02},
+            "ap": {"threshold": self.constants.ap_threshold},
+        }.get(metric, {})
+        return self.curves(kind, signal), cut, params
 
 
 @dataclass(frozen=True)
