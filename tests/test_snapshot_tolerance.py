@@ -15,6 +15,7 @@ from synthact import constructions, snapshots, stats, targets
 from synthact.cache import ResultCache
 from synthact.config import RunConfig
 from synthact.experiments import Lab
+from tests.readme import readme_test_command
 
 SNAPSHOTS = Path(__file__).resolve().parents[1] / "claims" / "test_snapshots"
 SMALL = {"n": 50, "n_gaussian": 400}
@@ -53,6 +54,47 @@ def test_at_most_two_percent_of_rows_move_by_one_step(base, rows, by, caught):
         assert "mean" in text and "std" in text and "ks" in text
 
 
+def _tied(snapshot: dict, kind: str, tied: dict[int, list[int]]) -> dict:
+    """``snapshot`` with ``tied`` recorded for ``kind``'s MS rows."""
+    entry = {**snapshot[kind]["ms"], "tied": snapshots.format_tied(tied)}
+    return {**snapshot, kind: {"ms": entry}}
+
+
+def test_rows_may_move_anywhere_within_their_ties_and_nowhere_else(base):
+    """A straight-line curve (planted-null) ties every step: 50 rows moving by 30 steps within
+    their ties pass; one more row moving by 2 steps outside them is caught."""
+    moved = {**base, "random": base["random"].copy()}
+    moved["random"][:50] += 30
+    tied = {row: list(range(200)) for row in range(50)}
+    old = _tied(_snapshot(base), "random", tied)
+    (m,) = [m for m in snapshots.compare(old, _snapshot(moved)) if m.kind == "random"]
+    assert m.ok and (m.within_ties, m.rows_moved) == (50, 0) and m.checked == ()
+    moved["random"][60] += 2
+    (m,) = _failed(old, _snapshot(moved))
+    assert (m.rows_moved, m.largest_move, m.within_ties) == (1, 2, 50)
+    assert "1 of 100 rows moved" in str(m) and "50 more within their ties" in str(m)
+
+
+def test_a_tie_recorded_by_either_run_counts(base):
+    """The new step in the snapshot's ties, or the snapshot's step in this run's ties."""
+    moved = {**base, "random": base["random"].copy()}
+    moved["random"][:5] += 3
+    old_ties = {row: [int(base["random"][row]), int(base["random"][row]) + 3] for row in range(5)}
+    new_ties = {row: [int(base["random"][row]), int(moved["random"][row])] for row in range(5)}
+    assert not _failed(_tied(_snapshot(base), "random", old_ties), _snapshot(moved))
+    assert not _failed(_snapshot(base), _tied(_snapshot(moved), "random", new_ties))
+    assert _failed(_snapshot(base), _snapshot(moved))
+
+
+def test_ks_is_not_held_where_real_moved_within_its_ties(base):
+    moved = {**base, "real": base["real"].copy()}
+    moved["real"][:40] += 20
+    tied = {row: list(range(100)) for row in range(40)}
+    found = snapshots.compare(_tied(_snapshot(base), "real", tied), _snapshot(moved))
+    assert all(m.ok for m in found)
+    assert {m.kind: m.checked for m in found} == {"real": (), "random": ("mean", "std")}
+
+
 def test_a_snapshot_of_another_configuration_or_size_is_not_compared(base):
     other = _snapshot(base)
     other["run"] = {"n": 100, "seed": 1}
@@ -62,6 +104,25 @@ def test_a_snapshot_of_another_configuration_or_size_is_not_compared(base):
     short["run"] = {"n": 100}
     with pytest.raises(ValueError, match="50 rows, the snapshot has 100"):
         snapshots.compare(_snapshot(base), short)
+
+
+def test_every_committed_snapshot_is_compared_by_the_readme_test_command():
+    """A snapshot of another configuration is skipped, not compared: this fails first."""
+    readme = snapshots.run_fields(
+        RunConfig(subject="planted", device="cpu", n=100, n_gaussian=4000)
+    )
+    files = sorted(SNAPSHOTS.glob("*.yml"))
+    assert files
+    for path in files:
+        changes = snapshots.config_changes(yaml.safe_load(path.read_text())["run"], readme)
+        assert not changes, f"{path.name} would be skipped: {changes}"
+
+
+def test_an_option_added_since_the_snapshot_reads_as_its_default():
+    fields = snapshots.run_fields(RunConfig(subject="planted", device="cpu"))
+    older = {k: v for k, v in fields.items() if k != "tf32"}
+    assert snapshots.config_changes(older, fields) == {}
+    assert snapshots.config_changes(older, {**fields, "tf32": True}) == {"tf32": "False -> True"}
 
 
 def _take(lab: Lab, mode: str, kinds: tuple[str, ...]) -> dict:
@@ -135,3 +196,31 @@ def test_the_committed_planted_snapshot_catches_a_one_percent_longer_step(tmp_pa
     old = {k: stored[k] for k in ("run", "real", "random")}
     failed = _failed(old, _take(lab, "absolute", ("real", "random")))
     assert {m.kind for m in failed} == {"real", "random"}
+
+
+def _readme_subjects() -> list:
+    """The README test command's subjects; the full-size null hubs only with ``--platforms``."""
+    subjects, _ = readme_test_command()
+    light = ("planted", "planted-null", "planted-cooccur", "trained-tiny")
+    marks = {s: () if s in light else (pytest.mark.platforms,) for s in subjects}
+    return [pytest.param(s, marks=marks[s], id=s) for s in subjects]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("subject", _readme_subjects())
+def test_a_one_percent_longer_step_is_caught_on_every_subject(subject, tmp_path):
+    """Against the committed snapshots of the README's run: on planted-null every MS row is
+    tied, and the AP steps of the plateau paths catch it."""
+    config = RunConfig(subject=subject, device="cpu", n=100, n_gaussian=4000)
+    lab = Lab(config, ResultCache(tmp_path), progress=False)
+    lab.constants = dataclasses.replace(lab.constants, step=lab.constants.step * 1.01)
+    caught = []
+    for experiment, mode in (("sensitivity", "absolute"), ("plateau", "absolute")):
+        name = f"{subject}-{experiment}-{mode}".replace(":", "_").replace("/", "_")
+        stored = yaml.safe_load((SNAPSHOTS / f"{name}.yml").read_text())
+        old = {k: stored[k] for k in ("run", "real", "random")}
+        result = lab.result(experiment, mode)
+        reference = result if experiment == "sensitivity" else lab.result("sensitivity", mode)
+        new = snapshots.take(config, result, reference, ("real", "random"))
+        caught += [f"{experiment} {m}" for m in _failed(old, new)]
+    assert caught, f"{subject}: a 1 % longer step moved no step beyond the tolerance"

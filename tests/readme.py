@@ -1,0 +1,25 @@
+"""The README's commands, read where `.ci/run` reads them, for the tests that run them."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_test_command() -> tuple[list[str], str]:
+    """The subjects of the README's test command (after ``<!-- ci:test -->``) and its ``-k``."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    command = lines[lines.index("<!-- ci:test -->") + 2]
+    subjects = re.search(r"--subject (\S+)", command).group(1).split(",")
+    return subjects, re.search(r'-k "([^"]+)"', command).group(1)
+
+
+def quick_start_command() -> list[str]:
+    """The first ``synthact replicate`` line of the README's quick start, as words."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Quick start") :]
+    line = next(s for s in section.splitlines() if s.startswith("synthact replicate"))
+    return shlex.split(line.partition("#")[0])
