@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
+import re
+import socket
 import sys
 import time
 from collections import Counter
@@ -233,15 +236,62 @@ class Sweep:
         )
 
 
+HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+CONNECT_SECONDS = 10.0
+"""How long the head's port may take to accept a connection before the run stops."""
+
+
 def check_address(address: str) -> str:
-    """``address`` if Ray can take it (``auto``, ``local``, ``ray://HOST:PORT``, ``HOST:PORT``)."""
+    """``address`` if Ray can take it (``auto``, ``local``, ``ray://HOST:PORT``, ``HOST:PORT``,
+    HOST an IP address or a host name, PORT in 1..65535); checked without any network access."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    if address in ("auto", LOCAL) or (host and port.isdigit()):
+    if address in ("auto", LOCAL) or (
+        _valid_host(host) and port.isdigit() and 0 < int(port) < 65536
+    ):
         return address
     raise ValueError(
         f"--ray {address!r}: give auto (the cluster this machine belongs to), ray://HOST:10001 "
-        "(a Ray client server), HOST:PORT (a head node's GCS), or local (a cluster started here)"
+        "(a Ray client server), HOST:PORT (a head node's GCS), or local (a cluster started here); "
+        "HOST an IP address or host name, PORT 1-65535"
     )
+
+
+def _valid_host(host: str) -> bool:
+    """An IPv4 or IPv6 literal (``[::1]``), or a host name that is not a malformed IPv4."""
+    try:
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+        return True
+    except ValueError:
+        numeric = host.replace(".", "").isdigit()
+        return bool(host) and not numeric and HOSTNAME.fullmatch(host) is not None
+
+
+def is_loopback(address: str) -> bool:
+    """True for ``local`` and for a HOST:PORT whose host is a loopback address or localhost."""
+    if address == LOCAL:
+        return True
+    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
+    """Raise `RuntimeError` in one line unless HOST:PORT accepts a TCP connection within
+    ``timeout`` seconds (``auto`` and ``local`` are not probed)."""
+    if address in ("auto", LOCAL):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise RuntimeError(
+            f"--ray {address}: no Ray cluster answers there within {timeout:.0f} s ({error}); "
+            "start one (ray start --head) or give another address"
+        ) from None
 
 
 def sweep(
@@ -276,9 +326,13 @@ def sweep(
 
 def _connect(ray: Any, address: str) -> None:
     """Connect to the cluster at ``address``, or start one here (``local``), reachable at
-    127.0.0.1 only and without a dashboard."""
+    127.0.0.1 only and without a dashboard. A loopback address stays loopback: the driver's
+    node is 127.0.0.1 too (Ray otherwise rewrites it to the machine's other address)."""
     if address != LOCAL:
-        ray.init(address=address, log_to_driver=False)
+        check_reachable(address)
+        gcs_loopback = is_loopback(address) and not address.startswith("ray://")
+        loopback = {"_node_ip_address": "127.0.0.1"} if gcs_loopback else {}
+        ray.init(address=address, log_to_driver=False, **loopback)
         return
     ray.init(
         _node_ip_address="127.0.0.1",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from synthact.cache import ResultCache
-from synthact.cluster import check_address, sweep, units
+from synthact.cluster import check_address, check_reachable, is_loopback, sweep, units
 from synthact.config import RunConfig
 from synthact.experiments import Lab
 
@@ -101,8 +102,23 @@ def test_an_address_ray_cannot_take_is_refused_early() -> None:
     assert check_address("ray://head:10001") == "ray://head:10001"
     for address in ("auto", "local", "10.0.0.1:6379"):
         assert check_address(address) == address
-    with pytest.raises(ValueError, match="ray://HOST:10001"):
-        check_address("head")
+    for address in ("[::1]:6379", "localhost:6379", "127.0.0.1:6379", "head.example:6379"):
+        assert check_address(address) == address
+    for address in ("head", "999.1.1.1:1", "10.0.0:6379", "head:0", "head:70000", "-head:1"):
+        with pytest.raises(ValueError, match="ray://HOST:10001"):
+            check_address(address)
+
+
+def test_a_cluster_that_does_not_answer_stops_the_run_in_one_line() -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=f"127.0.0.1:{port}: no Ray cluster answers"):
+        check_reachable(f"127.0.0.1:{port}", timeout=2)
+    assert time.monotonic() - started < 3
+    assert is_loopback(f"127.0.0.1:{port}") and is_loopback("localhost:1") and is_loopback("local")
+    assert not is_loopback("10.0.0.1:6379") and not is_loopback("auto")
 
 
 def test_without_the_flag_nothing_imports_ray() -> None:
