@@ -9,10 +9,11 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from fixtures.allure_files import CATEGORIES, write_run_files
+from fixtures.allure_files import CATEGORIES, pytest_configure, write_run_files
 from fixtures.leaderboard import ALLURE_MESSAGE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,3 +85,12 @@ def test_a_second_report_has_the_first_in_its_history(tmp_path):
     assert {c["name"] for c in categories["items"]} == {"regression", "control failed as expected"}
     environment = json.loads((report / "widgets" / "environment.json").read_text())
     assert {"name": "subject planted", "values": ["positive control"]} in environment
+
+
+@pytest.mark.parametrize("flag", ["help", "version"])
+def test_help_and_version_write_no_allure_results(flag):
+    """So ``--clean-alluredir`` (in addopts) deletes nothing of the last run's."""
+    option = SimpleNamespace(help=flag == "help", version=flag == "version")
+    option.allure_report_dir = "reports/allure-results"
+    pytest_configure(SimpleNamespace(option=option))
+    assert option.allure_report_dir is None
