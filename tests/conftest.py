@@ -1,6 +1,6 @@
 """Unit-test options: ``--calibration`` runs the slow error-rate simulations (n = 1000),
-``--null-gemma3`` the tests that build the Gemma-3 null hub, ``--cluster`` the Ray cluster tests
-beyond the default one."""
+``--null-gemma3`` the tests that build the Gemma-3 null hub, ``--cluster`` the Ray cluster tests,
+``--platforms`` every CPU kernel setting on every subject."""
 
 from __future__ import annotations
 
@@ -20,16 +20,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="also build the Gemma-3 null hub (0.6 GB, minutes) and test its subject",
     )
     parser.addoption(
+        "--platforms",
+        action="store_true",
+        help="also run the README's claims under every CPU kernel and thread setting on every "
+        "subject (tests/test_platforms.py; about N minutes on 2 CPU cores)",
+    )
+    parser.addoption(
         "--cluster",
         action="store_true",
-        help="also run the slower Ray cluster tests (tests/test_cluster.py; about 2 minutes)",
+        help="also run the Ray cluster tests: a node, then the driver, killed mid-sweep "
+        "(tests/test_cluster.py; pip install -e '.[ray]'; about 3 minutes)",
     )
 
 
 OPT_IN = {
     "calibration": ("--calibration", "n = 1000 error-rate simulation: runs with --calibration"),
     "null_gemma3": ("--null-gemma3", "builds the Gemma-3 null hub: runs with --null-gemma3"),
-    "cluster": ("--cluster", "a second Ray cluster sweep: runs with --cluster"),
+    "cluster": ("--cluster", "a Ray cluster sweep (pip install -e '.[ray]'): runs with --cluster"),
+    "platforms": ("--platforms", "another CPU kernel setting or subject: runs with --platforms"),
 }
 """Markers of tests that run only with their option: (option, why skipped)."""
 

@@ -84,7 +84,7 @@ def cluster():
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RAY_TMPDIR", root)  # not the machine's shared /tmp/ray
         env.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 stays 127.0.0.1
-        pytest.importorskip("ray")
+        pytest.importorskip("ray", reason="--cluster needs Ray: pip install -e '.[ray]'")
         from ray.cluster_utils import Cluster
 
         node = {**NODE, "temp_dir": os.path.join(root, "ray"), "include_dashboard": False}
@@ -131,6 +131,7 @@ def test_without_the_flag_nothing_imports_ray() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
 
 
+@pytest.mark.cluster
 def test_a_node_killed_mid_sweep_costs_only_its_tasks(cluster, local, tmp_path, capsys) -> None:
     ray_cluster, workers = cluster
     cache = ResultCache(tmp_path)

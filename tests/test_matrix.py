@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.verdicts import Outcome
+from synthact.cache import default_cache_dir
 from synthact.matrix import (
     JUDGEMENTS,
     Cell,
@@ -122,15 +123,21 @@ def test_an_expected_failure_is_met_only_with_the_effect_absent() -> None:
 
 
 @pytest.mark.slow
-def test_session_under_xdist_writes_one_matrix_on_the_controller(tmp_path: Path) -> None:
+def test_session_under_xdist_writes_one_matrix_on_the_controller(request, tmp_path: Path) -> None:
     """Two subjects, two workers: every cell reaches the controller, which alone writes, and
-    writes the constructions leaderboard beside it, into the files and Allure."""
-    env = {**os.environ, "SYNTHACT_CACHE": str(tmp_path / "cache")}
+    writes the constructions leaderboard beside it, into the files and Allure.
+
+    At the README's n, in the test run's cache (nothing recomputed when the claims ran first):
+    planted-null's MS steps are float rounding (straight curves, every slope tied), and below
+    n = 100 its C1 absence is not shown on every CPU kernel (n = 50 under MKL_CBWR=COMPATIBLE:
+    inconclusive)."""
+    cache = request.config.getoption("synthact_cache") or default_cache_dir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     command = [
         *(sys.executable, "-m", "pytest", "claims/test_c01_real_vs_random.py", "-p"),
         *("no:cacheprovider", "-q", "-n", "2", "--subject", "planted,planted-null"),
-        *("--n", "50", "--n-gaussian", "100", "--matrix-dir", str(tmp_path / "out")),
-        *("--alluredir", str(tmp_path / "allure")),
+        *("--n", "100", "--n-gaussian", "4000", "--matrix-dir", str(tmp_path / "out")),
+        *("--alluredir", str(tmp_path / "allure"), f"--synthact-cache={cache}"),
     ]
     done = subprocess.run(
         command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
@@ -144,7 +151,7 @@ def test_session_under_xdist_writes_one_matrix_on_the_controller(tmp_path: Path)
         assert row.count("expected holds ✓") == 1 and row.count("expected fails ✓") == 1
     assert done.stdout.count("constructions leaderboard:") == 1
     board = (tmp_path / "out" / "constructions.md").read_text()
-    header = "| rank | type | MS absolute | MS relative | KL-MS | mean KS |"  # C1: real, random
+    header = "| rank | type | MS absolute | MS relative | KL-MS |"  # C1's; AP where cached
     assert board.count(header) == 2, board
     results = [json.loads(p.read_text()) for p in (tmp_path / "allure").glob("*-result.json")]
     boards = [r for r in results if r["name"].startswith("Leaderboard of constructions")]

@@ -409,7 +409,7 @@ def test_prompt_groups_do_not_change_the_curves(ln_model, inputs, monkeypatch):
 
 
 def test_progress_counts_every_row_and_does_not_change_the_curves(ln_model, inputs):
-    quiet = perturbation_curves(ln_model, inputs["tokens"], inputs["target"])
+    quiet = perturbation_curves(ln_model, inputs["tokens"], inputs["target"], batch_size=30)
     rows = []
     counted = perturbation_curves(
         ln_model, inputs["tokens"], inputs["target"], batch_size=30, progress=rows.append
