@@ -23,7 +23,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--platforms",
         action="store_true",
         help="also run the README's claims under every CPU kernel and thread setting on every "
-        "subject (tests/test_platforms.py; about N minutes on 2 CPU cores)",
+        "subject, and the 1 %% longer step on every subject (tests/test_platforms.py, "
+        "tests/test_snapshot_tolerance.py; about two hours on 2 CPU cores, most of it the "
+        "full-size null hubs)",
     )
     parser.addoption(
         "--cluster",
