@@ -5,8 +5,9 @@ from the README) in a fresh process with a fresh result cache, under the environ
 that pick MKL's, oneDNN's and ATen's kernels or the thread count. Exit 0 means every judged claim
 concluded as `claims/expectations.toml` says and every snapshot passed; each snapshot must have
 been compared, not skipped. `MKL_CBWR=COMPATIBLE` (MKL's code path for any x86 CPU) moves float
-rounding on every machine, AVX2 ones included, so it runs by default, on planted-null (every MS
-row tied); ``--platforms`` runs every setting on every subject.
+rounding on every machine, AVX2 ones included, so it runs by default, on planted-null's C1 and
+absolute-step sensitivity snapshot (every MS row tied); ``--platforms`` runs every setting on
+every subject with the whole selection.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ SETTINGS = {
 
 SUBJECTS, SELECTION = readme_test_command()
 DEFAULT = ("mkl-compatible", "planted-null")
-DEFAULT_SELECTION = "test_c01 or (test_snapshot and sensitivity)"
-"""The default case's part of the README's selection: C1 and the sensitivity snapshots (every MS
-row tied), the plateau paths left to ``--platforms``, for time."""
+DEFAULT_SELECTION = "(test_c01 and absolute-) or sensitivity-absolute"
+"""The default case's part of the README's selection: C1 and the sensitivity snapshot in absolute
+steps (every MS row tied); relative steps and the plateau paths are left to ``--platforms``."""
 
 
 def _cases() -> list:
