@@ -241,10 +241,16 @@ CONNECT_SECONDS = 10.0
 """How long the head's port may take to accept a connection before the run stops."""
 
 
+def _host_port(address: str) -> tuple[str, str]:
+    """HOST (brackets kept) and PORT of ``HOST:PORT`` or ``ray://HOST:PORT``."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    return host, port
+
+
 def check_address(address: str) -> str:
     """``address`` if Ray can take it (``auto``, ``local``, ``ray://HOST:PORT``, ``HOST:PORT``,
     HOST an IP address or a host name, PORT in 1..65535); checked without any network access."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host, port = _host_port(address)
     if address in ("auto", LOCAL) or (
         _valid_host(host) and port.isdigit() and 0 < int(port) < 65536
     ):
@@ -270,7 +276,7 @@ def is_loopback(address: str) -> bool:
     """True for ``local`` and for a HOST:PORT whose host is a loopback address or localhost."""
     if address == LOCAL:
         return True
-    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+    host = _host_port(address)[0].strip("[]")
     if host == "localhost":
         return True
     try:
@@ -284,7 +290,7 @@ def check_reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
     ``timeout`` seconds (``auto`` and ``local`` are not probed)."""
     if address in ("auto", LOCAL):
         return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host, port = _host_port(address)
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as error:

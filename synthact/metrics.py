@@ -81,6 +81,16 @@ AP_NEVER = 100
 """The AP step of a curve that never reaches the threshold."""
 
 
+def _slopes(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """MS's slopes ``[B, k]``: first differences, the first one repeated in front; -inf past each
+    length and on curves of one point."""
+    k = values.shape[1]
+    slopes = np.diff(values, axis=1, prepend=values[:, :1])
+    slopes[:, 0] = slopes[:, min(1, k - 1)]
+    valid = (np.arange(k) < lengths[:, None]) & (lengths[:, None] >= 2)
+    return np.where(valid, slopes, -np.inf)
+
+
 def ms_step(
     curves: ArrayLike,
     lengths: ArrayLike | int | None = None,
@@ -92,13 +102,19 @@ def ms_step(
     front, first index on ties), or ``flat_value`` (99) when no slope exceeds ``flat_slope``.
     """
     values, lengths = _prepare(curves, lengths)
-    k = values.shape[1]
-    slopes = np.diff(values, axis=1, prepend=values[:, :1])
-    slopes[:, 0] = slopes[:, min(1, k - 1)]
-    valid = (np.arange(k) < lengths[:, None]) & (lengths[:, None] >= 2)
-    slopes = np.where(valid, slopes, -np.inf)
+    slopes = _slopes(values, lengths)
     flat = ~(slopes.max(axis=1) > flat_slope)
     return _output(np.where(flat, flat_value, slopes.argmax(axis=1)), curves)
+
+
+def _auc_terms(values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """AUC's terms at each point s: the triangle ``v_s · w_s / 2`` and the trapezoid area under
+    ``v_0..v_s`` (both ``[B, k]``), and ``w_s = s + width`` (``[k]``)."""
+    n_rows, k = values.shape
+    widths = np.arange(k) + width
+    trapezoids = (values[:, 1:] + values[:, :-1]) / 2
+    area = np.concatenate([np.zeros((n_rows, 1)), np.cumsum(trapezoids, axis=1)], axis=1)
+    return values * widths / 2, area, widths
 
 
 def auc_step(
@@ -129,14 +145,17 @@ def auc_step(
             f"got one of {int(lengths.min())}"
         )
     last = lengths - (needed - start)  # the last candidate of each curve
-    n_rows, k = values.shape
-    s = np.arange(k)
-    trapezoids = (values[:, 1:] + values[:, :-1]) / 2
-    area = np.concatenate([np.zeros((n_rows, 1)), np.cumsum(trapezoids, axis=1)], axis=1)
-    triangle_area = values * (s + widths[triangle]) / 2
+    s = np.arange(values.shape[1])
+    triangle_area, area, _ = _auc_terms(values, widths[triangle])
     ratio = np.divide(triangle_area, area, out=np.zeros_like(area), where=area != 0)
     candidate = (s >= start) & (s <= last[:, None])
     return _output(np.where(candidate, ratio, -np.inf).argmax(axis=1), curves)
+
+
+def _nl_line(values: np.ndarray, fit_end: int) -> np.ndarray:
+    """NL's line ``[B, k]`` through ``(0, v_0)`` and ``(fit_end, v_fit_end)``."""
+    v0, v_end = values[:, :1], values[:, fit_end : fit_end + 1]
+    return v0 + (v_end - v0) * np.arange(values.shape[1]) / fit_end
 
 
 def nl_step(
@@ -159,8 +178,7 @@ def nl_step(
     if k <= fit_end + 1:
         return _output(lengths, curves)
     i = np.arange(k)
-    v0, v_end = values[:, :1], values[:, fit_end : fit_end + 1]
-    line = v0 + (v_end - v0) * i / fit_end
+    line = _nl_line(values, fit_end)
     tested = (i > fit_end) & (i < lengths[:, None])
     departs = np.abs(values - line) > tol * np.abs(line)
     return _output(_first_true(departs & tested, lengths + 1) - 1, curves)

@@ -56,7 +56,7 @@ def take(
 ) -> Snapshot:
     """The snapshot of ``kinds`` of ``result`` (one experiment in one mode); KS against
     ``reference``'s real steps (the same result, or the sensitivity one in the same mode);
-    ``platform`` says what computed it (`synthact.platform.describe`)."""
+    ``platform`` says what computed it (`synthact.platforms.describe`)."""
     snapshot: Snapshot = {"run": run_fields(config), "platform": platform}
     for kind in kinds:
         entries = {}
@@ -174,7 +174,7 @@ def compare(old: Snapshot, new: Snapshot) -> list[Moved]:
 def _summaries_checked(moved: Moved, real_tie_moved: set[str]) -> Moved:
     """Mean and std are checked unless a row of the type moved within its ties; KS also unless
     a real row of the metric did."""
-    checked = () if moved.within_ties else ("mean", "std", "ks")
+    checked = () if moved.within_ties else SUMMARIES
     if moved.metric in real_tie_moved:
         checked = tuple(k for k in checked if k != "ks")
     return dataclasses.replace(moved, checked=checked)

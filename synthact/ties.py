@@ -17,7 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthact.metrics import AP_NEVER, MS_FLAT, ArrayLike, _prepare
+from synthact.metrics import (
+    AP_NEVER,
+    MS_FLAT,
+    ArrayLike,
+    _auc_terms,
+    _nl_line,
+    _prepare,
+    _slopes,
+)
 
 TIE_RTOL = 1e-5
 """Relative to a curve's largest value: how far rounding may move any of its values."""
@@ -56,10 +64,7 @@ def possible_ms(
     values, lengths = _prepare(curves, lengths)
     n_rows, k = values.shape
     delta = _deltas(values, lengths, rtol)
-    slopes = np.diff(values, axis=1, prepend=values[:, :1])
-    slopes[:, 0] = slopes[:, min(1, k - 1)]
-    valid = (np.arange(k) < lengths[:, None]) & (lengths[:, None] >= 2)
-    slopes = np.where(valid, slopes, -np.inf)
+    slopes = _slopes(values, lengths)
     top = slopes.max(axis=1, keepdims=True)
     winners = (slopes >= top - 4 * delta) & (slopes + 2 * delta > flat_slope)
     mask = _mask(n_rows, k - 1, flat_value)
@@ -84,10 +89,7 @@ def possible_auc(
     n_rows, k = values.shape
     delta = _deltas(values, lengths, rtol)
     s = np.arange(k)
-    width = s + (1 if triangle == "points" else 0)
-    trapezoids = (values[:, 1:] + values[:, :-1]) / 2
-    area = np.concatenate([np.zeros((n_rows, 1)), np.cumsum(trapezoids, axis=1)], axis=1)
-    tri = values * width / 2
+    tri, area, width = _auc_terms(values, 1 if triangle == "points" else 0)
     tri_lo, tri_hi = tri - delta * width / 2, tri + delta * width / 2
     area_lo, area_hi = area - delta * s, area + delta * s
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -124,8 +126,7 @@ def possible_nl(
         return mask
     delta = _deltas(values, lengths, rtol)
     i = np.arange(k)
-    v0, v_end = values[:, :1], values[:, fit_end : fit_end + 1]
-    line = v0 + (v_end - v0) * i / fit_end
+    line = _nl_line(values, fit_end)
     line_moves = delta * np.maximum(1.0, np.abs(2 * i / fit_end - 1))
     margin = np.abs(values - line) - tol * np.abs(line)
     slack = delta + (1 + tol) * line_moves
