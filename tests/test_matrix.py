@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from fixtures.verdicts import Outcome
-from synthact.cache import default_cache_dir
 from synthact.matrix import (
     JUDGEMENTS,
     Cell,
@@ -20,6 +18,7 @@ from synthact.matrix import (
     row_labels,
     write_matrix,
 )
+from tests.subprocesses import nested_env, session_cache
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WHERE = {"claim": "C1", "test": "test_c01_real", "subject": "planted", "case": "absolute"}
@@ -131,8 +130,7 @@ def test_session_under_xdist_writes_one_matrix_on_the_controller(request, tmp_pa
     planted-null's MS steps are float rounding (straight curves, every slope tied), and below
     n = 100 its C1 absence is not shown on every CPU kernel (n = 50 under MKL_CBWR=COMPATIBLE:
     inconclusive)."""
-    cache = request.config.getoption("synthact_cache") or default_cache_dir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    cache = session_cache(request.config)
     command = [
         *(sys.executable, "-m", "pytest", "claims/test_c01_real_vs_random.py", "-p"),
         *("no:cacheprovider", "-q", "-n", "2", "--subject", "planted,planted-null"),
@@ -140,7 +138,7 @@ def test_session_under_xdist_writes_one_matrix_on_the_controller(request, tmp_pa
         *("--alluredir", str(tmp_path / "allure"), f"--synthact-cache={cache}"),
     ]
     done = subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+        command, cwd=REPO_ROOT, env=nested_env(), capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count("claims × subjects matrix:") == 1

@@ -12,7 +12,6 @@ every subject with the whole selection.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import sys
 import pytest
 
 from tests.readme import ROOT, readme_test_command
+from tests.subprocesses import nested_env
 
 SETTINGS = {
     "mkl-compatible": {"MKL_CBWR": "COMPATIBLE"},
@@ -57,8 +57,7 @@ def _selection(setting: str, subject: str) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize(("setting", "subject"), _cases())
 def test_verdicts_and_snapshots_hold_under_other_kernels(setting, subject, tmp_path):
-    outer = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-    env = {**outer, **SETTINGS[setting], "SYNTHACT_CACHE": str(tmp_path / "cache")}
+    env = nested_env(**SETTINGS[setting], SYNTHACT_CACHE=str(tmp_path / "cache"))
     command = [
         *(sys.executable, "-m", "pytest", "claims", "-n", "0", "-p", "no:cacheprovider"),
         *("--subject", subject, "--n", "100", "--n-gaussian", "4000", "-q", "-rs"),

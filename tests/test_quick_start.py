@@ -4,15 +4,14 @@ it writes every table and figure of each subject."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
 from synthact import report
-from synthact.cache import default_cache_dir
 from tests.readme import ROOT, quick_start_command
+from tests.subprocesses import nested_env, session_cache
 
 
 @pytest.mark.slow
@@ -20,11 +19,12 @@ def test_the_quick_start_exits_0(request, tmp_path):
     """Reuses the test run's result cache: experiments the claim tests computed are read."""
     words = quick_start_command()
     assert words[:2] == ["synthact", "replicate"]
-    cache = request.config.getoption("synthact_cache") or default_cache_dir()
+    cache = session_cache(request.config)
     command = [sys.executable, "-m", "synthact.cli", *words[1:]]
     command += [f"--matrix-dir={tmp_path / 'reports'}", f"--synthact-cache={cache}"]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        command, cwd=ROOT, env=nested_env(), capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
     reports = tmp_path / "reports"
     assert (reports / "matrix.md").is_file() and (reports / "constructions.md").is_file()

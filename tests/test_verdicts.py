@@ -6,7 +6,6 @@ claims/expectations.toml, one message when a subject cannot load) end to end in 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from fixtures.verdicts import Outcome, summary_lines
 from synthact import power
 from synthact.checks import Check, ClaimNotSupported, ControlInconclusive
 from synthact.hypotheses import Hypothesis
+from tests.subprocesses import nested_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,8 +140,7 @@ synthact.experiments.Lab._run = crash
 def run_pytest(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """``python -m pytest`` in the project root with its own caches and report folders (never the
     project's reports/)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    environment.update(
+    environment = nested_env(
         SYNTHACT_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(tmp_path), **(env or {})
     )
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", *args]

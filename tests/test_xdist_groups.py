@@ -4,10 +4,11 @@ The claims rely on it to compute each experiment on one worker while the others 
 experiments; without it the workers mostly wait on each other's cache locks.
 """
 
-import os
 import subprocess
 import sys
 import textwrap
+
+from tests.subprocesses import nested_env
 
 
 def test_loadgroup_keeps_a_group_on_one_worker(tmp_path):
@@ -36,7 +37,7 @@ def test_loadgroup_keeps_a_group_on_one_worker(tmp_path):
             """
         )
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env = nested_env()
     run = subprocess.run(
         [
             sys.executable,
