@@ -31,7 +31,7 @@ from synthact.engine import MODES, Curves, perturbation_curves
 from synthact.latents import LatentStats, ScaleFacts, latent_statistics, scale_facts
 from synthact.progress import Progress
 from synthact.registry import Registry
-from synthact.results import CurveArrays, LatentResult, Result
+from synthact.results import PATH_STEPS, PLATEAU_STEPS, CurveArrays, LatentResult, Result
 from synthact.seeding import generator
 from synthact.stages import Stage, StageClock, stage_table
 from synthact.subjects import Constants, Subject, estimate_log_sparsity, load_subject, subject_spec
@@ -96,8 +96,10 @@ class Experiment:
     (`RunConfig.real_curves`). ``reads(lab, type)`` gives the paths' `Endpoints`.
     Instead of ``reads``, ``same_as`` names the experiment whose curves it is a view of, or
     ``compute(lab)`` gives a result that is not curves. ``joins`` names an experiment whose types
-    its result includes (for comparison). Its fixture is its name with ``_`` for ``-`` (and, with
-    several modes, ``<fixture>_<mode>`` for one mode).
+    its result includes (for comparison). ``step_metrics`` are the (metric, signal) steps the
+    claims read from its curves (`synthact.metrics`; KL ones only where KL is recorded). Its
+    fixture is its name with ``_`` for ``-`` (and, with several modes, ``<fixture>_<mode>`` for one
+    mode).
     """
 
     name: str
@@ -111,6 +113,7 @@ class Experiment:
     same_as: str | None = None
     joins: str | None = None
     compute: Callable[[Lab], object] | None = None
+    step_metrics: tuple[tuple[str, str], ...] = PATH_STEPS
 
     def __post_init__(self) -> None:
         ways = [self.reads, self.same_as, self.compute]
@@ -213,7 +216,12 @@ EXPERIMENTS.register(  # Section 6, C14: synthetic targets built from a third re
 )
 EXPERIMENTS.register(  # Section 5.2, Figure 3
     Experiment(
-        "plateau", REFERENCES, ("absolute",), reads=plateau_paths("gaussian"), membership="plateau"
+        "plateau",
+        REFERENCES,
+        ("absolute",),
+        reads=plateau_paths("gaussian"),
+        membership="plateau",
+        step_metrics=PLATEAU_STEPS,
     )
 )
 EXPERIMENTS.register(  # the run that printed the AP numbers of the authors' repository
@@ -223,6 +231,7 @@ EXPERIMENTS.register(  # the run that printed the AP numbers of the authors' rep
         ("absolute",),
         reads=plateau_paths("base"),
         membership="plateau",
+        step_metrics=PLATEAU_STEPS,
     )
 )
 EXPERIMENTS.register(Experiment("latent-statistics", (), (), compute=_latent_statistics))
@@ -492,7 +501,14 @@ class Lab:
             return arrays
 
         arrays = CurveArrays(experiment.types, experiment.kl_types, load)
-        return Result(self.config.subject, experiment.name, mode, self.constants, arrays)
+        return Result(
+            self.config.subject,
+            experiment.name,
+            mode,
+            self.constants,
+            arrays,
+            experiment.step_metrics,
+        )
 
     def _rounds(self, experiment: Experiment, mode: str, kind: str) -> bool:
         """Whether ``kind``'s curves are read rounded, as the authors' tables read them."""

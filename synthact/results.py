@@ -51,12 +51,19 @@ class CurveArrays(Mapping[str, np.ndarray]):
         return len(self._keys)
 
 
+PATH_STEPS = (("ms", "l2"), ("auc", "l2"), ("nl", "l2"), ("ms", "kl"))
+"""(metric, signal) read from a perturbation path's curves: MS, AUC and NL of L2, MS of KL."""
+PLATEAU_STEPS = (("ap", "l2"),)
+"""(metric, signal) read from a plateau path's curves: AP of L2 (section 5.2)."""
+
+
 @dataclass(frozen=True)
 class Result:
     """Curves of one experiment in one mode, by target (or base) type.
 
     ``arrays`` holds ``"<type>/l2"`` [n, n_steps], ``"<type>/distance"`` [n] and, where computed,
     ``"<type>/kl"`` [n, n_steps] (a plain dict, or `CurveArrays` computed on first use).
+    ``step_metrics``: the (metric, signal) steps the claims read from it (its experiment's).
     """
 
     subject: str
@@ -64,6 +71,7 @@ class Result:
     mode: str
     constants: Constants
     arrays: Mapping[str, np.ndarray]
+    step_metrics: tuple[tuple[str, str], ...] = PATH_STEPS
 
     @property
     def types(self) -> list[str]:
@@ -86,7 +94,8 @@ class Result:
             raise ValueError(f"cannot join {mine} with {theirs}")
         experiment = f"{self.experiment}+{other.experiment}"
         arrays = ChainMap(self.arrays, other.arrays)  # lazy: reads compute nothing else
-        return Result(self.subject, experiment, self.mode, self.constants, arrays)
+        steps = tuple(dict.fromkeys(self.step_metrics + other.step_metrics))
+        return Result(self.subject, experiment, self.mode, self.constants, arrays, steps)
 
     def distance(self, kind: str) -> np.ndarray:
         return self.arrays[f"{kind}/distance"]

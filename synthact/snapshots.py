@@ -88,12 +88,9 @@ def tied_of(entry: Mapping[str, Any]) -> dict[int, set[int]]:
 
 
 def metrics_of(result: Result, kind: str) -> list[tuple[str, str]]:
-    """(metric, signal) of the steps the claims read from ``kind``: AP on plateau paths, else MS,
-    AUC and NL of L2 and MS of KL where KL was recorded."""
-    if result.experiment.startswith("plateau"):
-        return [("ap", "l2")]
-    found = [("ms", "l2"), ("auc", "l2"), ("nl", "l2")]
-    return found + ([("ms", "kl")] if f"{kind}/kl" in result.arrays else [])
+    """(metric, signal) of the steps the claims read from ``kind``: its experiment's
+    `Experiment.step_metrics`, other signals than L2 where ``kind`` recorded them."""
+    return [(m, s) for m, s in result.step_metrics if s == "l2" or f"{kind}/{s}" in result.arrays]
 
 
 def entry_name(metric: str, signal: str) -> str:

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 from pathlib import Path
+from typing import Any
+
+from synthact.config import add_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _readme_test_line() -> str:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    return lines[lines.index("<!-- ci:test -->") + 2]
+
+
 def readme_test_command() -> tuple[list[str], str]:
     """The subjects of the README's test command (after ``<!-- ci:test -->``) and its ``-k``."""
-    lines = (ROOT / "README.md").read_text().splitlines()
-    command = lines[lines.index("<!-- ci:test -->") + 2]
+    command = _readme_test_line()
     subjects = re.search(r"--subject (\S+)", command).group(1).split(",")
     return subjects, re.search(r'-k "([^"]+)"', command).group(1)
+
+
+def readme_test_options() -> dict[str, Any]:
+    """Every run option's value (by dest) in the README's test command, defaults included."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_options(parser.add_argument)
+    known, _ = parser.parse_known_args(shlex.split(_readme_test_line()))
+    return vars(known)
 
 
 def quick_start_command() -> list[str]:

@@ -4,6 +4,7 @@ seed are caught, and a different thread count is not."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,9 @@ import yaml
 
 from synthact import constructions, snapshots, stats, targets
 from synthact.cache import ResultCache
-from synthact.config import RunConfig
+from synthact.config import RunConfig, run_configs
 from synthact.experiments import Lab
-from tests.readme import readme_test_command
+from tests.readme import readme_test_command, readme_test_options
 
 SNAPSHOTS = Path(__file__).resolve().parents[1] / "claims" / "test_snapshots"
 SMALL = {"n": 50, "n_gaussian": 400}
@@ -107,14 +108,16 @@ def test_a_snapshot_of_another_configuration_or_size_is_not_compared(base):
 
 
 def test_every_committed_snapshot_is_compared_by_the_readme_test_command():
-    """A snapshot of another configuration is skipped, not compared: this fails first."""
-    readme = snapshots.run_fields(
-        RunConfig(subject="planted", device="cpu", n=100, n_gaussian=4000)
-    )
+    """A snapshot of another configuration, or of a subject the command does not run, is
+    skipped, not compared: this fails first. The configuration is the README command's own."""
+    configs = run_configs({**readme_test_options(), "device": "cpu"})
+    names = {re.sub(r"[^\w.-]", "_", c.subject): snapshots.run_fields(c) for c in configs}
     files = sorted(SNAPSHOTS.glob("*.yml"))
     assert files
     for path in files:
-        changes = snapshots.config_changes(yaml.safe_load(path.read_text())["run"], readme)
+        subject = max((s for s in names if path.name.startswith(f"{s}-")), key=len, default=None)
+        assert subject is not None, f"{path.name}: no subject of the README's test command"
+        changes = snapshots.config_changes(yaml.safe_load(path.read_text())["run"], names[subject])
         assert not changes, f"{path.name} would be skipped: {changes}"
 
 
