@@ -5,8 +5,9 @@ its curves read (each path's start and destination). `Lab.result` computes any o
 fixtures, the xdist groups and the expectation keys are derived from the table, so a new experiment
 is one entry here (see docs/method.md for what each one measures).
 
-Results are cached on disk (`ResultCache`) under a key of the subject, the config, the seed and the
-digest of the method's code (`method_version`). Every random draw has its own generator, seeded by
+Results are cached on disk (`ResultCache`) under a key of the subject, the config, the seed, the
+fingerprint of the subject's files (`SubjectSpec.fingerprint`) and the digest of the method's code
+(`method_version`). Every random draw has its own generator, seeded by
 ``(seed, label)``, so a result does not depend on which experiments ran before it.
 """
 
@@ -66,14 +67,22 @@ METHOD_MODULES = (
 )
 """Modules (a package: all of its modules) whose code defines the method; the digest of their code
 is part of every cache key."""
+BUILDERS = (
+    "synthact.subjects.null_hub",
+    "synthact.subjects.hub_server",
+    "synthact.subjects.trained_tiny",
+)
+"""Modules of `METHOD_MODULES`' packages that build or serve a subject's files rather than compute
+on them: a subject's fingerprint (`SubjectSpec.fingerprint`) covers what they produce."""
 
 
 @functools.cache
 def method_version() -> str:
-    """16 hex digits of the code of `METHOD_MODULES`, docstrings and comments aside.
+    """16 hex digits of the code of `METHOD_MODULES` but `BUILDERS`, prose aside
+    (`synthact.code_digest`).
 
     Taken once per process, at import, so an edit during a run cannot label old results."""
-    return modules_digest(METHOD_MODULES)[:16]
+    return modules_digest(METHOD_MODULES, exclude=BUILDERS)[:16]
 
 
 method_version()
@@ -333,7 +342,21 @@ class Lab:
         config = asdict(self.config)
         del config["construction"]  # an outside construction's results carry its own digest
         key = {"experiment": name, "method": method_version(), "config": config}
-        return {**key, **extra}
+        return {**key, "files": self._fingerprint, **extra}
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        """The subject's `SubjectSpec.fingerprint`: known before loading, else after."""
+        spec = subject_spec(self.config.subject)
+        found = spec.fingerprint()
+        if found is None:
+            self.subject  # noqa: B018 -- loading fetches its files
+            found = spec.fingerprint()
+        if found is None:
+            raise RuntimeError(
+                f"subject {self.config.subject!r}: its files were not found after loading"
+            )
+        return found
 
     # --- what the experiments read --------------------------------------------------------------
 

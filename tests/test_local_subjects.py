@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from sae_lens import SAE, StandardSAE, StandardSAEConfig
@@ -13,12 +14,16 @@ from sae_lens.saes.sae import SAEMetadata
 from safetensors.torch import save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from synthact.cache import ResultCache
+from synthact.config import RunConfig
+from synthact.experiments import Lab
 from synthact.subjects import SUBJECTS, load_subject, subject_spec, validate_subject
 from synthact.subjects.local import (
     MANIFEST,
     check_local_subject,
     load_local_subject,
     load_transformer,
+    local_fingerprint,
     local_spec,
     save_transformer,
 )
@@ -226,3 +231,41 @@ def test_path_prefix_and_trained_tiny_are_registered(tmp_path: Path, tokenizer) 
     assert "trained-tiny" in SUBJECTS
     with pytest.raises(FileNotFoundError, match="no such directory"):
         subject_spec(f"path:{tmp_path / 'nowhere'}").preflight()
+
+
+def test_a_different_sae_saved_into_the_same_directory_is_not_served_from_the_cache(
+    tmp_path: Path, tokenizer
+) -> None:
+    """The cache key holds the subject's files' fingerprint, not only its path."""
+    directory = write_subject(tmp_path / "subject", tokenizer)
+    cache = ResultCache(tmp_path / "cache")
+    config = RunConfig(
+        subject=f"path:{directory}",
+        device="cpu",
+        n=4,
+        n_gaussian=64,
+        n_latent_stats=16,
+        prompt_len=8,
+    )
+
+    def real_curves() -> np.ndarray:
+        lab = Lab(config, cache, progress=False)
+        return lab.result("sensitivity", "absolute").curves("synthetic-baseline")
+
+    before, again = real_curves(), real_curves()
+    sae = SAE.load_from_disk(directory)
+    with torch.no_grad():
+        sae.W_dec.mul_(2.0)
+    sae.save_model(directory)
+    after = real_curves()
+    assert np.array_equal(before, again)
+    assert not np.allclose(before, after)
+    assert len(list((tmp_path / "cache" / "results").glob("*synthetic-baseline*.npz"))) == 2
+
+
+def test_the_fingerprint_follows_every_file_the_subject_loads(tmp_path: Path, tokenizer) -> None:
+    directory = write_subject(tmp_path, tokenizer)
+    first = local_fingerprint(directory)
+    assert local_fingerprint(directory) == first
+    (directory / "prompts.txt").write_text(TEXT + " one more prompt.")
+    assert local_fingerprint(directory) != first

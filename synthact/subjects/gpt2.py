@@ -17,8 +17,9 @@ from huggingface_hub import hf_hub_download
 from transformer_lens import HookedTransformer
 
 from synthact.prompts import PROMPT_LEN, read_parquet_prefixes, sample_rows, sample_windows
-from synthact.subjects.hub_cache import HubFile, require_cached
+from synthact.subjects.hub_cache import HubFile, repo_fingerprint, require_cached
 from synthact.subjects.null_hub import GPT2_REPO, SAE_ID, SAE_RELEASE, SAE_REPO, null_prompt_stream
+from synthact.subjects.null_hub import fingerprint as null_fingerprint
 from synthact.subjects.releases import Release, ReleaseCfg, load_release, resolve_release
 from synthact.subjects.types import Constants, Sampler, Subject, SubjectSpec
 
@@ -88,9 +89,14 @@ GPT2_SMALL = SubjectSpec(
     partial(_load, False),
     constants=Constants.paper(),
     preflight=check_gpt2_small_files,
+    fingerprint=partial(
+        repo_fingerprint,
+        [("model", GPT2_REPO), ("model", SAE_REPO), ("dataset", OPENWEBTEXT_REPO)],
+    ),
 )
 NULL_GPT2 = SubjectSpec(
     "null-gpt2",
     "random-weight GPT-2 and SAE from a locally built hub, pydoc prompts (null control)",
     partial(_load, True),
+    fingerprint=null_fingerprint,
 )

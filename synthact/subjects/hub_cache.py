@@ -34,6 +34,18 @@ def is_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
+def repo_fingerprint(repos: Sequence[tuple[str, str]]) -> str | None:
+    """The commits the hub cache's ``refs/main`` names for each ``(repo_type, repo_id)``, joined;
+    None if one is not cached (nothing downloaded yet). A commit names a repo's whole content."""
+    commits = []
+    for repo_type, repo_id in repos:
+        ref = hub_cache_dir() / f"{repo_type}s--{repo_id.replace('/', '--')}" / "refs" / "main"
+        if not ref.is_file():
+            return None
+        commits.append(f"{repo_type}:{repo_id}@{ref.read_text().strip()}")
+    return " ".join(commits)
+
+
 def missing_files(files: Sequence[HubFile]) -> list[HubFile]:
     """The ``files`` that are not in the current hub cache (no network access)."""
     return [

@@ -26,10 +26,11 @@ what to do, on a missing file, a hook the model lacks or a width mismatch.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import warnings
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,7 +118,36 @@ def local_spec(
         description,
         partial(load_local_subject, directory, name=name),
         preflight=partial(check_local_subject, directory),
+        fingerprint=partial(local_fingerprint, directory),
     )
+
+
+def local_fingerprint(directory: str | Path) -> str:
+    """SHA-256 of every file a local subject loads: the files under ``directory`` and the model
+    folder and prompts its `MANIFEST` names elsewhere (by relative path, size and bytes)."""
+    files = check_local_subject(directory)
+    roots = dict.fromkeys(p for p in (files.directory, files.model_dir, files.prompts) if p)
+    h = hashlib.sha256()
+    for root in roots:
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in paths:
+            h.update(f"{path.relative_to(root.parent)}|{_file_digest(path)}\n".encode())
+    return h.hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    stat = path.stat()
+    return _file_digest_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@cache
+def _file_digest_of(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file's bytes, read once per (path, size, modification time) in a process."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def load_local_subject(

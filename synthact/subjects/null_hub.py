@@ -305,6 +305,11 @@ def recipe_version() -> str:
     return modules_digest(RECIPE_MODULES)[:16]
 
 
+def fingerprint(seed: int = NULL_SEED) -> str:
+    """What decides a null subject's files: the hub's recipe and seed (no build needed)."""
+    return f"null hub {recipe_version()} seed {seed}"
+
+
 def ensure_null_hub(
     cache_dir: str | Path | None = None, *, seed: int = NULL_SEED, hub: str = BASE_HUB
 ) -> Path:

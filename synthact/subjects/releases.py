@@ -127,7 +127,22 @@ def release_spec(name: str) -> SubjectSpec:
         "prompts from the SAE's training dataset"
     )
     loader = partial(load_release, release)
-    return SubjectSpec(name, description, loader, preflight=partial(check_release_files, release))
+    return SubjectSpec(
+        name,
+        description,
+        loader,
+        preflight=partial(check_release_files, release),
+        fingerprint=partial(release_fingerprint, release),
+    )
+
+
+def release_fingerprint(release: Release) -> str | None:
+    """The cached commits of the release's model and SAE repos (None before the first download).
+    The prompts' dataset is named in the SAE's cfg, which the SAE repo's commit covers."""
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    model = ("model", get_official_model_name(release.model))
+    return hub_cache.repo_fingerprint([model, ("model", release.repo_id)])
 
 
 def null_release_spec(name: str) -> SubjectSpec:
@@ -143,7 +158,12 @@ def null_release_spec(name: str) -> SubjectSpec:
         f"random-weight stand-in for {release.name} from the null hub, same loading calls, "
         "pydoc prompts (null control)"
     )
-    return SubjectSpec(NULL_PREFIX + name, description, partial(load_release, release, null=True))
+    return SubjectSpec(
+        NULL_PREFIX + name,
+        description,
+        partial(load_release, release, null=True),
+        fingerprint=null_hub.fingerprint,
+    )
 
 
 # --- loading ------------------------------------------------------------------------------------

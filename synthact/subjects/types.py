@@ -72,18 +72,26 @@ def _nothing_to_check() -> None:
     """The preflight of a subject that needs no downloaded file."""
 
 
+def _all_in_code() -> str:
+    """The fingerprint of a subject that the method's code builds whole (its digest covers it)."""
+    return ""
+
+
 @dataclass(frozen=True)
 class SubjectSpec:
     """How to load a subject: ``loader(device, torch dtype) -> Subject``. ``constants``: declared
     ones (None: the norm rule on the pool). ``preflight()`` checks in milliseconds, loading
     nothing, that the subject can load here (offline: its hub files are cached), else raises
-    RuntimeError saying what to do."""
+    RuntimeError saying what to do. ``fingerprint()`` identifies the content of its files
+    (weights, configs, prompts) for the result cache's keys, or is None while they are not on
+    this machine yet (known once loaded)."""
 
     name: str
     description: str
     loader: Callable[[str, torch.dtype], Subject]
     constants: Constants | None = None
     preflight: Callable[[], None] = _nothing_to_check
+    fingerprint: Callable[[], str | None] = _all_in_code
 
 
 @dataclass(frozen=True)
