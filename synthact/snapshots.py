@@ -101,6 +101,11 @@ def steps_of(entry: Mapping[str, Any]) -> np.ndarray:
     return np.array(entry["steps"].split(), dtype=np.int64)
 
 
+class SnapshotRegression(AssertionError):
+    """A run's steps moved beyond the tolerance from the committed snapshot, or cannot be compared
+    with it: a regression, not a verdict on a claim."""
+
+
 @dataclass(frozen=True)
 class Moved:
     """How one type's steps of one metric differ between the snapshot and this run.

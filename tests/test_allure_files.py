@@ -19,7 +19,7 @@ from fixtures.leaderboard import ALLURE_MESSAGE
 ROOT = Path(__file__).resolve().parents[1]
 
 MESSAGES = {
-    "regression": "AssertionError: regression: planted sensitivity absolute: steps moved",
+    "regression": "synthact.snapshots.SnapshotRegression: planted sensitivity absolute: moved",
     "control inconclusive": "synthact.checks.ControlInconclusive: claim not supported:\n  - x",
     "claim not supported": "synthact.checks.ClaimNotSupported: claim not supported:\n  - x",
     "control failed as expected": (
@@ -51,6 +51,7 @@ def test_underpowered_and_the_leaderboard_are_not_judged_a_crash_an_error_a_real
     assert _category("skipped", ALLURE_MESSAGE) == "not judged"
     assert _category("broken", "RuntimeError: the SAE did not load") == "error"
     assert _category("skipped", "Skipped: needs a CUDA device") is None
+    assert _category("failed", "AssertionError: regression: wording alone") is None
 
 
 def _result(out: Path, name: str, status: str, message: str) -> None:

@@ -18,6 +18,7 @@ from synthact.matrix import (
     row_labels,
     write_matrix,
 )
+from synthact.policy import Observation
 from tests.subprocesses import nested_env, session_cache
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +95,7 @@ def test_write_matrix_writes_markdown_and_png(tmp_path: Path) -> None:
         write_matrix([], ["planted"], tmp_path)
 
 
-def outcome(observed: dict | None, crash: str = "") -> Outcome:
+def outcome(observed: Observation | None, crash: str = "") -> Outcome:
     return Outcome(
         **WHERE, expected="fails", observed=observed, pytest_outcome="failed", crash=crash
     )
@@ -112,10 +113,10 @@ def test_a_cell_without_a_verdict_is_an_error() -> None:
 
 
 def test_an_expected_failure_is_met_only_with_the_effect_absent() -> None:
-    shown = outcome({**OBSERVED, "absence shown": True}).cell()
+    shown = outcome(Observation(**OBSERVED, absence_shown=True)).cell()
     assert shown == Cell(**WHERE, **OBSERVED, expected="fails", absence_shown=True)
     assert shown.met
-    assert not outcome({**OBSERVED, "absence shown": False}).cell().met
+    assert not outcome(Observation(**OBSERVED, absence_shown=False)).cell().met
     tiny = cell(expected="fails", outcome="holds", absence_shown=True)
     assert tiny.met  # the direction alone, far below the paper's size, is still a control's failure
     assert "**holds**" in tiny.markdown() and "effect absent · expected fails ✓" in tiny.markdown()

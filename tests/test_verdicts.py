@@ -18,6 +18,7 @@ from fixtures.verdicts import Outcome, summary_lines
 from synthact import power
 from synthact.checks import Check, ClaimNotSupported, ControlInconclusive
 from synthact.hypotheses import Hypothesis
+from synthact.policy import Observation
 from tests.subprocesses import nested_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +64,7 @@ def test_a_control_fails_only_with_the_effect_shown_absent():
     ev = evidence("fails")
     with pytest.raises(ClaimNotSupported, match="effect is absent"):
         ev.verdict(claim(check(False), absent=(check(True), check(True))))
-    assert observed(ev)["absence shown"]
+    assert observed(ev)["absence_shown"]
     with pytest.raises(ControlInconclusive, match="absence was not shown") as raised:
         evidence("fails").verdict(
             claim(check(False), absent=(check(True), check(False, "gap < 5")))
@@ -80,7 +81,7 @@ def test_a_controls_verdict_is_the_absence_not_the_direction():
     with pytest.raises(ClaimNotSupported, match="direction holds, but far below"):
         ev.verdict(claim(check(True), absent=(check(True, "gap < 0.5 sd"),)))
     assert observed(ev)["outcome"] == "holds"
-    assert observed(ev)["absence shown"]
+    assert observed(ev)["absence_shown"]
     evidence("fails").verdict(claim(check(True), absent=(check(False, "gap < 0.5 sd"),)))
 
 
@@ -203,8 +204,7 @@ def test_unit_tests_alone_do_not_need_the_subject(tmp_path):
 
 
 def _outcome(subject: str, claim: str, test: str, case: str) -> Outcome:
-    observed = {"outcome": "holds", "statistic": "x > 0", "estimate": 1.0, "bound": 0.5}
-    observed |= {"threshold": 0.0, "absence shown": False}
+    observed = Observation("holds", "x > 0", estimate=1.0, bound=0.5, threshold=0.0)
     return Outcome(claim, test, subject, case, "holds", observed, "passed", "")
 
 
