@@ -8,7 +8,7 @@ configuration agree when, per type and metric:
 - a row whose step differs is *within its ties* when either run's step is one the other run's
   curve could give (the method decides nothing there: rounding does);
 - of the other rows, at most `MAX_MOVED_SHARE` differ at all and none by more than `MAX_STEP_MOVE`
-  (a near-tie just outside `synthact.ties.TIE_RTOL`; see tests/test_cuda_agreement.py);
+  (a near-tie just outside `synthact.ties.TIE_RTOL`; see tests/integration/test_cuda_agreement.py);
 - mean, std and KS stay within what those moves can change, where no row of the type (or, for KS,
   of real) moved within its ties: such a move may shift them by any amount, row by row allowed.
 """

@@ -1,10 +1,22 @@
-"""Unit-test options: ``--calibration`` runs the slow error-rate simulations (n = 1000),
+"""The tests by kind, and their opt-in options.
+
+``unit/`` mirrors the library and runs in seconds; ``integration/`` computes experiments on small
+subjects; ``e2e/`` runs the command line and pytest in subprocesses; ``calibration/`` measures the
+checks' error rates; ``benchmarks/`` times the engine. Every test outside ``unit/`` is marked
+``slow``, as are the unit tests that start a subprocess, so ``pytest tests -m "not slow"`` is the
+fast set. Opt-ins: ``--calibration`` runs the error-rate simulations at n = 1000,
 ``--null-gemma3`` the tests that build the Gemma-3 null hub, ``--cluster`` the Ray cluster tests,
-``--platforms`` every CPU kernel setting on every subject."""
+``--platforms`` every CPU kernel setting on every subject.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+SLOW_KINDS = ("integration", "e2e", "calibration", "benchmarks")
+"""Folders of tests/ whose every test is slow."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -12,7 +24,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--calibration",
         action="store_true",
         help="also run the checks' error-rate simulations at n = 1000 and every claim case of "
-        "the power table (tests/test_calibration.py; about half an hour on 2 CPU cores)",
+        "the power table (tests/calibration/; about half an hour on 2 CPU cores)",
     )
     parser.addoption(
         "--null-gemma3",
@@ -23,15 +35,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--platforms",
         action="store_true",
         help="also run the README's claims under every CPU kernel and thread setting on every "
-        "subject, and the 1 %% longer step on every subject (tests/test_platforms.py, "
-        "tests/test_snapshot_tolerance.py; about two hours on 2 CPU cores, most of it the "
-        "full-size null hubs)",
+        "subject, and the 1 %% longer step on every subject (tests/e2e/test_platforms.py, "
+        "tests/integration/test_snapshot_tolerance.py; about two hours on 2 CPU cores, most of "
+        "it the full-size null hubs)",
     )
     parser.addoption(
         "--cluster",
         action="store_true",
         help="also run the Ray cluster tests: a node, then the driver, killed mid-sweep "
-        "(tests/test_cluster.py; pip install -e '.[ray]'; about 3 minutes)",
+        "(tests/integration/test_cluster.py; pip install -e '.[ray]'; about 3 minutes)",
     )
 
 
@@ -45,6 +57,11 @@ OPT_IN = {
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(here).parts if item.path.is_relative_to(here) else ()
+        if parts and parts[0] in SLOW_KINDS:
+            item.add_marker(pytest.mark.slow)
     for marker, (option, why) in OPT_IN.items():
         if config.getoption(option):
             continue

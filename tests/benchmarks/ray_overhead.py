@@ -1,6 +1,6 @@
-"""Ray's overhead per experiment: the sweep of tests/test_cluster.py computed here, in one process,
-and on a local cluster of two one-CPU nodes (plus a head that only schedules), each from an empty
-cache. Run: python tests/benchmarks/ray_overhead.py"""
+"""Ray's overhead per experiment: the sweep of tests/integration/test_cluster.py computed here, in
+one process, and on a local cluster of two one-CPU nodes (plus a head that only schedules), each
+from an empty cache. Run: python tests/benchmarks/ray_overhead.py"""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from synthact.hypotheses import Hypothesis
 from synthact.policy import Observation
 from tests.subprocesses import nested_env
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def check(passed: bool, statement: str = "x > 0") -> Check:
@@ -193,11 +193,12 @@ def test_offline_without_files_stops_before_any_test_with_one_message(tmp_path, 
     assert "To fix:" in output and "passed" not in output and "failed" not in output
 
 
+@pytest.mark.slow
 def test_unit_tests_alone_do_not_need_the_subject(tmp_path):
     """The preflight runs only when claim tests are selected."""
     run = run_pytest(
         tmp_path,
-        "tests/test_expectations.py::test_lookup_order",
+        "tests/unit/test_expectations.py::test_lookup_order",
         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-home")},
     )
     assert run.returncode == 0, run.stdout + run.stderr

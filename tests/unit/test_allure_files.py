@@ -16,7 +16,7 @@ import pytest
 from fixtures.allure_files import CATEGORIES, pytest_configure, write_run_files
 from fixtures.leaderboard import ALLURE_MESSAGE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 MESSAGES = {
     "regression": "synthact.snapshots.SnapshotRegression: planted sensitivity absolute: moved",

@@ -3,7 +3,7 @@ and pass the committed (CPU) regression snapshots.
 
 The same seed draws the same prompts, targets and latent choices on both devices (every random
 draw is made on a CPU generator); what differs is float rounding in the model and the Gaussian.
-Skipped without CUDA: run it on a GPU box with ``pytest tests/test_cuda_agreement.py``.
+Skipped without CUDA: run it on a GPU box with ``pytest tests/integration/test_cuda_agreement.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ pytestmark = [
 ]
 
 SIZES = {"n": 100, "n_gaussian": 4000}
-SNAPSHOTS = Path(__file__).resolve().parents[1] / "claims" / "test_snapshots"
+SNAPSHOTS = Path(__file__).resolve().parents[2] / "claims" / "test_snapshots"
 SAME_STEP = 0.98
 
 

@@ -13,7 +13,7 @@ from fixtures.options import pytest_addoption
 from synthact import cli
 from synthact.config import Outputs, RunConfig, flag, option_fields, option_words, run_configs
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 OTHERS = [
     "--subject=planted,null-gpt2",
     "--n=50",

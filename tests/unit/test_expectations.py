@@ -18,7 +18,7 @@ from fixtures.expectations import (
 from synthact.experiments import EXPERIMENTS, Experiment, towards_targets
 from synthact.subjects import subject_spec
 
-CLAIMS = Path(__file__).resolve().parent.parent / "claims"
+CLAIMS = Path(__file__).resolve().parents[2] / "claims"
 
 
 def claim_ids() -> set[str]:

@@ -127,7 +127,7 @@ def test_without_the_flag_nothing_imports_ray() -> None:
         "synthact.cli.parser().parse_args(['replicate', '--subject', 'planted'])\n"
         "assert 'ray' not in sys.modules, 'ray imported'\n"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
 
 
@@ -166,7 +166,7 @@ def test_a_driver_killed_and_restarted_resumes_from_its_cache(cluster, local, tm
         f"sweep(configs(), {ray_cluster.gcs_address!r}, ResultCache({str(tmp_path)!r}), "
         "experiments=EXPERIMENTS)\n"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     driver = subprocess.Popen([sys.executable, "-c", code], cwd=root)
     try:
         wait_for_entries(cache, 2 * len(SUBJECTS) + 1)

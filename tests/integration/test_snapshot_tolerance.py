@@ -18,7 +18,7 @@ from synthact.config import RunConfig, run_configs
 from synthact.experiments import Lab
 from tests.readme import readme_test_command, readme_test_options
 
-SNAPSHOTS = Path(__file__).resolve().parents[1] / "claims" / "test_snapshots"
+SNAPSHOTS = Path(__file__).resolve().parents[2] / "claims" / "test_snapshots"
 SMALL = {"n": 50, "n_gaussian": 400}
 
 

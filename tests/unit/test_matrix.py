@@ -21,7 +21,7 @@ from synthact.matrix import (
 from synthact.policy import Observation
 from tests.subprocesses import nested_env, session_cache
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 WHERE = {"claim": "C1", "test": "test_c01_real", "subject": "planted", "case": "absolute"}
 OBSERVED = {
     "outcome": "does not hold",

@@ -83,6 +83,7 @@ def test_other_seed_gives_other_weights(small):
     assert not torch.equal(small.model.embed.W_E, other.model.embed.W_E)
 
 
+@pytest.mark.slow
 def test_subject_contract(planted):
     cfg = PlantedConfig()
     model, sae = planted.model, planted.sae
@@ -125,6 +126,7 @@ def test_dtype_and_null_name():
     assert subject.model.embed.W_E.dtype == subject.sae.W_dec.dtype == torch.float64
 
 
+@pytest.mark.slow
 def test_sae_is_accurate_and_sparse_on_own_activations(planted):
     acts = last_activations(planted, 2000, seed=7)
     with torch.no_grad():

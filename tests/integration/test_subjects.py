@@ -33,7 +33,7 @@ from synthact.subjects import (
 )
 from synthact.subjects.gpt2 import OPENWEBTEXT_SHARDS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 HOOK_IN = "blocks.1.hook_resid_pre"
 HOOK_OUT = "blocks.1.hook_resid_post"
 

@@ -249,6 +249,7 @@ def test_mean_and_std_tolerances_have_their_false_alarm_rate():
     assert exceed_rate(sd_o, sd_p, std_tolerance(10, 10, 200, z=1)) > 0.5  # normal theory fails
 
 
+@pytest.mark.slow
 def test_ks_tolerance_is_conservative():
     def ks_per_study(n):
         rng = np.random.default_rng(n)
