@@ -33,12 +33,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-from sae_lens import SAE
-from safetensors.torch import load_file, save_file
-from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-from synthact.prompts import token_stream
 from synthact.subjects.device import dtype_name
 from synthact.subjects.releases import (
     bos_id,
@@ -50,6 +44,8 @@ from synthact.subjects.releases import (
 from synthact.subjects.types import Sampler, Subject, SubjectSpec
 
 if TYPE_CHECKING:
+    import torch
+    from transformer_lens import HookedTransformer
     from transformers import PreTrainedTokenizerBase
 
 PREFIX = "path:"
@@ -123,16 +119,22 @@ def local_spec(
 def load_local_subject(
     directory: str | Path,
     device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     *,
     name: str | None = None,
 ) -> Subject:
-    """The SAE in ``directory``, its model and prompt source, on ``device`` in ``dtype``.
+    """The SAE in ``directory``, its model and prompt source, on ``device`` in ``dtype`` (default
+    float32).
 
     Raises:
         FileNotFoundError: a file the subject needs is missing.
         ValueError: the files do not fit together (see `check_local_subject`).
     """
+    import torch
+    from sae_lens import SAE
+    from transformer_lens import HookedTransformer
+
+    dtype = torch.float32 if dtype is None else dtype
     files = check_local_subject(directory)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", _KWARGS_WARNING)  # honoured when loading by name
@@ -198,6 +200,9 @@ def check_local_subject(directory: str | Path) -> LocalFiles:
 
 def read_log_sparsity(directory: Path) -> torch.Tensor | None:
     """``sparsity.safetensors`` (key ``sparsity``) as ``[d_sae]`` float32 on CPU, or None."""
+    import torch
+    from safetensors.torch import load_file
+
     path = directory / SPARSITY_FILE
     if not path.is_file():
         return None
@@ -218,6 +223,8 @@ def save_transformer(
     """Write ``model`` as a local model directory: ``config.json`` (`TRANSFORMER_CONFIG_KEYS`),
     ``model.safetensors`` (its state dict, as it is) and the files of ``tokenizer`` (default:
     the model's, if any)."""
+    from safetensors.torch import save_file
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = {key: getattr(model.cfg, key) for key in TRANSFORMER_CONFIG_KEYS}
@@ -230,15 +237,20 @@ def save_transformer(
 
 
 def load_transformer(
-    directory: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32
+    directory: str | Path, device: str = "cpu", dtype: torch.dtype | None = None
 ) -> HookedTransformer:
-    """The model `save_transformer` wrote to ``directory`` (with its tokenizer, if saved).
+    """The model `save_transformer` wrote to ``directory`` (with its tokenizer, if saved), in
+    ``dtype`` (default float32).
 
     ``config.json`` holds ``HookedTransformerConfig`` arguments; the state dict must match the
     model they build exactly.
     """
+    import torch
+    from safetensors.torch import load_file
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
     from transformers import AutoTokenizer
 
+    dtype = torch.float32 if dtype is None else dtype
     directory = Path(directory)
     _require_files(directory, MODEL_FILES, "a model directory as save_transformer writes")
     cfg = HookedTransformerConfig(**_transformer_config(directory), device=device, dtype=dtype)
@@ -250,6 +262,8 @@ def load_transformer(
 
 
 def _transformer_config(directory: Path) -> dict:
+    from transformer_lens import HookedTransformerConfig
+
     config = json.loads((directory / "config.json").read_text())
     known = set(HookedTransformerConfig.__dataclass_fields__)
     unknown = sorted(set(config) - known)
@@ -378,6 +392,11 @@ def _prompt_sampler(files: LocalFiles, model: HookedTransformer) -> Sampler:
 
 def read_prompt_stream(path: Path, model: HookedTransformer) -> torch.Tensor:
     """A prompt file as ``[n_tokens]`` int64 ids below the model's vocabulary size."""
+    import torch
+    from safetensors.torch import load_file
+
+    from synthact.prompts import token_stream
+
     if path.name.endswith(TOKEN_SUFFIX):
         tensors = load_file(path)
         if "tokens" not in tensors or tensors["tokens"].ndim != 1:
