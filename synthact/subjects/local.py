@@ -317,7 +317,11 @@ def _manifest_path(directory: Path, manifest: dict, key: str) -> Path | None:
 
 
 def _read_sae_cfg(directory: Path) -> dict:
-    raw = json.loads((directory / "cfg.json").read_text())
+    path = directory / "cfg.json"
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
     cfg = sae_metadata(raw, str(directory), "train it on one to use it here")
     if "d_in" not in cfg:
         raise ValueError(f"{directory / 'cfg.json'} has no d_in: not an SAE cfg SAELens wrote")
