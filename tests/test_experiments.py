@@ -182,6 +182,17 @@ def test_stages_are_listed_parents_before_their_children():
     assert len(clock.pop()) == 5 and clock.stages == []
 
 
+def test_a_stage_that_fails_is_recorded_but_not_reported_done():
+    done = []
+    clock = StageClock(done.append)
+    with pytest.raises(RuntimeError, match="missing files"), clock.stage("load subject"):
+        with clock.stage("read config"):
+            pass
+        raise RuntimeError("missing files")
+    assert [s.name for s in done] == ["read config"]
+    assert [s.name for s in clock.stages] == ["load subject", "read config"]
+
+
 def test_stage_table_indents_nested_stages():
     stages = [
         Stage("pool", 3.0, 0),
