@@ -143,7 +143,7 @@ def _claims_matrix(args: argparse.Namespace) -> int:
         command = [sys.executable, "-m", "pytest", "claims", "-q", "--tb=no", "-rN"]
         command += ["-p", "no:cacheprovider", "--alluredir", str(allure)]
         command += ["--junitxml", str(junit), *option_words(values)]
-        done = subprocess.run(command, cwd=CHECKOUT, check=False)
+        done = subprocess.run(command, cwd=CHECKOUT, env=_user_folder_on_path(), check=False)
         failed = failed_tests(junit) if junit.exists() else []
     if done.returncode not in (0, 1):
         raise RuntimeError(f"the claim tests did not run (pytest exit status {done.returncode})")
@@ -154,6 +154,13 @@ def _claims_matrix(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _user_folder_on_path() -> dict[str, str]:
+    """This environment with the current folder first on ``PYTHONPATH``: the claim tests run in
+    the checkout and import the user's ``--construction`` modules from where the user is."""
+    path = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
 def failed_tests(junit: Path) -> list[str]:
