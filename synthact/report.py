@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -312,8 +313,36 @@ def table_steps(lab, table: str, mode: str) -> dict[str, np.ndarray]:
 
 def replicate(lab, out: Path) -> list[Path]:
     """Write every paper table and figure under ``out``: ``tables.md`` (ours beside the paper,
-    with the agreement checks) and the PNGs it shows."""
-    out.mkdir(parents=True, exist_ok=True)
+    with the agreement checks) and the PNGs it shows.
+
+    The folder is written beside ``out`` (as ``.NAME.partial``) and put in its place once
+    complete: a run that fails leaves ``out`` as it was, one that is killed leaves the partial
+    folder beside it, never a folder of figures without its tables.
+    """
+    partial = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        written = _write_report(lab, partial)
+        _replace_folder(out, partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return [out / path.name for path in written]
+
+
+def _replace_folder(out: Path, new: Path) -> None:
+    """Put the folder ``new`` where ``out`` is (two renames; the old folder removed after)."""
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    new.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_report(lab, out: Path) -> list[Path]:
+    """`replicate`'s files, written into the existing folder ``out``."""
     written: list[Path] = [_save(_example_curves(lab), out / "figure-1.png")]
     sections = [
         f"# Replication on {lab.config.subject}\n",
