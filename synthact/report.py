@@ -14,12 +14,10 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import scipy.stats
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from synthact import metrics, stats
@@ -149,10 +147,11 @@ CAPS = {
 
 def step_figure(
     steps: Mapping[str, np.ndarray], *, title: str, xlabel: str, metric: str | None = None
-) -> plt.Figure:
+) -> Figure:
     """Histogram outlines (left) and cumulative frequency (right) of step distributions, as
     Figures 2/3, over the steps that occur; a ``metric``'s cap (`CAPS`) is named when present."""
-    fig, (hist, cdf) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    hist, cdf = fig.subplots(1, 2)
     top = max(int(np.max(values)) for values in steps.values())
     width = max(1, int(np.ceil((top + 1) / 25)))
     bins = np.arange(0, top + width + 1, width)
@@ -176,9 +175,10 @@ def step_figure(
 
 def curves_figure(
     curves: Mapping[str, np.ndarray], *, title: str, ylabel: str, n_examples: int = 10
-) -> plt.Figure:
+) -> Figure:
     """Example curves (thin) and their mean (dashed) per type, as Figure 1."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for kind, values in curves.items():
         color = type_color(kind)
         for curve in values[:n_examples]:
@@ -190,11 +190,11 @@ def curves_figure(
     return fig
 
 
-def png(fig: plt.Figure) -> bytes:
-    """Render a figure to PNG bytes and close it."""
+def png(fig: Figure) -> bytes:
+    """Render a figure to PNG bytes."""
     buffer = io.BytesIO()
+    FigureCanvasAgg(fig)  # the figure's canvas: Agg, whatever pyplot's backend is
     fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -283,10 +283,11 @@ def agreement_markdown(rows: Iterable[Agreement]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def latent_figure(latents) -> plt.Figure:
+def latent_figure(latents) -> Figure:
     """Figures E.1 and E.2: active-latent counts, norm share by rank, cosine histograms."""
     s = latents.stats
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    fig = Figure(figsize=(16, 3.8))
+    axes = fig.subplots(1, 4)
     l0 = np.asarray(s.l0)
     width = max(1, int(np.ceil((l0.max() - l0.min() + 1) / 40)))
     bins = np.arange(l0.min(), l0.max() + width + 1, width) - 0.5
@@ -411,7 +412,7 @@ def _construction_source_section(lab) -> list[str]:
     return ["\n".join(lines) + "\n"]
 
 
-def _example_curves(lab) -> plt.Figure:
+def _example_curves(lab) -> Figure:
     result = lab.result("sensitivity", "absolute")
     curves = {k: result.curves(k) for k in ("real", "random")}
     return curves_figure(
@@ -438,6 +439,6 @@ def _config_markdown(lab) -> str:
     return "\n".join(f"- {k}: {v}" for k, v in run_parameters(lab).items()) + "\n"
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     path.write_bytes(png(fig))
     return path

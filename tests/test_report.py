@@ -157,3 +157,17 @@ def test_a_report_folder_is_replaced_whole_or_not_at_all(lab, tmp_path, monkeypa
     assert [p.name for p in tmp_path.iterdir()] == ["planted"]
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)
     assert (out / "tables.md").read_text().startswith("# Replication on planted")
+
+
+def test_importing_and_drawing_leave_matplotlib_s_backend_alone():
+    """The figures draw through matplotlib's object API: a session's pyplot backend stays."""
+    script = """
+import matplotlib
+matplotlib.use("svg")
+import numpy as np
+from synthact import hypotheses, leaderboard, matrix, report
+report.png(report.step_figure({"real": np.array([1, 2, 3])}, title="t", xlabel="MS"))
+print(matplotlib.get_backend())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip() == "svg", done.stderr[-2000:]
