@@ -245,7 +245,7 @@ class Lab:
         *,
         progress: Progress | bool | None = None,
         device: str | None = None,
-        share: int | None = None,
+        share: int = 1,
     ):
         config = config.resolved()
         if device is not None and torch.device(device).type != torch.device(config.device).type:
