@@ -1,11 +1,12 @@
-"""Root conftest: hub access, then the fixture plugins of the claims suite.
+"""Root conftest: the run's environment and hub access, then the fixture plugins of the suite.
 
-The Hugging Face libraries read ``HF_HUB_OFFLINE`` when they are imported, so hub access is decided
-here, before any of them is (see `synthact.configure_hub_access`).
+MKL and the Hugging Face libraries read their variables when they are imported, so both are set
+here, before any of them is (see `synthact.set_run_environment`, `synthact.configure_hub_access`).
 """
 
-from synthact import configure_hub_access
+from synthact import configure_hub_access, set_run_environment
 
+set_run_environment()
 configure_hub_access()
 
 pytest_plugins = [

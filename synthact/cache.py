@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
@@ -89,7 +90,10 @@ class ResultCache:
                 raise ValueError("key or content digest mismatch")
         except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:
             log.warning("discarding corrupt cache entry %s (%s); recomputing", path, err)
-            path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
             return None
         return arrays
 

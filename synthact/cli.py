@@ -21,8 +21,7 @@ import tempfile
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from synthact import __version__, configure_hub_access
-from synthact.cache import default_cache_dir
+from synthact import __version__, configure_hub_access, set_run_environment
 from synthact.config import RunConfig, add_options, check_output_dir, option_words, run_configs
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -50,6 +49,7 @@ class UsageError(ValueError):
 
 
 def _replicate(args: argparse.Namespace) -> int:
+    configs = _checked_configs(args)
     import time
 
     from synthact.cache import ResultCache
@@ -57,7 +57,6 @@ def _replicate(args: argparse.Namespace) -> int:
     from synthact.report import replicate
     from synthact.stages import Stage, stage_table
 
-    configs = _checked_configs(args)
     out = _reports_dir(args)
     if args.ray:
         from synthact.cluster import sweep
@@ -78,14 +77,43 @@ def _replicate(args: argparse.Namespace) -> int:
 
 
 def _checked_configs(args: argparse.Namespace) -> list[RunConfig]:
-    """The run's configs, its output folder and cache checked writable, before any compute."""
+    """The run's configs checked before any compute: each value, the output folder and the cache
+    writable, each subject named, then (importing the libraries) the device, the constructions
+    and each subject's files. UsageError for bad input; RuntimeError when a subject cannot load
+    here (offline without its hub files) or the device is missing."""
+    from synthact.cache import ResultCache
+
     try:
         configs = run_configs(vars(args))
         check_output_dir("--matrix-dir", _reports_dir(args))
-        check_output_dir("--synthact-cache", Path(args.synthact_cache or default_cache_dir()))
-    except (ValueError, RuntimeError) as err:
+        check_output_dir(_cache_flag(args), ResultCache(args.synthact_cache).dir)
+    except ValueError as err:
         raise UsageError(str(err)) from None
-    return configs
+    _prepare_environment()
+    from synthact.subjects import subject_spec
+
+    try:
+        for config in configs:
+            subject_spec(config.subject).preflight()
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from None
+    try:
+        return [config.resolved() for config in configs]
+    except (ValueError, RuntimeError) as err:  # a device missing here is a bad --device
+        raise UsageError(str(err)) from None
+
+
+def _cache_flag(args: argparse.Namespace) -> str:
+    """How the user gave the cache folder: ``--synthact-cache``, ``$SYNTHACT_CACHE`` or neither."""
+    if args.synthact_cache:
+        return "--synthact-cache"
+    return "$SYNTHACT_CACHE" if os.environ.get("SYNTHACT_CACHE") else "the default cache"
+
+
+def _prepare_environment() -> None:
+    """The run's environment (`set_run_environment`) and hub access, before the libraries load."""
+    set_run_environment()
+    configure_hub_access()
 
 
 def _reports_dir(args: argparse.Namespace) -> Path:
@@ -115,7 +143,7 @@ def _claims_matrix(args: argparse.Namespace) -> int:
         command = [sys.executable, "-m", "pytest", "claims", "-q", "--tb=no", "-rN"]
         command += ["-p", "no:cacheprovider", "--alluredir", str(allure)]
         command += ["--junitxml", str(junit), *option_words(values)]
-        done = subprocess.run(command, cwd=CHECKOUT, check=False)
+        done = subprocess.run(command, cwd=CHECKOUT, env=_user_folder_on_path(), check=False)
         failed = failed_tests(junit) if junit.exists() else []
     if done.returncode not in (0, 1):
         raise RuntimeError(f"the claim tests did not run (pytest exit status {done.returncode})")
@@ -126,6 +154,13 @@ def _claims_matrix(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _user_folder_on_path() -> dict[str, str]:
+    """This environment with the current folder first on ``PYTHONPATH``: the claim tests run in
+    the checkout and import the user's ``--construction`` modules from where the user is."""
+    path = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
 def failed_tests(junit: Path) -> list[str]:
@@ -144,6 +179,7 @@ def failed_tests(junit: Path) -> list[str]:
 
 
 def _subjects(args: argparse.Namespace) -> None:
+    _prepare_environment()
     if args.coverage:
         if args.release is not None:
             raise ValueError("--coverage counts every release's SAEs: drop the release name")
@@ -157,12 +193,14 @@ def _subjects(args: argparse.Namespace) -> None:
 
 
 def _hub(args: argparse.Namespace) -> None:
+    _prepare_environment()
     from synthact.subjects.null_hub import ensure_null_hub
 
     print(ensure_null_hub())
 
 
 def _trained_tiny(args: argparse.Namespace) -> None:
+    _prepare_environment()
     from synthact.subjects.trained_tiny import build, summary
 
     print(summary(build(args.out)))
@@ -231,8 +269,6 @@ def _epilog() -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run a command; exits with one of `EXIT_CODES` (argparse's own usage errors exit 2)."""
     args = parser().parse_args(argv)
-    configure_hub_access()
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         code = args.run(args)
     except ValueError as err:

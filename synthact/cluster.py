@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from synthact import run_environment
 from synthact.cache import Arrays, ResultCache, key_digest
 from synthact.config import RunConfig
 from synthact.experiments import EXPERIMENTS, Lab, method_version
@@ -351,7 +352,11 @@ def _connect(ray: Any, address: str) -> None:
 def _submit(ray: Any, plans: list[tuple[RunConfig, list[Unit]]], cache: ResultCache) -> dict:
     """Submit each subject's pool and sparsity (unless cached) and its missing units; the tasks
     by their result's object ref, each with its label."""
-    options = {"max_retries": 3, **_resources([config for config, _ in plans], ray)}
+    options = {
+        "max_retries": 3,
+        "runtime_env": {"env_vars": run_environment()},  # set before the task imports torch
+        **_resources([config for config, _ in plans], ray),
+    }
     prepare = ray.remote(**options)(prepare_task)
     compute = ray.remote(**options)(unit_task)
     pending = {}

@@ -96,13 +96,7 @@ class RunConfig:
     )
 
     def __post_init__(self) -> None:
-        from synthact import constructions
-        from synthact.subjects import resolve_device, subject_spec
-
-        subject_spec(self.subject)
-        if self.construction:
-            constructions.load(self.construction)
-        object.__setattr__(self, "device", resolve_device(self.device))
+        """Check each value on its own (no import, no registry, no device probe: `resolved`)."""
         for name in ("n", "n_gaussian"):
             if getattr(self, name) < 2:
                 raise ValueError(
@@ -123,8 +117,23 @@ class RunConfig:
                 raise ValueError(
                     f"{name} ({flag(name)}) must be one of {tuple(allowed)}, got {value!r}"
                 )
-        if self.tf32 and not self.device.startswith("cuda"):
-            raise ValueError(f"--tf32 changes CUDA matrix products only; device is {self.device!r}")
+
+    def resolved(self) -> RunConfig:
+        """This config checked against what is here, with ``device`` resolved (``auto``: cuda,
+        else mps, else cpu): its subject named (`subject_spec`, no download), its constructions
+        imported and registered. ValueError for a bad value, RuntimeError for a device missing
+        here. What a run computes with; the same config again when resolved twice."""
+        from synthact.subjects import resolve_device, subject_spec
+
+        subject_spec(self.subject)
+        device = resolve_device(self.device)
+        if self.tf32 and not device.startswith("cuda"):
+            raise ValueError(f"--tf32 changes CUDA matrix products only; device is {device!r}")
+        if self.construction:
+            from synthact import constructions
+
+            constructions.load(self.construction)
+        return dataclasses.replace(self, device=device)
 
     @property
     def exact(self) -> bool:
@@ -217,7 +226,8 @@ def add_options(add: typing.Callable[..., object]) -> None:
 
 
 def run_configs(values: Mapping[str, Any]) -> list[RunConfig]:
-    """One `RunConfig` per subject named in ``values["subject"]`` (option values by dest)."""
+    """One `RunConfig` per subject named in ``values["subject"]`` (option values by dest), each
+    value checked on its own; `RunConfig.resolved` checks them against what is here."""
     fields = [spec.name for spec in dataclasses.fields(RunConfig) if Option.of(spec)]
     common = {name: values[name] for name in fields if name != "subject"}
     return [RunConfig(subject=name, **common) for name in subject_list(values["subject"])]

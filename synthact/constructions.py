@@ -20,9 +20,12 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from types import ModuleType
 
 import torch
 from sae_lens import SAE
@@ -42,6 +45,10 @@ C), the plateau experiments (AP) and the other-source experiment (C14)."""
 ENTRY_POINT_GROUP = "synthact.constructions"
 
 Builder = Callable[..., torch.Tensor]
+
+
+class ConstructionError(ValueError):
+    """A construction from outside synthact failed to build its targets (bad input)."""
 
 
 @dataclass(frozen=True)
@@ -225,9 +232,17 @@ def build(
         )
     check_generator(generator)
     check_log_sparsity(pool.log_sparsity, sae.cfg.d_sae)
-    targets = construction.build(
-        base=base, sae=sae, pool=pool, generator=generator, latent_moves=latent_moves
-    )
+    try:
+        targets = construction.build(
+            base=base, sae=sae, pool=pool, generator=generator, latent_moves=latent_moves
+        )
+    except Exception as error:
+        if construction.origin is None:
+            raise
+        raise ConstructionError(
+            f"--construction {kind!r} ({construction.origin}): its builder raised "
+            f"{type(error).__name__}: {error}"
+        ) from error
     if not isinstance(targets, torch.Tensor) or targets.shape != base.shape:
         got = list(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
         raise ValueError(
@@ -286,16 +301,27 @@ def load_entry_points() -> None:
         register_outside(as_construction(entry.name, obj, entry.module))
 
 
+def _import_from_here(module_name: str) -> ModuleType:
+    """The module ``module_name``, looked for in the current folder first, as ``python`` does."""
+    here = os.getcwd()
+    sys.path.insert(0, here)
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        sys.path.remove(here)
+
+
 def load(specs: str) -> list[Construction]:
     """Register the constructions named by ``--construction`` (``module:function``, comma
-    separated); returns them. ValueError saying what is wrong with a spec."""
+    separated; the module found in the current folder or on the path); returns them. ValueError
+    saying what is wrong with a spec."""
     found = []
     for spec in (s.strip() for s in specs.split(",") if s.strip()):
         module_name, colon, attribute = spec.partition(":")
         if not colon or not module_name or not attribute:
             raise ValueError(f"--construction {spec!r}: expected module:function")
         try:
-            module = importlib.import_module(module_name)
+            module = _import_from_here(module_name)
         except ImportError as error:
             message = f"--construction {spec!r}: cannot import {module_name}: {error}"
             raise ValueError(message) from None

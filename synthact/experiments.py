@@ -247,7 +247,7 @@ EXPERIMENTS.register(Experiment("latent-statistics", (), (), compute=_latent_sta
 
 
 class Lab:
-    """Computes and caches the experiments of one `RunConfig`.
+    """Computes and caches the experiments of one `RunConfig` (`RunConfig.resolved` here).
 
     The subject loads only when something has to be computed. ``device`` overrides the config's
     with one of the same type (e.g. ``cuda:1``; not part of the cache key); ``share``: processes
@@ -263,8 +263,9 @@ class Lab:
         *,
         progress: Progress | bool | None = None,
         device: str | None = None,
-        share: int | None = None,
+        share: int = 1,
     ):
+        config = config.resolved()
         if device is not None and torch.device(device).type != torch.device(config.device).type:
             raise ValueError(f"device {device!r} is not a {config.device!r} device")
         self.config = config

@@ -16,11 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from synthact import stats
 from synthact.experiments import EXPERIMENTS, Lab
@@ -201,16 +199,16 @@ def _by_subject(rows: Sequence[Row]) -> list[list[Row]]:
     return list(groups.values())
 
 
-def leaderboard_figure(rows: Sequence[Row]) -> plt.Figure:
+def leaderboard_figure(rows: Sequence[Row]) -> Figure:
     """A panel per subject and column: each type's KS with its interval (ranked top-down), the
     floor's interval as a shaded band and the ceiling as a dashed line."""
     groups = [group for group in _by_subject(rows) if _columns(group)]
     width = max(len(_columns(group)) for group in groups)
     heights = [len(group) for group in groups]
-    fig, axes = plt.subplots(
+    fig = Figure(figsize=(3.2 * width + 1.6, 0.9 + 0.3 * sum(heights) + 0.5 * len(groups)))
+    axes = fig.subplots(
         len(groups),
         width,
-        figsize=(3.2 * width + 1.6, 0.9 + 0.3 * sum(heights) + 0.5 * len(groups)),
         squeeze=False,
         sharex=True,
         gridspec_kw={"height_ratios": heights},
@@ -233,7 +231,7 @@ def leaderboard_figure(rows: Sequence[Row]) -> plt.Figure:
     return fig
 
 
-def _panel(ax: plt.Axes, rows: Sequence[Row], floor: Row, column: str, *, labels: bool) -> None:
+def _panel(ax: Axes, rows: Sequence[Row], floor: Row, column: str, *, labels: bool) -> None:
     y = np.arange(len(rows))
     if column in floor.cells:
         band = floor.cells[column]

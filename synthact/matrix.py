@@ -18,11 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from synthact.report import png
 
@@ -168,7 +166,7 @@ def matrix_markdown(cells: Sequence[Cell], subjects: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def matrix_figure(cells: Sequence[Cell], subjects: Sequence[str]) -> plt.Figure:
+def matrix_figure(cells: Sequence[Cell], subjects: Sequence[str]) -> Figure:
     """A heat map: rows = claim cases, columns = subjects, colour = whether the expected verdict
     was met (`JUDGEMENTS`), text = the observed outcome and its deciding statistic and estimate.
     """
@@ -176,7 +174,8 @@ def matrix_figure(cells: Sequence[Cell], subjects: Sequence[str]) -> plt.Figure:
     texts = [[_cell_text(c) if c else "" for c in row] for row in grid]
     lines = max(text.count("\n") + 1 for row in texts for text in row)
     height = 0.16 * lines + 0.12
-    fig, ax = plt.subplots(figsize=(3.4 + 2.4 * len(subjects), 1.9 + height * len(labels)))
+    fig = Figure(figsize=(3.4 + 2.4 * len(subjects), 1.9 + height * len(labels)))
+    ax = fig.subplots()
     codes = [[JUDGEMENTS.index(c.judgement) + 1 if c else 0 for c in row] for row in grid]
     colors = ListedColormap(["white", *JUDGEMENT_COLORS.values()])
     ax.imshow(codes, cmap=colors, vmin=0, vmax=len(JUDGEMENTS), aspect="auto")
@@ -190,7 +189,7 @@ def matrix_figure(cells: Sequence[Cell], subjects: Sequence[str]) -> plt.Figure:
     ax.set_yticks([y - 0.5 for y in range(1, len(labels))], minor=True)
     ax.grid(which="minor", color="white", linewidth=2)
     ax.tick_params(which="both", length=0)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in JUDGEMENT_COLORS.values()]
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in JUDGEMENT_COLORS.values()]
     names = [f"expected verdict {j}" if j != "not judged" else j for j in JUDGEMENTS]
     fig.legend(handles, names, loc="lower center", ncol=len(JUDGEMENTS), fontsize=8)
     fig.suptitle(

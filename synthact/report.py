@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import scipy.stats
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from synthact import metrics, stats
@@ -148,10 +147,11 @@ CAPS = {
 
 def step_figure(
     steps: Mapping[str, np.ndarray], *, title: str, xlabel: str, metric: str | None = None
-) -> plt.Figure:
+) -> Figure:
     """Histogram outlines (left) and cumulative frequency (right) of step distributions, as
     Figures 2/3, over the steps that occur; a ``metric``'s cap (`CAPS`) is named when present."""
-    fig, (hist, cdf) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    hist, cdf = fig.subplots(1, 2)
     top = max(int(np.max(values)) for values in steps.values())
     width = max(1, int(np.ceil((top + 1) / 25)))
     bins = np.arange(0, top + width + 1, width)
@@ -175,9 +175,10 @@ def step_figure(
 
 def curves_figure(
     curves: Mapping[str, np.ndarray], *, title: str, ylabel: str, n_examples: int = 10
-) -> plt.Figure:
+) -> Figure:
     """Example curves (thin) and their mean (dashed) per type, as Figure 1."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for kind, values in curves.items():
         color = type_color(kind)
         for curve in values[:n_examples]:
@@ -189,11 +190,11 @@ def curves_figure(
     return fig
 
 
-def png(fig: plt.Figure) -> bytes:
-    """Render a figure to PNG bytes and close it."""
+def png(fig: Figure) -> bytes:
+    """Render a figure to PNG bytes."""
     buffer = io.BytesIO()
+    FigureCanvasAgg(fig)  # the figure's canvas: Agg, whatever pyplot's backend is
     fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -282,10 +283,11 @@ def agreement_markdown(rows: Iterable[Agreement]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def latent_figure(latents) -> plt.Figure:
+def latent_figure(latents) -> Figure:
     """Figures E.1 and E.2: active-latent counts, norm share by rank, cosine histograms."""
     s = latents.stats
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    fig = Figure(figsize=(16, 3.8))
+    axes = fig.subplots(1, 4)
     l0 = np.asarray(s.l0)
     width = max(1, int(np.ceil((l0.max() - l0.min() + 1) / 40)))
     bins = np.arange(l0.min(), l0.max() + width + 1, width) - 0.5
@@ -312,8 +314,36 @@ def table_steps(lab, table: str, mode: str) -> dict[str, np.ndarray]:
 
 def replicate(lab, out: Path) -> list[Path]:
     """Write every paper table and figure under ``out``: ``tables.md`` (ours beside the paper,
-    with the agreement checks) and the PNGs it shows."""
-    out.mkdir(parents=True, exist_ok=True)
+    with the agreement checks) and the PNGs it shows.
+
+    The folder is written beside ``out`` (as ``.NAME.partial``) and put in its place once
+    complete: a run that fails leaves ``out`` as it was, one that is killed leaves the partial
+    folder beside it, never a folder of figures without its tables.
+    """
+    partial = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        written = _write_report(lab, partial)
+        _replace_folder(out, partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return [out / path.name for path in written]
+
+
+def _replace_folder(out: Path, new: Path) -> None:
+    """Put the folder ``new`` where ``out`` is (two renames; the old folder removed after)."""
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    new.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_report(lab, out: Path) -> list[Path]:
+    """`replicate`'s files, written into the existing folder ``out``."""
     written: list[Path] = [_save(_example_curves(lab), out / "figure-1.png")]
     sections = [
         f"# Replication on {lab.config.subject}\n",
@@ -382,7 +412,7 @@ def _construction_source_section(lab) -> list[str]:
     return ["\n".join(lines) + "\n"]
 
 
-def _example_curves(lab) -> plt.Figure:
+def _example_curves(lab) -> Figure:
     result = lab.result("sensitivity", "absolute")
     curves = {k: result.curves(k) for k in ("real", "random")}
     return curves_figure(
@@ -409,6 +439,6 @@ def _config_markdown(lab) -> str:
     return "\n".join(f"- {k}: {v}" for k, v in run_parameters(lab).items()) + "\n"
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     path.write_bytes(png(fig))
     return path

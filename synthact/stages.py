@@ -20,7 +20,7 @@ class Stage:
 
 class StageClock:
     """Records `Stage`s, each listed before the stages nested in it; ``finished`` is called with
-    each stage as it ends."""
+    each stage that ends without an error (a failed one is recorded, not reported done)."""
 
     def __init__(self, finished: Callable[[Stage], None] | None = None) -> None:
         self.stages: list[Stage] = []
@@ -39,8 +39,8 @@ class StageClock:
         finally:
             self._depth = depth
             stages[index] = Stage(name, time.perf_counter() - start, depth)
-            if self.finished is not None:
-                self.finished(stages[index])
+        if self.finished is not None:
+            self.finished(stages[index])
 
     def pop(self) -> list[Stage]:
         """The stages recorded since the last call (and forget them)."""

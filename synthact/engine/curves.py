@@ -100,7 +100,7 @@ def perturbation_curves(
     kl: bool = False,
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
-    share: int | None = None,
+    share: int = 1,
     tf32: bool = False,
     naive: bool = False,
 ) -> Curves:
@@ -117,7 +117,8 @@ def perturbation_curves(
         hook_out: ``blocks.M.hook_resid_post`` (default: the last block's).
         batch_size: (prompt, step) rows per chunk; None sizes them from the device.
         progress: called after each chunk with the (prompt, step) rows it ran.
-        share: processes sharing a CUDA device (None: ``PYTEST_XDIST_WORKER_COUNT``).
+        share: processes computing on the same CUDA device at once (each sizes its chunks
+            from its share of the free memory).
         tf32: allow TF32 CUDA matrix products during the call.
         naive: run the reference, a full forward pass per path point.
 

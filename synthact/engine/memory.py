@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 from transformer_lens import HookedTransformerConfig
 
@@ -84,8 +82,3 @@ def free_cuda_bytes(device: torch.device | str) -> int:
     """Free memory of a CUDA device, plus what this process reserved but does not use."""
     free, _ = torch.cuda.mem_get_info(device)
     return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-
-
-def default_share() -> int:
-    """Processes sharing a device under pytest-xdist (``PYTEST_XDIST_WORKER_COUNT``), else 1."""
-    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))

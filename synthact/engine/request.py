@@ -47,7 +47,7 @@ def prepare(
     hook_out: str | None,
     kl: bool,
     batch_size: int | None,
-    share: int | None,
+    share: int,
     tf32: bool,
     whole_prompts: bool,
 ) -> Request:
@@ -65,7 +65,7 @@ def prepare(
     for name, flag in (("kl", kl), ("tf32", tf32)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {type(flag)}")
-    share = memory.default_share() if share is None else check_positive_int("share", share)
+    share = check_positive_int("share", share)
     device = model.W_E.device
     free_bytes = memory.free_cuda_bytes(device) if device.type == "cuda" else None
     rows = memory.chunk_rows(

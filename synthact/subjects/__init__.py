@@ -9,12 +9,14 @@ A new kind of subject is a module with its `SubjectSpec` (or `Resolver`) and one
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from synthact.registry import Registry
 from synthact.subjects import gpt2, local, planted, releases, trained_tiny
-from synthact.subjects.device import DEVICES, DTYPES, resolve_device, resolve_dtype
+from synthact.subjects.device import DEVICES, DTYPE_NAMES, resolve_device, resolve_dtype
 from synthact.subjects.null_hub import NULL_SAES
 from synthact.subjects.releases import NULL_PREFIX, resolve_release
 from synthact.subjects.sparsity import estimate_log_sparsity
@@ -23,7 +25,7 @@ from synthact.subjects.validation import validate_subject
 
 __all__ = [
     "DEVICES",
-    "DTYPES",
+    "DTYPE_NAMES",
     "NULL_PREFIX",
     "PREFIXES",
     "SUBJECTS",
@@ -87,7 +89,7 @@ def describe_subject(name: str) -> str:
 
 
 def load_subject(name: str, device: str = "cpu", dtype: str | torch.dtype = "float32") -> Subject:
-    """Load the subject ``name`` on ``device`` (`resolve_device`) in ``dtype`` (`DTYPES`) and
+    """Load the subject ``name`` on ``device`` (`resolve_device`) in ``dtype`` (`DTYPE_NAMES`) and
     validate it (`validate_subject`). ValueError or TypeError for a bad argument, RuntimeError when
     the device is missing or (offline) hub files are."""
     spec = subject_spec(name)

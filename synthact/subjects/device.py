@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 from synthact.choices import DEVICES, DTYPE_NAMES
 
-DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
+
+def torch_dtypes() -> dict[str, torch.dtype]:
+    """The ``torch.dtype`` of each of `DTYPE_NAMES`."""
+    import torch
+
+    return {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def resolve_device(device: str) -> str:
     """A checked device name (``auto`` resolved)."""
+    import torch
+
     if device == "auto":
         if torch.cuda.is_available():
             return "cuda"
@@ -29,18 +39,21 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    """The ``torch.dtype`` of one of `DTYPES`, given by name or as itself."""
+    """The ``torch.dtype`` of one of `DTYPE_NAMES`, given by name or as itself."""
+    import torch
+
+    dtypes = torch_dtypes()
     if isinstance(dtype, torch.dtype):
-        if dtype not in DTYPES.values():
-            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype}")
+        if dtype not in dtypes.values():
+            raise ValueError(f"dtype must be one of {list(dtypes)}, got {dtype}")
         return dtype
     if isinstance(dtype, str):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
-        return DTYPES[dtype]
+        if dtype not in dtypes:
+            raise ValueError(f"dtype must be one of {list(dtypes)}, got {dtype!r}")
+        return dtypes[dtype]
     raise TypeError(f"dtype must be a string or a torch.dtype, got {type(dtype).__name__}")
 
 
 def dtype_name(dtype: torch.dtype) -> str:
-    """The `DTYPES` name of ``dtype``."""
-    return next(name for name, value in DTYPES.items() if value == dtype)
+    """The `DTYPE_NAMES` name of ``dtype``."""
+    return next(name for name, value in torch_dtypes().items() if value == dtype)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 from functools import partial
+from typing import TYPE_CHECKING
 
-import torch
-from huggingface_hub import hf_hub_download
-from transformer_lens import HookedTransformer
+if TYPE_CHECKING:
+    import torch
+    from transformer_lens import HookedTransformer
 
-from synthact.prompts import PROMPT_LEN, read_parquet_prefixes, sample_rows, sample_windows
+from synthact.choices import PROMPT_LEN
 from synthact.subjects.hub_cache import HubFile, repo_fingerprint, require_cached
 from synthact.subjects.null_hub import GPT2_REPO, SAE_ID, SAE_RELEASE, SAE_REPO, null_prompt_stream
 from synthact.subjects.null_hub import fingerprint as null_fingerprint
@@ -43,11 +44,17 @@ OPENWEBTEXT_FILES = tuple(
 def processed_gpt2(cfg: ReleaseCfg, device: str, dtype: torch.dtype) -> HookedTransformer:
     """GPT-2 small with TransformerLens' default processing (fold_ln, center_writing_weights,
     center_unembed), which includes what the release's cfg asks for."""
+    from transformer_lens import HookedTransformer
+
     return HookedTransformer.from_pretrained(GPT2_REPO, device=device, dtype=dtype)
 
 
 def openwebtext_prompts(model: HookedTransformer, release: Release, cfg: ReleaseCfg) -> Sampler:
     """The first tokens of rows drawn uniformly, without replacement, from `OPENWEBTEXT_SHARDS`."""
+    from huggingface_hub import hf_hub_download
+
+    from synthact.prompts import read_parquet_prefixes, sample_rows
+
     paths = [
         hf_hub_download(f.repo_id, f.filename, repo_type=f.repo_type) for f in OPENWEBTEXT_FILES
     ]
@@ -62,6 +69,8 @@ def openwebtext_prompts(model: HookedTransformer, release: Release, cfg: Release
 
 def pydoc_window_prompts(model: HookedTransformer, release: Release, cfg: ReleaseCfg) -> Sampler:
     """Random windows of the null prompt stream, no BOS."""
+    from synthact.prompts import sample_windows
+
     stream = null_prompt_stream(model.tokenizer)
 
     def sample(n: int, generator: torch.Generator, length: int = PROMPT_LEN) -> torch.Tensor:

@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import constants, try_to_load_from_cache
-
 
 @dataclass(frozen=True)
 class HubFile:
@@ -26,11 +24,15 @@ class HubFile:
 
 def hub_cache_dir() -> Path:
     """The hub cache the Hugging Face libraries read now."""
+    from huggingface_hub import constants
+
     return Path(constants.HF_HUB_CACHE)
 
 
 def is_offline() -> bool:
     """Whether ``HF_HUB_OFFLINE`` is in effect (as ``huggingface_hub`` read it, or patched)."""
+    from huggingface_hub import constants
+
     return bool(constants.HF_HUB_OFFLINE)
 
 
@@ -48,6 +50,8 @@ def repo_fingerprint(repos: Sequence[tuple[str, str]]) -> str | None:
 
 def missing_files(files: Sequence[HubFile]) -> list[HubFile]:
     """The ``files`` that are not in the current hub cache (no network access)."""
+    from huggingface_hub import try_to_load_from_cache
+
     return [
         file
         for file in files
@@ -84,6 +88,8 @@ def require_cached(files: Sequence[HubFile], subject: str) -> None:
 def use_hub_cache(hub_dir: str | Path, *, offline: bool = True) -> Iterator[Path]:
     """Point the Hugging Face libraries at the hub cache ``hub_dir`` (and ``offline``) inside the
     ``with`` block, restoring both after. Changes process-wide state: not thread-safe."""
+    from huggingface_hub import constants
+
     saved = constants.HF_HUB_CACHE, constants.HF_HUB_OFFLINE
     constants.HF_HUB_CACHE, constants.HF_HUB_OFFLINE = str(hub_dir), offline
     try:

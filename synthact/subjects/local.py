@@ -34,12 +34,6 @@ from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-from sae_lens import SAE
-from safetensors.torch import load_file, save_file
-from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-from synthact.prompts import token_stream
 from synthact.subjects.device import dtype_name
 from synthact.subjects.releases import (
     bos_id,
@@ -51,6 +45,8 @@ from synthact.subjects.releases import (
 from synthact.subjects.types import Sampler, Subject, SubjectSpec
 
 if TYPE_CHECKING:
+    import torch
+    from transformer_lens import HookedTransformer
     from transformers import PreTrainedTokenizerBase
 
 PREFIX = "path:"
@@ -153,16 +149,22 @@ def _file_digest_of(path: str, size: int, mtime_ns: int) -> str:
 def load_local_subject(
     directory: str | Path,
     device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     *,
     name: str | None = None,
 ) -> Subject:
-    """The SAE in ``directory``, its model and prompt source, on ``device`` in ``dtype``.
+    """The SAE in ``directory``, its model and prompt source, on ``device`` in ``dtype`` (default
+    float32).
 
     Raises:
         FileNotFoundError: a file the subject needs is missing.
         ValueError: the files do not fit together (see `check_local_subject`).
     """
+    import torch
+    from sae_lens import SAE
+    from transformer_lens import HookedTransformer
+
+    dtype = torch.float32 if dtype is None else dtype
     files = check_local_subject(directory)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", _KWARGS_WARNING)  # honoured when loading by name
@@ -228,6 +230,9 @@ def check_local_subject(directory: str | Path) -> LocalFiles:
 
 def read_log_sparsity(directory: Path) -> torch.Tensor | None:
     """``sparsity.safetensors`` (key ``sparsity``) as ``[d_sae]`` float32 on CPU, or None."""
+    import torch
+    from safetensors.torch import load_file
+
     path = directory / SPARSITY_FILE
     if not path.is_file():
         return None
@@ -248,6 +253,8 @@ def save_transformer(
     """Write ``model`` as a local model directory: ``config.json`` (`TRANSFORMER_CONFIG_KEYS`),
     ``model.safetensors`` (its state dict, as it is) and the files of ``tokenizer`` (default:
     the model's, if any)."""
+    from safetensors.torch import save_file
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = {key: getattr(model.cfg, key) for key in TRANSFORMER_CONFIG_KEYS}
@@ -260,15 +267,20 @@ def save_transformer(
 
 
 def load_transformer(
-    directory: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32
+    directory: str | Path, device: str = "cpu", dtype: torch.dtype | None = None
 ) -> HookedTransformer:
-    """The model `save_transformer` wrote to ``directory`` (with its tokenizer, if saved).
+    """The model `save_transformer` wrote to ``directory`` (with its tokenizer, if saved), in
+    ``dtype`` (default float32).
 
     ``config.json`` holds ``HookedTransformerConfig`` arguments; the state dict must match the
     model they build exactly.
     """
+    import torch
+    from safetensors.torch import load_file
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
     from transformers import AutoTokenizer
 
+    dtype = torch.float32 if dtype is None else dtype
     directory = Path(directory)
     _require_files(directory, MODEL_FILES, "a model directory as save_transformer writes")
     cfg = HookedTransformerConfig(**_transformer_config(directory), device=device, dtype=dtype)
@@ -280,6 +292,8 @@ def load_transformer(
 
 
 def _transformer_config(directory: Path) -> dict:
+    from transformer_lens import HookedTransformerConfig
+
     config = json.loads((directory / "config.json").read_text())
     known = set(HookedTransformerConfig.__dataclass_fields__)
     unknown = sorted(set(config) - known)
@@ -333,7 +347,11 @@ def _manifest_path(directory: Path, manifest: dict, key: str) -> Path | None:
 
 
 def _read_sae_cfg(directory: Path) -> dict:
-    raw = json.loads((directory / "cfg.json").read_text())
+    path = directory / "cfg.json"
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
     cfg = sae_metadata(raw, str(directory), "train it on one to use it here")
     if "d_in" not in cfg:
         raise ValueError(f"{directory / 'cfg.json'} has no d_in: not an SAE cfg SAELens wrote")
@@ -408,6 +426,11 @@ def _prompt_sampler(files: LocalFiles, model: HookedTransformer) -> Sampler:
 
 def read_prompt_stream(path: Path, model: HookedTransformer) -> torch.Tensor:
     """A prompt file as ``[n_tokens]`` int64 ids below the model's vocabulary size."""
+    import torch
+    from safetensors.torch import load_file
+
+    from synthact.prompts import token_stream
+
     if path.name.endswith(TOKEN_SUFFIX):
         tensors = load_file(path)
         if "tokens" not in tensors or tensors["tokens"].ndim != 1:

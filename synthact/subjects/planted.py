@@ -7,23 +7,29 @@ The construction itself is `synthact.planted`; docs/method.md, "Controls", says 
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from synthact.planted import HOOK_IN, HOOK_OUT, build_planted, sample_planted_prompts
 from synthact.subjects.types import Subject, SubjectSpec
 
 
 def planted_subject(
     device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     *,
     gain: float = 30.0,
     seed: int = 0,
     **construction: float | int,
 ) -> Subject:
-    """The planted subject cast to ``dtype`` on ``device``; ``construction``: other
-    `synthact.planted.PlantedConfig` fields."""
+    """The planted subject cast to ``dtype`` (default float32) on ``device``; ``construction``:
+    other `synthact.planted.PlantedConfig` fields."""
+    import torch
+
+    from synthact.planted import HOOK_IN, HOOK_OUT, build_planted, sample_planted_prompts
+
+    dtype = torch.float32 if dtype is None else dtype
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype must be a torch.dtype such as torch.float32, got {dtype!r}")
     planted = build_planted(gain=gain, seed=seed, **construction)

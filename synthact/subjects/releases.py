@@ -19,26 +19,19 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-import torch
-from huggingface_hub import try_to_load_from_cache
-from sae_lens import SAE
-from transformer_lens import HookedTransformer
-
+from synthact.choices import PROMPT_LEN
 from synthact.hooks import resid_hook
-from synthact.prompts import (
-    PROMPT_LEN,
-    dataset_prefixes,
-    read_dataset_rows,
-    sample_rows,
-    window_table,
-)
 from synthact.subjects import hub_cache, null_hub
 from synthact.subjects.device import dtype_name
 from synthact.subjects.types import Sampler, Subject, SubjectSpec
 
 if TYPE_CHECKING:
+    import torch
+    from sae_lens import SAE
     from sae_lens.loading.pretrained_saes_directory import PretrainedSAELookup
+    from transformer_lens import HookedTransformer
     from transformers import PreTrainedTokenizerBase
+
 
 NULL_PREFIX = "null:"
 ROWS_PER_PROMPT = 2
@@ -77,8 +70,8 @@ class ReleaseCfg:
     prepend_bos: bool
 
 
-ModelLoader = Callable[[ReleaseCfg, str, torch.dtype], HookedTransformer]
-PromptSource = Callable[[HookedTransformer, Release, ReleaseCfg], Sampler]
+ModelLoader = Callable[[ReleaseCfg, str, "torch.dtype"], "HookedTransformer"]
+PromptSource = Callable[["HookedTransformer", Release, ReleaseCfg], Sampler]
 
 
 def resolve_release(name: str) -> Release:
@@ -271,6 +264,9 @@ def check_release_files(release: Release) -> None:
 
 def _load_sae(release: Release, device: str, dtype: torch.dtype) -> tuple[SAE, torch.Tensor | None]:
     """The SAE and its log-sparsity ``[d_sae]`` float32 CPU (None: the release ships none)."""
+    import torch
+    from sae_lens import SAE
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", _KWARGS_WARNING)  # the model loaders honour them
         sae, _, log_sparsity = SAE.from_pretrained_with_cfg_and_sparsity(
@@ -284,6 +280,8 @@ def _load_sae(release: Release, device: str, dtype: torch.dtype) -> tuple[SAE, t
 
 def _unprocessed_model(cfg: ReleaseCfg, device: str, dtype: torch.dtype) -> HookedTransformer:
     """The model as SAELens trains on it: no weight processing, the cfg's keyword arguments."""
+    from transformer_lens import HookedTransformer
+
     return HookedTransformer.from_pretrained_no_processing(
         cfg.model_name, device=device, dtype=dtype, **cfg.model_kwargs
     )
@@ -292,6 +290,8 @@ def _unprocessed_model(cfg: ReleaseCfg, device: str, dtype: torch.dtype) -> Hook
 def _check_ships_no_sparsity(release: Release) -> None:
     """SAELens returns no sparsity both when the release has no file and on an offline cache miss;
     only the first may be estimated. The hub cache records a file's absence (``.no_exist``)."""
+    from huggingface_hub import try_to_load_from_cache
+
     if release.conversion is not None:
         return  # SAELens reads no sparsity for this format
     filename = f"{release.folder}/{SPARSITY_FILE}"
@@ -358,6 +358,8 @@ def sample_dataset(
 ) -> torch.Tensor:
     """``n`` distinct prompts ``[n, length]`` from the first ``ROWS_PER_PROMPT * n`` rows of the
     dataset (a small download; the SAE trained on the whole set)."""
+    from synthact.prompts import dataset_prefixes, read_dataset_rows, sample_rows
+
     try:
         rows = read_dataset_rows(path, ROWS_PER_PROMPT * n)
     except Exception as error:
@@ -382,5 +384,7 @@ def sample_stream(
 ) -> torch.Tensor:
     """``n`` distinct windows ``[n, length]`` of the token ``stream`` ``[n_tokens]`` (named
     ``source`` in errors)."""
+    from synthact.prompts import sample_rows, window_table
+
     table = window_table(stream, length, bos_id=bos_id)
     return sample_rows(table, n, generator, source=source)

@@ -46,10 +46,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-from synthact.prompts import token_stream
 from synthact.subjects.local import (
     MANIFEST,
     load_transformer,
@@ -60,7 +56,9 @@ from synthact.subjects.local import (
 from synthact.subjects.types import SubjectSpec
 
 if TYPE_CHECKING:
+    import torch
     from sae_lens import SAE
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
     from transformers import PreTrainedTokenizerBase
 
 RECIPE_VERSION = 1
@@ -229,6 +227,8 @@ def train_tokenizer(text: str, vocab_size: int) -> PreTrainedTokenizerBase:
 
 def model_config(recipe: Recipe) -> HookedTransformerConfig:
     """GPT-2's architecture (LayerNorm, learned positions, GELU) at the recipe's size."""
+    from transformer_lens import HookedTransformerConfig
+
     return HookedTransformerConfig(
         model_name="trained-tiny",
         n_layers=recipe.n_layers,
@@ -257,6 +257,9 @@ def train_model(
     Returns:
         The model (eval mode, no tokenizer) and the training loss of each step (nats/token).
     """
+    import torch
+    from transformer_lens import HookedTransformer
+
     with _deterministic(recipe.seed):
         model = HookedTransformer(model_config(recipe))
         optimizer = torch.optim.AdamW(
@@ -288,20 +291,24 @@ def learning_rate(recipe: Recipe, step: int) -> float:
     return recipe.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
 
 
-@torch.no_grad()
 def heldout_loss(model: HookedTransformer, tokens: torch.Tensor) -> float:
     """Mean next-token loss (nats) over the non-overlapping ``n_ctx`` windows of ``tokens``."""
-    total, count = 0.0, 0
-    for batch in context_rows(tokens, model.cfg.n_ctx).split(64):
-        per_token = model(batch, return_type="loss", loss_per_token=True)
-        total += per_token.double().sum().item()
-        count += per_token.numel()
-    return total / count
+    import torch
+
+    with torch.no_grad():
+        total, count = 0.0, 0
+        for batch in context_rows(tokens, model.cfg.n_ctx).split(64):
+            per_token = model(batch, return_type="loss", loss_per_token=True)
+            total += per_token.double().sum().item()
+            count += per_token.numel()
+        return total / count
 
 
 def unigram_loss(train: torch.Tensor, heldout: torch.Tensor, n_ctx: int, vocab_size: int) -> float:
     """Loss (nats) on the tokens `heldout_loss` predicts, of the training text's token frequencies
     (add-one smoothed): the baseline a model that ignores context reaches."""
+    import torch
+
     counts = torch.bincount(train, minlength=vocab_size).double() + 1
     log_p = torch.log(counts / counts.sum())
     targets = context_rows(heldout, n_ctx)[:, 1:]
@@ -325,6 +332,7 @@ def train_sae(recipe: Recipe, model: HookedTransformer, tokens: torch.Tensor, ou
     ``sae_weights.safetensors``, ``sparsity.safetensors`` and ``runner_cfg.json``.
     """
     import datasets
+    import torch
     from sae_lens import LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner
     from sae_lens.config import LoggingConfig
     from sae_lens.saes.standard_sae import StandardTrainingSAEConfig
@@ -380,33 +388,36 @@ def _rewrite_json(path: Path, **changes: object) -> None:
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
-@torch.no_grad()
 def sae_metrics(sae: SAE, acts: torch.Tensor) -> dict[str, float]:
     """Explained variance and mean L0 of ``sae`` on ``acts`` ``[N, d_in]``.
 
     Explained variance is ``1 - sum |x - sae(x)|^2 / sum |x - mean x|^2`` (SAELens' definition).
     """
-    residual = spread = active = 0.0
-    mean = acts.mean(dim=0)
-    for chunk in acts.split(4096):
-        latents = sae.encode(chunk)
-        residual += (chunk - sae.decode(latents)).pow(2).sum().item()
-        spread += (chunk - mean).pow(2).sum().item()
-        active += (latents > 0).sum().item()
-    return {"explained_variance": 1 - residual / spread, "l0": active / len(acts)}
+    import torch
+
+    with torch.no_grad():
+        residual = spread = active = 0.0
+        mean = acts.mean(dim=0)
+        for chunk in acts.split(4096):
+            latents = sae.encode(chunk)
+            residual += (chunk - sae.decode(latents)).pow(2).sum().item()
+            spread += (chunk - mean).pow(2).sum().item()
+            active += (latents > 0).sum().item()
+        return {"explained_variance": 1 - residual / spread, "l0": active / len(acts)}
 
 
-@torch.no_grad()
 def hook_activations(model: HookedTransformer, rows: torch.Tensor, hook: str) -> torch.Tensor:
     """Activations at ``hook`` of every position of ``rows`` ``[n, P]``: ``[n * P, d_model]``."""
+    import torch
     from sae_lens.util import extract_stop_at_layer_from_tlens_hook_name
 
-    stop = extract_stop_at_layer_from_tlens_hook_name(hook)
-    chunks = []
-    for batch in rows.split(64):
-        _, cache = model.run_with_cache(batch, names_filter=hook, stop_at_layer=stop)
-        chunks.append(cache[hook].reshape(-1, model.cfg.d_model))
-    return torch.cat(chunks)
+    with torch.no_grad():
+        stop = extract_stop_at_layer_from_tlens_hook_name(hook)
+        chunks = []
+        for batch in rows.split(64):
+            _, cache = model.run_with_cache(batch, names_filter=hook, stop_at_layer=stop)
+            chunks.append(cache[hook].reshape(-1, model.cfg.d_model))
+        return torch.cat(chunks)
 
 
 # --- the build -----------------------------------------------------------------------------------
@@ -435,6 +446,8 @@ def build(out: Path | None = None, recipe: Recipe = Recipe()) -> dict:
 
 
 def _build_into(out: Path, recipe: Recipe, corpus: dict[str, str]) -> dict:
+    from synthact.prompts import token_stream
+
     write_corpus(out, corpus)
     tokenizer = train_tokenizer(corpus["train"], recipe.vocab_size)
     train, heldout = (token_stream(tokenizer, corpus[name]) for name in ("train", "heldout"))
@@ -476,6 +489,7 @@ def measure_sae(
     """The saved SAE's explained variance and L0 on held-out activations: every position of the
     ``n_ctx`` rows, and the last position of `METRIC_PROMPTS` 10-token windows (as the
     experiments see them); and its dead latents (never fired in the runner's last window)."""
+    import torch
     from sae_lens import SAE
 
     from synthact.prompts import sample_windows
@@ -524,6 +538,8 @@ def _versions() -> dict[str, str]:
 @contextmanager
 def _deterministic(seed: int) -> Iterator[None]:
     """Seed torch's global generator, one thread, deterministic kernels; all restored after."""
+    import torch
+
     threads = torch.get_num_threads()
     strict = torch.are_deterministic_algorithms_enabled()
     with torch.random.fork_rng(devices=[]):

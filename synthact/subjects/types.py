@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from sae_lens import SAE
-from transformer_lens import HookedTransformer
+if TYPE_CHECKING:
+    import torch
+    from sae_lens import SAE
+    from transformer_lens import HookedTransformer
 
-Sampler = Callable[..., torch.Tensor]
+Sampler = Callable[..., "torch.Tensor"]
 """``(n, generator, length=PROMPT_LEN) -> tokens [n, length]`` (int64, CPU), deterministic given
 the generator's state."""
 

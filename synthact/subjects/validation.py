@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import difflib
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    pass
 
 from synthact.subjects.types import Subject
-from synthact.validate import check_log_sparsity
 
 
 def validate_subject(subject: Subject) -> None:
     """Raise ValueError (TypeError for a wrong type) unless both hooks are hooks of the model,
     the SAE reads the model's width at ``hook_in``, ``log_sparsity`` is a finite CPU ``[d_sae]``
     (or None when estimated) and the SAE has no NaN weight."""
+    import torch
+
     model, sae, name = subject.model, subject.sae, subject.name
     for role in ("hook_in", "hook_out"):
         hook = getattr(subject, role)
@@ -41,6 +44,8 @@ def validate_subject(subject: Subject) -> None:
 
 
 def _check_subject_sparsity(subject: Subject) -> None:
+    from synthact.validate import check_log_sparsity
+
     if subject.estimate_sparsity:
         if subject.log_sparsity is not None:
             raise ValueError(f"subject {subject.name!r}: log_sparsity given but marked estimated")

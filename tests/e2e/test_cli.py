@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from synthact import __version__, cli, coverage
+from tests.subprocesses import nested_env
 
 
 def test_subjects_lists_names_and_a_release_s_ids(capsys: pytest.CaptureFixture) -> None:
@@ -81,7 +82,8 @@ def test_an_unwritable_output_folder_stops_before_any_compute(
     words = ["replicate", "--subject", "planted", option, str(path)]
     line = usage_error(words, capsys)
     why = {"read-only": "Read-only file system", "under a file": "is a file", "proc": "/proc"}
-    assert line.startswith(f"synthact: {option} {path}: ") and why[where] in line, line
+    checked = path / "results" if option == "--synthact-cache" else path
+    assert line.startswith(f"synthact: {option} {checked}: ") and why[where] in line, line
 
 
 def _must_not_compute(*args: object) -> None:
@@ -229,3 +231,82 @@ def test_matrix_runs_the_claims_with_the_run_s_options(
     monkeypatch.setattr(subprocess, "run", lambda c, **k: subprocess.CompletedProcess(c, 4))
     with pytest.raises(RuntimeError, match="did not run"):
         cli._claims_matrix(args)
+
+
+HEAVY = ("torch", "transformer_lens", "sae_lens", "datasets", "matplotlib")
+
+CHECK_THEN_LIST_IMPORTS = """
+import sys
+from synthact import cli
+try:
+    cli.main(sys.argv[1:])
+except SystemExit as stop:
+    print(stop.code, [name for name in {heavy} if name in sys.modules])
+"""
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["--n", "-1"],
+        ["--prompt-len", "0"],
+        ["--subject", "gpt2-smal"],
+        ["--subject", "path:/nonexistent"],
+        ["--subject", "planted", "--matrix-dir", "/proc/x"],
+        ["--help"],
+    ],
+    ids=str,
+)
+def test_a_refusal_or_the_help_imports_no_heavy_library(words: list[str]) -> None:
+    """Arguments are checked before torch, TransformerLens, SAELens, datasets or matplotlib load,
+    so a refusal takes about a second."""
+    script = CHECK_THEN_LIST_IMPORTS.format(heavy=HEAVY)
+    done = subprocess.run(
+        [sys.executable, "-c", script, "replicate", *words],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=nested_env(),
+    )
+    assert done.stdout.strip().splitlines()[-1] == f"{0 if words == ['--help'] else 2} []", (
+        done.stdout + done.stderr
+    )
+
+
+def test_a_garbage_sae_cfg_is_a_usage_error_naming_the_file(tmp_path: Path, capsys) -> None:
+    (tmp_path / "cfg.json").write_text("not json")
+    (tmp_path / "sae_weights.safetensors").write_bytes(b"")
+    line = usage_error(["replicate", "--subject", f"path:{tmp_path}"], capsys)
+    assert line.startswith(f"synthact: {tmp_path / 'cfg.json'} is not valid JSON"), line
+
+
+@pytest.mark.parametrize("given", ["--synthact-cache", "$SYNTHACT_CACHE"])
+@pytest.mark.parametrize("blocked", ["results", "root"])
+def test_a_cache_folder_that_is_a_file_is_one_usage_error_naming_how_it_was_given(
+    given: str, blocked: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    root = tmp_path / "cache"
+    file = root / "results" if blocked == "results" else root
+    file.parent.mkdir(exist_ok=True)
+    file.write_text("")
+    monkeypatch.delenv("SYNTHACT_CACHE", raising=False)
+    words = ["replicate", "--subject", "planted"]
+    if given == "--synthact-cache":
+        words += ["--synthact-cache", str(root)]
+    else:
+        monkeypatch.setenv("SYNTHACT_CACHE", str(root))
+    line = usage_error(words, capsys)
+    assert line.startswith(f"synthact: {given} {root / 'results'}: {file} is a file"), line
+
+
+def test_importing_synthact_changes_no_environment_variable() -> None:
+    script = "import os; before = dict(os.environ); import synthact; print(os.environ == before)"
+    env = {k: v for k, v in nested_env().items() if k not in synthact_variables()}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert done.stdout.strip() == "True", done.stderr
+
+
+def synthact_variables() -> set[str]:
+    from synthact import RUN_ENVIRONMENT
+
+    return {*RUN_ENVIRONMENT, "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"}

@@ -28,7 +28,7 @@ from synthact.cache import ResultCache
 from synthact.config import RunConfig
 from synthact.experiments import EXPERIMENTS, Lab
 
-config = RunConfig(subject="planted", n=4, n_gaussian=300, construction={spec!r})
+config = RunConfig(subject="planted", n=4, n_gaussian=300, construction={spec!r}).resolved()
 assert "shrunk" in constructions.names("plateau"), constructions.names()
 for joined in ("sensitivity", "kl", "plateau", "other-source"):
     assert "shrunk" in EXPERIMENTS[joined].types
@@ -152,3 +152,45 @@ def test_synthetic_cooccurrence_moves_a_whole_group_to_another_whole_group():
     assert moved[0, :3].eq(0).all() and moved[0, 6:].eq(0).all()
     assert sorted(moved[0, 3:6].tolist()) == [1.0, 2.0, 3.0]
     assert moved[0, 3] == 3.0  # the top latent takes top_synth, the nearest in frequency
+
+
+def readme_constructions() -> tuple[str, list[str]]:
+    """The README's example module ``my_constructions.py`` and the specs it registers them with."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Constructions") :]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    specs = section.split("Register them with `--construction ", 1)[1].split("`", 1)[0]
+    return code, specs.split(",")
+
+
+def replicate_here(folder: Path, *words: str) -> subprocess.CompletedProcess:
+    """``synthact replicate WORDS`` run from ``folder`` as a user runs it (the console script, so
+    nothing but synthact's own code puts the folder on the path), on planted at n = 30."""
+    script = Path(sys.executable).parent / "synthact"
+    command = [str(script), "replicate", "--subject", "planted", "--n", "30"]
+    command += ["--n-gaussian", "1000", "--matrix-dir", str(folder / "reports"), *words]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_the_readme_construction_example_runs_from_the_user_s_folder(tmp_path):
+    code, specs = readme_constructions()
+    (tmp_path / "my_constructions.py").write_text(code)
+    done = replicate_here(tmp_path, "--construction", ",".join(specs))
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    leaderboard = (tmp_path / "reports" / "constructions.md").read_text()
+    assert "| shrunk |" in leaderboard and "| rare latents only |" in leaderboard  # their labels
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("spec", "raised"), [("json:dumps", "TypeError"), ("my_constructions:broken", "KeyError")]
+)
+def test_a_builder_that_raises_is_one_line_of_bad_input(tmp_path, spec, raised):
+    (tmp_path / "my_constructions.py").write_text("def broken(**kw):\n    return kw['nothing']\n")
+    done = replicate_here(tmp_path, "--construction", spec)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("synthact: ")]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr[-3000:]
+    assert f"--construction '{spec.partition(':')[2]}" in lines[0] and raised in lines[0]
+    assert "Traceback" not in done.stderr

@@ -182,6 +182,17 @@ def test_stages_are_listed_parents_before_their_children():
     assert len(clock.pop()) == 5 and clock.stages == []
 
 
+def test_a_stage_that_fails_is_recorded_but_not_reported_done():
+    done = []
+    clock = StageClock(done.append)
+    with pytest.raises(RuntimeError, match="missing files"), clock.stage("load subject"):
+        with clock.stage("read config"):
+            pass
+        raise RuntimeError("missing files")
+    assert [s.name for s in done] == ["read config"]
+    assert [s.name for s in clock.stages] == ["load subject", "read config"]
+
+
 def test_stage_table_indents_nested_stages():
     stages = [
         Stage("pool", 3.0, 0),
@@ -203,12 +214,12 @@ def test_stage_table_indents_nested_stages():
 
 def test_run_config_rejects_unknown_subject():
     with pytest.raises(ValueError, match=r"unknown subject 'gpt3'.*gpt2-small"):
-        RunConfig(subject="gpt3")
+        RunConfig(subject="gpt3").resolved()
 
 
 def test_tf32_needs_cuda_and_reference_is_exact_float32():
     with pytest.raises(ValueError, match="tf32 changes CUDA"):
-        RunConfig(subject="planted", device="cpu", tf32=True)
+        RunConfig(subject="planted", device="cpu", tf32=True).resolved()
     config = RunConfig(subject="planted", dtype="bfloat16")
     assert not config.exact and config.reference().exact
     assert config.reference() == RunConfig(subject="planted")
@@ -228,7 +239,7 @@ def test_run_config_takes_release_names_and_a_prompt_length():
     with pytest.raises(ValueError, match="prompt_len"):
         RunConfig(subject="planted", prompt_len=0)
     with pytest.raises(ValueError, match=r"has no SAE id 'blocks\.99\.hook_resid_pre'"):
-        RunConfig(subject="gpt2-small-res-jb/blocks.99.hook_resid_pre")
+        RunConfig(subject="gpt2-small-res-jb/blocks.99.hook_resid_pre").resolved()
 
 
 def _tiny_subject(device: str, dtype: torch.dtype) -> Subject:

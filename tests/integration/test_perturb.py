@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -483,11 +485,12 @@ def test_explicit_rows_override_the_sizing(device):
         chunk_rows(GPT2, device, kl=True, override=0)
 
 
-def test_share_defaults_to_the_xdist_worker_count(monkeypatch):
-    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "4")
-    assert memory.default_share() == 4
-    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
-    assert memory.default_share() == 1
+def test_the_engine_reads_its_device_share_from_no_environment_variable():
+    """The caller (the xdist fixtures) says how many processes share a device."""
+    engine = Path(memory.__file__).parent
+    for module in engine.glob("*.py"):
+        assert "environ" not in module.read_text(), module
+    assert inspect.signature(perturbation_curves).parameters["share"].default == 1
 
 
 def test_prefix_groups_follow_free_memory():

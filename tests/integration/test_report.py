@@ -136,3 +136,38 @@ def test_the_appendix_e_figure_has_a_title_and_whole_l0_ticks():
     l0 = fig.axes[0]
     ticks = [t for t in l0.get_xticks() if l0.get_xlim()[0] <= t <= l0.get_xlim()[1]]
     assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_report_folder_is_replaced_whole_or_not_at_all(lab, tmp_path, monkeypatch):
+    out = tmp_path / "planted"
+    out.mkdir()
+    (out / "tables.md").write_text("the previous run's")
+
+    def stopped(lab):
+        raise RuntimeError("stopped after the figures")
+
+    monkeypatch.setattr(report, "_construction_source_section", stopped)
+    with pytest.raises(RuntimeError, match="stopped after the figures"):
+        report.replicate(lab, out)
+    assert [p.name for p in tmp_path.iterdir()] == ["planted"]
+    assert [p.name for p in out.iterdir()] == ["tables.md"]
+    assert (out / "tables.md").read_text() == "the previous run's"
+    monkeypatch.undo()
+    written = report.replicate(lab, out)
+    assert [p.name for p in tmp_path.iterdir()] == ["planted"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)
+    assert (out / "tables.md").read_text().startswith("# Replication on planted")
+
+
+def test_importing_and_drawing_leave_matplotlib_s_backend_alone():
+    """The figures draw through matplotlib's object API: a session's pyplot backend stays."""
+    script = """
+import matplotlib
+matplotlib.use("svg")
+import numpy as np
+from synthact import hypotheses, leaderboard, matrix, report
+report.png(report.step_figure({"real": np.array([1, 2, 3])}, title="t", xlabel="MS"))
+print(matplotlib.get_backend())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip() == "svg", done.stderr[-2000:]

@@ -23,7 +23,6 @@ from synthact.subjects import (
     SubjectSpec,
     describe_subjects,
     estimate_log_sparsity,
-    gpt2,
     hub_cache,
     load_subject,
     releases,
@@ -386,7 +385,11 @@ def fake_jb_hub(monkeypatch: pytest.MonkeyPatch, fake_release_cfg: dict, tmp_pat
     monkeypatch.setattr(
         loading_from_pretrained, "get_pretrained_model_config", lambda *a, **k: model_cfg
     )
-    monkeypatch.setattr(gpt2, "hf_hub_download", lambda *a, **k: "/nowhere/shard.parquet")
+    import huggingface_hub
+
+    monkeypatch.setattr(
+        huggingface_hub, "hf_hub_download", lambda *a, **k: "/nowhere/shard.parquet"
+    )
     return {"calls": [], "sparsity": torch.full((32,), -2.0, dtype=torch.float64)}
 
 

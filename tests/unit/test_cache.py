@@ -39,7 +39,7 @@ def test_key_changes_miss(tmp_path):
     assert key_digest({"a": 1, "b": 2}) == key_digest({"b": 2, "a": 1})
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip", "empty", "npy"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip", "empty", "npy", "directory"])
 def test_corrupt_entry_is_recomputed(tmp_path, caplog, damage):
     cache = ResultCache(tmp_path)
     cache.get_or_compute("demo", KEY, _arrays)
@@ -54,6 +54,10 @@ def test_corrupt_entry_is_recomputed(tmp_path, caplog, damage):
         path.write_bytes(blob[:i] + bytes([blob[i] ^ 1]) + blob[i + 1 :])
     elif damage == "empty":
         path.write_bytes(b"")
+    elif damage == "directory":  # a folder, with a file in it, where the entry belongs
+        path.unlink()
+        path.mkdir()
+        (path / "stray").write_bytes(blob)
     else:  # a plain .npy under the entry's name
         with path.open("wb") as f:
             np.save(f, np.arange(3))

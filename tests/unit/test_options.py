@@ -150,3 +150,15 @@ def test_a_bad_option_is_one_usage_error_before_collection(
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == pytest.ExitCode.USAGE_ERROR, lines
     assert len(lines) == 1 and lines[0].startswith("ERROR: ") and says in lines[0], lines
+
+
+def test_a_run_config_is_pure_until_resolved():
+    """Constructing a `RunConfig` checks each value alone; what it names is checked, registered
+    and probed by `RunConfig.resolved`."""
+    config = RunConfig(subject="no-such-subject", device="cuda", construction="no_such_module:x")
+    with pytest.raises(ValueError, match="unknown subject 'no-such-subject'"):
+        config.resolved()
+    with pytest.raises(ValueError, match="cannot import no_such_module"):
+        RunConfig(subject="planted", device="cpu", construction="no_such_module:x").resolved()
+    resolved = RunConfig(subject="planted", device="auto").resolved()
+    assert resolved.device != "auto" and resolved.resolved() == resolved
