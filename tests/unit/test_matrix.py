@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from fixtures.verdicts import Outcome
 from synthact.matrix import (
@@ -186,8 +187,9 @@ def test_the_heat_map_colours_the_expectation_and_fits_every_word() -> None:
         ),
     ]
     fig = matrix_figure(cells, ["planted", long])
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
     (ax,) = fig.axes
     codes = ax.images[0].get_array()
     judged = [JUDGEMENTS[codes[i, j] - 1] for i, j in ((0, 0), (0, 1), (1, 0), (1, 1))]
