@@ -24,9 +24,6 @@ from pathlib import Path
 from synthact import __version__, configure_hub_access, set_run_environment
 from synthact.config import RunConfig, add_options, check_output_dir, option_words, run_configs
 
-CHECKOUT = Path(__file__).resolve().parents[1]
-"""The repository a development install runs from; its claims/ give the matrix."""
-
 EXIT_CODES = {
     0: "every claim test passed, or failed where it is expected to",
     1: "a claim test failed or errored (each is named)",
@@ -129,9 +126,6 @@ def _claims_matrix(args: argparse.Namespace) -> int:
     """Run the claim tests on the cached results, with the same options; their session writes
     the matrix and the constructions leaderboard into the reports folder. Returns the exit code
     (`EXIT_CODES`)."""
-    if not (CHECKOUT / "claims").is_dir():
-        print(f"no claims/ in {CHECKOUT}: the claims × subjects matrix needs a synthact checkout")
-        return 0
     out = _reports_dir(args)
     values = {**vars(args), "matrix_dir": out, "ray": None}  # every result is in the cache
     if args.synthact_cache:
@@ -140,10 +134,11 @@ def _claims_matrix(args: argparse.Namespace) -> int:
     print(f"claim tests: Allure results in {allure} (replacing the previous run's)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "claims.xml"
-        command = [sys.executable, "-m", "pytest", "claims", "-q", "--tb=no", "-rN"]
+        command = [sys.executable, "-m", "pytest", "--pyargs", "synthact.claims", "-q"]
+        command += ["--tb=no", "-rN"]
         command += ["-p", "no:cacheprovider", "--alluredir", str(allure)]
         command += ["--junitxml", str(junit), *option_words(values)]
-        done = subprocess.run(command, cwd=CHECKOUT, env=_user_folder_on_path(), check=False)
+        done = subprocess.run(command, env=_user_folder_on_path(), check=False)
         failed = failed_tests(junit) if junit.exists() else []
     if done.returncode not in (0, 1):
         raise RuntimeError(f"the claim tests did not run (pytest exit status {done.returncode})")
@@ -157,8 +152,8 @@ def _claims_matrix(args: argparse.Namespace) -> int:
 
 
 def _user_folder_on_path() -> dict[str, str]:
-    """This environment with the current folder first on ``PYTHONPATH``: the claim tests run in
-    the checkout and import the user's ``--construction`` modules from where the user is."""
+    """This environment with the current folder first on ``PYTHONPATH``: the claim tests import
+    the user's ``--construction`` modules from where the user is."""
     path = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 

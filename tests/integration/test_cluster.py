@@ -123,7 +123,7 @@ def test_a_cluster_that_does_not_answer_stops_the_run_in_one_line() -> None:
 
 def test_without_the_flag_nothing_imports_ray() -> None:
     code = (
-        "import sys, synthact.cli, synthact.experiments, fixtures.cluster\n"
+        "import sys, synthact.cli, synthact.experiments, synthact.fixtures.cluster\n"
         "synthact.cli.parser().parse_args(['replicate', '--subject', 'planted'])\n"
         "assert 'ray' not in sys.modules, 'ray imported'\n"
     )

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from fixtures.allure_files import CATEGORIES, pytest_configure, write_run_files
-from fixtures.leaderboard import ALLURE_MESSAGE
+from synthact.fixtures.allure_files import CATEGORIES, pytest_configure, write_run_files
+from synthact.fixtures.leaderboard import ALLURE_MESSAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from fixtures.expectations import (
+from synthact.experiments import EXPERIMENTS, Experiment, towards_targets
+from synthact.fixtures.expectations import (
     VERDICTS,
     _group,
     _variant,
@@ -15,7 +16,6 @@ from fixtures.expectations import (
     load_expectations,
     subject_role,
 )
-from synthact.experiments import EXPERIMENTS, Experiment, towards_targets
 from synthact.subjects import subject_spec
 
 CLAIMS = Path(__file__).resolve().parents[2] / "claims"
@@ -130,7 +130,7 @@ def test_lookup_order():
 def test_xdist_workers_spread_over_the_gpus(monkeypatch, worker, gpus, expected):
     import torch
 
-    from fixtures.experiments import worker_device
+    from synthact.fixtures.experiments import worker_device
 
     monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "10")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from fixtures.verdicts import Outcome
+from synthact.fixtures.verdicts import Outcome
 from synthact.matrix import (
     JUDGEMENTS,
     Cell,

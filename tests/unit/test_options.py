@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fixtures.options import pytest_addoption
 from synthact import cli
 from synthact.config import Outputs, RunConfig, flag, option_fields, option_words, run_configs
+from synthact.fixtures.options import pytest_addoption
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 OTHERS = [

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from fixtures.evidence import Evidence
-from fixtures.verdicts import Outcome, summary_lines
 from synthact import power
 from synthact.checks import Check, ClaimNotSupported, ControlInconclusive
+from synthact.fixtures.evidence import Evidence
+from synthact.fixtures.verdicts import Outcome, summary_lines
 from synthact.hypotheses import Hypothesis
 from synthact.policy import Observation
 from tests.subprocesses import nested_env
