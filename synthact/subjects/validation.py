@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
 
 from synthact.subjects.types import Subject
 

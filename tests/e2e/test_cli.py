@@ -311,3 +311,20 @@ def synthact_variables() -> set[str]:
     from synthact import RUN_ENVIRONMENT
 
     return {*RUN_ENVIRONMENT, "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"}
+
+
+def test_a_subject_whose_files_are_missing_stops_before_any_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Offline without gpt2-small's hub files: exit 3 with the list of files, nothing computed
+    and no stage reported done first."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("synthact.report.replicate", _must_not_compute)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["replicate", "--subject", "gpt2-small", "--matrix-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 3 and "not in the local cache" in err, err
+    assert " done " not in err
