@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from synthact import constructions
+from synthact.activations import collect_activations
 from synthact.cache import Arrays, ResultCache
 from synthact.choices import AUTHORS_DECIMALS, PAPER_SUBJECT
 from synthact.code_digest import modules_digest
@@ -39,7 +40,6 @@ from synthact.subjects import Constants, Subject, estimate_log_sparsity, load_su
 from synthact.targets import (
     Gaussian,
     check_targets,
-    collect_activations,
     fit_gaussian,
     other_indices,
     real_pairs,

@@ -17,7 +17,7 @@ import numpy as np
 
 from synthact import checks, stats
 from synthact.checks import Check
-from synthact.report import paper_rows
+from synthact.paper import paper_rows
 
 Steps = Mapping[str, np.ndarray]
 

@@ -27,7 +27,7 @@ from scipy import optimize, special
 from scipy.stats import beta
 
 from synthact import checks, hypotheses
-from synthact.report import paper_rows
+from synthact.paper import paper_rows
 
 Steps = Mapping[str, np.ndarray]
 Judge = Callable[[Steps], bool]

@@ -6,12 +6,9 @@ Used by the claim tests (Allure attachments) and by ``synthact replicate`` (file
 from __future__ import annotations
 
 import io
-import json
 import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from synthact import metrics, stats
+from synthact.paper import paper_numbers, paper_rows
 
 REFERENCE_COLORS = {
     "real": "#ff7f0e",
@@ -52,18 +50,6 @@ def type_label(kind: str) -> str:
     if kind in CONSTRUCTIONS:
         return CONSTRUCTIONS[kind].title
     return REFERENCE_LABELS.get(kind, kind)
-
-
-@cache
-def paper_numbers() -> dict:
-    """The paper's reported numbers (synthact/data/paper_numbers.json)."""
-    text = resources.files("synthact").joinpath("data/paper_numbers.json").read_text()
-    return json.loads(text)
-
-
-def paper_rows(table: str, mode: str) -> dict[str, list[float | None]]:
-    """``{type: [mean, std, ks]}`` of one paper table in one step mode (empty if not reported)."""
-    return paper_numbers()["tables"][table]["rows"].get(mode, {})
 
 
 RUN_CONFIG_CHOICES = ("grid", "latent_moves")

@@ -519,8 +519,8 @@ def _release_calibration_acts(
     import torch
     from transformer_lens import HookedTransformer
 
+    from synthact.activations import collect_activations
     from synthact.prompts import sample_rows, window_table
-    from synthact.targets import collect_activations
 
     with use_hub_cache(hub_dir):
         model = HookedTransformer.from_pretrained_no_processing(

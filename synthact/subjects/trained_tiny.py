@@ -492,8 +492,8 @@ def measure_sae(
     import torch
     from sae_lens import SAE
 
+    from synthact.activations import collect_activations
     from synthact.prompts import sample_windows
-    from synthact.targets import collect_activations
 
     sae = SAE.load_from_disk(directory)
     rows = context_rows(heldout, recipe.n_ctx)

@@ -9,11 +9,11 @@ from sae_lens import StandardSAE, StandardSAEConfig
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from synthact import constructions, synthetic
+from synthact.activations import collect_activations
 from synthact.constructions import synthetic_targets
 from synthact.targets import (
     Gaussian,
     check_targets,
-    collect_activations,
     decode,
     encode,
     fit_gaussian,
