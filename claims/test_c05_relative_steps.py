@@ -2,7 +2,7 @@
 
 import pytest
 
-from synthact import hypotheses
+from synthact.judge import hypotheses
 
 
 @pytest.mark.claim("C5")

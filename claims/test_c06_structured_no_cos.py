@@ -2,7 +2,7 @@
 
 import pytest
 
-from synthact import hypotheses
+from synthact.judge import hypotheses
 
 
 @pytest.mark.claim("C6")
@@ -12,7 +12,7 @@ def test_c06_no_cos_best_relative_worse_absolute(sensitivity, evidence):
 
     Table A.1: relative KS 0.17 (no-cos) vs 0.19/0.22/0.27; absolute 0.31 vs 0.11 (structured).
     The relative gap of 0.02 to synthetic-random is one n = 1000 cannot resolve, hence "within
-    0.05" (`synthact.hypotheses.NON_INFERIORITY`).
+    0.05" (`synthact.judge.hypotheses.NON_INFERIORITY`).
     """
     kinds = ["real", "structured-no-cos", *hypotheses.SYNTHETIC_OTHERS]
     steps = evidence.distributions(sensitivity, kinds, table="A.1")

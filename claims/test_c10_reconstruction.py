@@ -2,7 +2,7 @@
 
 import pytest
 
-from synthact import hypotheses
+from synthact.judge import hypotheses
 
 
 @pytest.mark.claim("C10")
@@ -10,7 +10,8 @@ def test_c10_reconstruction_like_real(reconstruction, evidence):
     """Towards SAE(T) instead of T: later, and (absolute) the same MS distribution (KS < 0.1).
 
     Table D.1: KS 0.02 and mean 41.49 vs 41.11 (absolute); KS 0.11 and 53.34 vs 51.60 (relative).
-    The margin 0.1 is `synthact.checks.EQUIVALENCE_MARGIN`: "almost identical" (0.02) against the
+    The margin 0.1 is `synthact.judge.checks.EQUIVALENCE_MARGIN`: "almost identical" (0.02) against
+    the
     smallest difference the paper calls real (0.11). Rows are paired: each reconstruction shares
     its real target's base prompt.
     """

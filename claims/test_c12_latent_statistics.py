@@ -4,8 +4,9 @@ import allure
 import numpy as np
 import pytest
 
-from synthact import checks, report
-from synthact.hypotheses import Hypothesis
+from synthact.judge import checks
+from synthact.judge.hypotheses import Hypothesis
+from synthact.outputs import report
 
 
 def _per_activation_mean(values: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -3,8 +3,9 @@
 import allure
 import pytest
 
-from synthact import checks, report
-from synthact.hypotheses import Hypothesis
+from synthact.judge import checks
+from synthact.judge.hypotheses import Hypothesis
+from synthact.outputs import report
 
 TOLERANCE = 0.10
 """Relative tolerance on the norm and the distance, given as "about 56" and "about 40"."""

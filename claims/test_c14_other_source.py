@@ -2,7 +2,8 @@
 
 import pytest
 
-from synthact import constructions, hypotheses
+from synthact.judge import hypotheses
+from synthact.method import constructions
 
 
 @pytest.mark.claim("C14")
@@ -14,7 +15,7 @@ def test_c14_construction_source_does_not_matter(other_source, kind, lab, eviden
     Section 6: "we have verified that using information from a different model-generated
     activation for the construction does not change our results" (no run of it is in the
     authors' repository). Both constructions start from the same base prompts: rows are paired.
-    The margin is `synthact.checks.EQUIVALENCE_MARGIN`; below the n it needs (docs/power.md) a
+    The margin is `synthact.judge.checks.EQUIVALENCE_MARGIN`; below the n it needs (docs/power.md) a
     failure reads as underpowered, not as a verdict.
     """
     from_base = lab.result("sensitivity", other_source.mode)

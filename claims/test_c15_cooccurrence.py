@@ -3,7 +3,7 @@ synthetic-structured ones (the question the paper leaves open, section 7)."""
 
 import pytest
 
-from synthact import hypotheses
+from synthact.judge import hypotheses
 
 KINDS = ["real", "synthetic-structured", "synthetic-cooccurrence"]
 

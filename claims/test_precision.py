@@ -2,8 +2,8 @@
 
 import pytest
 
-from synthact import hypotheses
-from synthact.experiments import EXPERIMENTS, Lab
+from synthact.judge import hypotheses
+from synthact.method.experiments import EXPERIMENTS, Lab
 
 
 @pytest.mark.claim("precision")
@@ -12,7 +12,8 @@ def test_precision_keeps_the_step_distributions(sensitivity, kind, lab, evidence
     """The MS steps of each type move by KS < 0.1 from float32 (same seed, same prompts and
     targets; rows are paired). Collected only when --dtype is not float32 or --tf32 is on.
 
-    The margin is `synthact.checks.EQUIVALENCE_MARGIN`, smaller than the paper's KS differences
+    The margin is `synthact.judge.checks.EQUIVALENCE_MARGIN`, smaller than the paper's KS
+    differences
     between types (0.11 and more).
     """
     config = lab.config

@@ -1,13 +1,13 @@
 """Regression: every step distribution of the run against the committed snapshot of its subject.
 
 One test per subject, experiment and mode; it reads the results the claim tests computed. The
-snapshots are the run of the README's test command (its n and seed); `synthact.snapshots` says
-what may move (hardware noise) and what may not.
+snapshots are the run of the README's test command (its n and seed);
+`synthact.outputs.snapshots` says what may move (hardware noise) and what may not.
 """
 
 import pytest
 
-from synthact.experiments import EXPERIMENTS
+from synthact.method.experiments import EXPERIMENTS
 
 CASES = [(e.name, mode) for e in EXPERIMENTS.values() if e.reads is not None for mode in e.modes]
 

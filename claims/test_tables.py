@@ -7,7 +7,7 @@ compared only with a run of the variant that printed it (its ``run`` in paper_nu
 import allure
 import pytest
 
-from synthact import report
+from synthact.outputs import report
 
 CASES = [
     (table, mode)
@@ -21,7 +21,7 @@ CASES = [
 def test_table_matches_paper(table, mode, lab, evidence):
     """Each row's mean, std and KS agree with the paper's within 3 standard errors.
 
-    Tolerances come from both sample sizes (`synthact.stats.row_tolerances`).
+    Tolerances come from both sample sizes (`synthact.judge.stats.row_tolerances`).
     """
     spec = report.paper_numbers()["tables"][table]
     mismatch = report.run_mismatch(table, lab.config)

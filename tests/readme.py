@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from synthact.config import add_options
+from synthact.method.config import add_options
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from synthact.cache import ResultCache
+from synthact.core.cache import ResultCache
 
 
 def nested_env(**extra: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-from synthact.registry import Registry
+from synthact.core.registry import Registry
 from synthact.subjects import gpt2, local, planted, releases, trained_tiny
 from synthact.subjects.device import DEVICES, DTYPE_NAMES, resolve_device, resolve_dtype
 from synthact.subjects.null_hub import NULL_SAES

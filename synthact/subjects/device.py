@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-from synthact.choices import DEVICES, DTYPE_NAMES
+from synthact.core.choices import DEVICES, DTYPE_NAMES
 
 
 def torch_dtypes() -> dict[str, torch.dtype]:

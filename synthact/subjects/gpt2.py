@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     import torch
     from transformer_lens import HookedTransformer
 
-from synthact.choices import PROMPT_LEN
-from synthact.subjects.hub_cache import HubFile, repo_fingerprint, require_cached
+from synthact.core.choices import PROMPT_LEN
+from synthact.core.hub_cache import HubFile, repo_fingerprint, require_cached
 from synthact.subjects.null_hub import GPT2_REPO, SAE_ID, SAE_RELEASE, SAE_REPO, null_prompt_stream
 from synthact.subjects.null_hub import fingerprint as null_fingerprint
 from synthact.subjects.releases import Release, ReleaseCfg, load_release, resolve_release
@@ -53,7 +53,7 @@ def openwebtext_prompts(model: HookedTransformer, release: Release, cfg: Release
     """The first tokens of rows drawn uniformly, without replacement, from `OPENWEBTEXT_SHARDS`."""
     from huggingface_hub import hf_hub_download
 
-    from synthact.prompts import read_parquet_prefixes, sample_rows
+    from synthact.subjects.prompts import read_parquet_prefixes, sample_rows
 
     paths = [
         hf_hub_download(f.repo_id, f.filename, repo_type=f.repo_type) for f in OPENWEBTEXT_FILES
@@ -69,7 +69,7 @@ def openwebtext_prompts(model: HookedTransformer, release: Release, cfg: Release
 
 def pydoc_window_prompts(model: HookedTransformer, release: Release, cfg: ReleaseCfg) -> Sampler:
     """Random windows of the null prompt stream, no BOS."""
-    from synthact.prompts import sample_windows
+    from synthact.subjects.prompts import sample_windows
 
     stream = null_prompt_stream(model.tokenizer)
 

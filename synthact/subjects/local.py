@@ -429,7 +429,7 @@ def read_prompt_stream(path: Path, model: HookedTransformer) -> torch.Tensor:
     import torch
     from safetensors.torch import load_file
 
-    from synthact.prompts import token_stream
+    from synthact.subjects.prompts import token_stream
 
     if path.name.endswith(TOKEN_SUFFIX):
         tensors = load_file(path)

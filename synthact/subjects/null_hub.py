@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from synthact.cache import default_cache_dir
-from synthact.choices import PROMPT_LEN
-from synthact.code_digest import modules_digest
-from synthact.subjects.hub_cache import record_missing, use_hub_cache
+from synthact.core.cache import default_cache_dir
+from synthact.core.choices import PROMPT_LEN
+from synthact.core.code_digest import modules_digest
+from synthact.core.hub_cache import record_missing, use_hub_cache
 
 if TYPE_CHECKING:
     import torch
@@ -283,7 +283,7 @@ LOCK_TIMEOUT_S = 1800.0
 
 # --- the null hub: where it lives, built once --------------------------------------------------
 
-RECIPE_MODULES = ("synthact.subjects.null_hub", "synthact.prompts")
+RECIPE_MODULES = ("synthact.subjects.null_hub", "synthact.subjects.prompts")
 """The code that decides the null hub's bytes: this recipe and the prompts it calibrates on."""
 
 
@@ -400,7 +400,7 @@ def build_gemma3_null_hub(hub_dir: Path, *, seed: int) -> dict[str, float]:
 def use_null_hub(sae: NullSAE) -> Iterator[Path]:
     """The null hub holding ``sae`` (built first if needed) as the libraries' hub cache, offline,
     and served on 127.0.0.1 for loaders that read hub files over HTTP (Gemma Scope 2's)."""
-    from synthact.subjects.hub_server import serve_hub_cache
+    from synthact.core.hub_server import serve_hub_cache
 
     hub_dir = ensure_null_hub(hub=sae.hub)
     with use_hub_cache(hub_dir), serve_hub_cache(hub_dir):
@@ -415,7 +415,7 @@ def _write_release_saes(
     hub_dir: Path, saes: list[NullSAE], snapshots: dict[str, Path], seed: int
 ) -> dict[str, float]:
     """Each SAE calibrated on its own subject's activations, from a generator of its own."""
-    from synthact.seeding import generator as labelled_generator
+    from synthact.core.seeding import generator as labelled_generator
 
     l0 = {}
     for sae in saes:
@@ -427,7 +427,7 @@ def _write_release_saes(
 
 def null_prompt_stream(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
     """The null subject's token stream: `pydoc_topics_text` tokenized, ``[n_tokens]`` int64."""
-    from synthact.prompts import pydoc_topics_text, token_stream
+    from synthact.subjects.prompts import pydoc_topics_text, token_stream
 
     return token_stream(tokenizer, pydoc_topics_text())
 
@@ -500,7 +500,7 @@ def _calibration_acts(hub_dir: Path, generator: torch.Generator) -> torch.Tensor
     import torch
     from transformer_lens import HookedTransformer
 
-    from synthact.prompts import sample_windows
+    from synthact.subjects.prompts import sample_windows
 
     with use_hub_cache(hub_dir):
         model = HookedTransformer.from_pretrained(GPT2_REPO, device="cpu", dtype=torch.float32)
@@ -519,8 +519,8 @@ def _release_calibration_acts(
     import torch
     from transformer_lens import HookedTransformer
 
-    from synthact.activations import collect_activations
-    from synthact.prompts import sample_rows, window_table
+    from synthact.subjects.activations import collect_activations
+    from synthact.subjects.prompts import sample_rows, window_table
 
     with use_hub_cache(hub_dir):
         model = HookedTransformer.from_pretrained_no_processing(

@@ -1,7 +1,8 @@
 """The planted controls as subjects: ``planted`` (readout gain 30), ``planted-null`` (gain 0) and
 ``planted-cooccur`` (features fire in groups, read jointly).
 
-The construction itself is `synthact.planted`; docs/method.md, "Controls", says why.
+The construction itself is `synthact.subjects.planted_network`; docs/method.md, "Controls", says
+why.
 """
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ def planted_subject(
     **construction: float | int,
 ) -> Subject:
     """The planted subject cast to ``dtype`` (default float32) on ``device``; ``construction``:
-    other `synthact.planted.PlantedConfig` fields."""
+    other `synthact.subjects.planted_network.PlantedConfig` fields."""
     import torch
 
-    from synthact.planted import HOOK_IN, HOOK_OUT, build_planted, sample_planted_prompts
+    from synthact.subjects.planted_network import (
+        HOOK_IN,
+        HOOK_OUT,
+        build_planted,
+        sample_planted_prompts,
+    )
 
     dtype = torch.float32 if dtype is None else dtype
     if not isinstance(dtype, torch.dtype):

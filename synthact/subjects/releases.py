@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from synthact.choices import PROMPT_LEN
-from synthact.hooks import resid_hook
-from synthact.subjects import hub_cache, null_hub
+from synthact.core import hub_cache
+from synthact.core.choices import PROMPT_LEN
+from synthact.subjects import null_hub
 from synthact.subjects.device import dtype_name
+from synthact.subjects.hooks import resid_hook
 from synthact.subjects.types import Sampler, Subject, SubjectSpec
 
 if TYPE_CHECKING:
@@ -358,7 +359,7 @@ def sample_dataset(
 ) -> torch.Tensor:
     """``n`` distinct prompts ``[n, length]`` from the first ``ROWS_PER_PROMPT * n`` rows of the
     dataset (a small download; the SAE trained on the whole set)."""
-    from synthact.prompts import dataset_prefixes, read_dataset_rows, sample_rows
+    from synthact.subjects.prompts import dataset_prefixes, read_dataset_rows, sample_rows
 
     try:
         rows = read_dataset_rows(path, ROWS_PER_PROMPT * n)
@@ -384,7 +385,7 @@ def sample_stream(
 ) -> torch.Tensor:
     """``n`` distinct windows ``[n, length]`` of the token ``stream`` ``[n_tokens]`` (named
     ``source`` in errors)."""
-    from synthact.prompts import sample_rows, window_table
+    from synthact.subjects.prompts import sample_rows, window_table
 
     table = window_table(stream, length, bos_id=bos_id)
     return sample_rows(table, n, generator, source=source)

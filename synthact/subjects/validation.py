@@ -40,7 +40,7 @@ def validate_subject(subject: Subject) -> None:
 
 
 def _check_subject_sparsity(subject: Subject) -> None:
-    from synthact.validate import check_log_sparsity
+    from synthact.core.validate import check_log_sparsity
 
     if subject.estimate_sparsity:
         if subject.log_sparsity is not None:

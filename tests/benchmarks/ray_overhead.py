@@ -17,9 +17,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from ray.cluster_utils import Cluster  # noqa: E402
 from test_cluster import EXPERIMENTS, NODE, configs  # noqa: E402
 
-from synthact.cache import ResultCache  # noqa: E402
-from synthact.cluster import sweep, units  # noqa: E402
-from synthact.experiments import Lab  # noqa: E402
+from synthact.core.cache import ResultCache  # noqa: E402
+from synthact.method.experiments import Lab  # noqa: E402
+from synthact.runs.cluster import sweep, units  # noqa: E402
 
 
 def local() -> float:

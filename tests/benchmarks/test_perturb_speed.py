@@ -27,7 +27,7 @@ from functools import partial
 import pytest
 import torch
 
-from synthact.engine import Curves, perturbation_curves
+from synthact.method.engine import Curves, perturbation_curves
 from tests.families import family_config, random_model
 
 PROMPT_LEN, TOL = 10, 1e-4

@@ -23,7 +23,7 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer
 
-from synthact.engine import Curves, chunk_rows, perturbation_curves
+from synthact.method.engine import Curves, chunk_rows, perturbation_curves
 from tests.families import family_config, random_model
 
 N_PROMPTS, PROMPT_LEN, N_STEPS, CHECKED_PROMPTS = 1000, 10, 101, 16

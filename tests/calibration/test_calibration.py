@@ -1,4 +1,4 @@
-"""Error rates of every check the claims use, measured by simulation (`synthact.power`).
+"""Error rates of every check the claims use, measured by simulation (`synthact.judge.power`).
 
 Default run (n = 100): each check at the edge of its hypothesis passes at most 5 % of the time
 (beyond the Monte-Carlo error: the one-sided 95 % Clopper-Pearson lower bound of the observed
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from synthact import power
-from synthact.checks import ALPHA
+from synthact.judge import power
+from synthact.judge.checks import ALPHA
 
 KS_CHECKS = ("ks_above", "ks_below", "closer", "closer, slack 0.05", "KS gap of gaps (C5, C9)")
 """Slower checks (a KS bound per dataset): fewer datasets, enough to see a size above 5 %."""
@@ -48,7 +48,7 @@ def _reproduces_the_table(case: power.Case, rho: float, n: int) -> None:
     found = power.rate(case.judge, case.laws, n=n, reps=reps, rho=rho, seed=n)
     assert (found.hits, found.reps) == (hits, reps), (
         f"{case.name} at n = {n}, rho {rho}: power {found} now, {power.Rate(hits, reps)} in "
-        "synthact/data/power.json; regenerate it with `python -m synthact.power`"
+        "synthact/data/power.json; regenerate it with `python -m synthact.judge.power`"
     )
 
 

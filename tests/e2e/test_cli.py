@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from synthact import __version__, cli, coverage
+from synthact import __version__
+from synthact.build import coverage
+from synthact.runs import cli
 from tests.subprocesses import nested_env
 
 
@@ -78,7 +80,7 @@ def test_an_unwritable_output_folder_stops_before_any_compute(
         "under a file": tmp_path / "file" / "out",
         "proc": Path("/proc/x"),
     }[where]
-    monkeypatch.setattr("synthact.report.replicate", _must_not_compute)
+    monkeypatch.setattr("synthact.outputs.report.replicate", _must_not_compute)
     words = ["replicate", "--subject", "planted", option, str(path)]
     line = usage_error(words, capsys)
     why = {"read-only": "Read-only file system", "under a file": "is a file", "proc": "/proc"}
@@ -238,7 +240,7 @@ HEAVY = ("torch", "transformer_lens", "sae_lens", "datasets", "matplotlib")
 
 CHECK_THEN_LIST_IMPORTS = """
 import sys
-from synthact import cli
+from synthact.runs import cli
 try:
     cli.main(sys.argv[1:])
 except SystemExit as stop:
@@ -322,7 +324,7 @@ def test_a_subject_whose_files_are_missing_stops_before_any_stage(
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr("synthact.report.replicate", _must_not_compute)
+    monkeypatch.setattr("synthact.outputs.report.replicate", _must_not_compute)
     with pytest.raises(SystemExit) as stop:
         cli.main(["replicate", "--subject", "gpt2-small", "--matrix-dir", str(tmp_path / "out")])
     err = capsys.readouterr().err

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from synthact import report
+from synthact.outputs import report
 from tests.readme import ROOT, quick_start_command
 from tests.subprocesses import nested_env, session_cache
 
@@ -20,7 +20,7 @@ def test_the_quick_start_exits_0(request, tmp_path):
     words = quick_start_command()
     assert words[:2] == ["synthact", "replicate"]
     cache = session_cache(request.config)
-    command = [sys.executable, "-m", "synthact.cli", *words[1:]]
+    command = [sys.executable, "-m", "synthact.runs.cli", *words[1:]]
     command += [f"--matrix-dir={tmp_path / 'reports'}", f"--synthact-cache={cache}"]
     done = subprocess.run(
         command, cwd=ROOT, env=nested_env(), capture_output=True, text=True, check=False

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthact.cache import ResultCache
-from synthact.cluster import check_address, check_reachable, is_loopback, sweep, units
-from synthact.config import RunConfig
-from synthact.experiments import Lab
+from synthact.core.cache import ResultCache
+from synthact.method.config import RunConfig
+from synthact.method.experiments import Lab
+from synthact.runs.cluster import check_address, check_reachable, is_loopback, sweep, units
 
 pytestmark = pytest.mark.xdist_group("ray-cluster")  # one cluster, on one xdist worker
 
@@ -123,8 +123,8 @@ def test_a_cluster_that_does_not_answer_stops_the_run_in_one_line() -> None:
 
 def test_without_the_flag_nothing_imports_ray() -> None:
     code = (
-        "import sys, synthact.cli, synthact.experiments, synthact.fixtures.cluster\n"
-        "synthact.cli.parser().parse_args(['replicate', '--subject', 'planted'])\n"
+        "import sys, synthact.runs.cli, synthact.method.experiments, synthact.fixtures.cluster\n"
+        "synthact.runs.cli.parser().parse_args(['replicate', '--subject', 'planted'])\n"
         "assert 'ray' not in sys.modules, 'ray imported'\n"
     )
     root = Path(__file__).resolve().parents[2]
@@ -161,8 +161,8 @@ def test_a_driver_killed_and_restarted_resumes_from_its_cache(cluster, local, tm
     code = (
         "import sys; sys.path.insert(0, 'tests')\n"
         "from test_cluster import EXPERIMENTS, configs\n"
-        "from synthact.cache import ResultCache\n"
-        "from synthact.cluster import sweep\n"
+        "from synthact.core.cache import ResultCache\n"
+        "from synthact.runs.cluster import sweep\n"
         f"sweep(configs(), {ray_cluster.gcs_address!r}, ResultCache({str(tmp_path)!r}), "
         "experiments=EXPERIMENTS)\n"
     )

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from synthact import constructions, synthetic
-from synthact.cooccurrence import Cooccurrence, count_cooccurrence
-from synthact.experiments import EXPERIMENTS
+from synthact.method import constructions, synthetic
+from synthact.method.cooccurrence import Cooccurrence, count_cooccurrence
+from synthact.method.experiments import EXPERIMENTS
 
 PLUGIN = """
 def shrunk(**kw):
@@ -23,10 +23,10 @@ def shrunk(**kw):
 
 CHECK = """
 import torch
-from synthact import constructions
-from synthact.cache import ResultCache
-from synthact.config import RunConfig
-from synthact.experiments import EXPERIMENTS, Lab
+from synthact.method import constructions
+from synthact.core.cache import ResultCache
+from synthact.method.config import RunConfig
+from synthact.method.experiments import EXPERIMENTS, Lab
 
 config = RunConfig(subject="planted", n=4, n_gaussian=300, construction={spec!r}).resolved()
 assert "shrunk" in constructions.names("plateau"), constructions.names()
@@ -73,8 +73,8 @@ def test_a_construction_named_on_the_command_line_joins_every_experiment(tmp_pat
     [
         ("no_colon", "expected module:function"),
         ("no_such_module_xyz:f", "cannot import no_such_module_xyz"),
-        ("synthact.constructions:no_such_builder", "has no 'no_such_builder'"),
-        ("synthact.constructions:MEMBERSHIPS", "a builder function"),
+        ("synthact.method.constructions:no_such_builder", "has no 'no_such_builder'"),
+        ("synthact.method.constructions:MEMBERSHIPS", "a builder function"),
     ],
 )
 def test_bad_construction_specs_say_what_is_wrong(spec, match):

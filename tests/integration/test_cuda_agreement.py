@@ -14,10 +14,10 @@ import pytest
 import torch
 import yaml
 
-from synthact import platforms, snapshots
-from synthact.cache import ResultCache
-from synthact.config import RunConfig
-from synthact.experiments import Lab
+from synthact.core.cache import ResultCache
+from synthact.method.config import RunConfig
+from synthact.method.experiments import Lab
+from synthact.outputs import platforms, snapshots
 
 pytestmark = [
     pytest.mark.slow,

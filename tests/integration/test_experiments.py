@@ -12,21 +12,21 @@ from sae_lens import StandardSAE, StandardSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact import constructions, metrics
-from synthact.cache import ResultCache
-from synthact.config import RunConfig
-from synthact.engine import Curves
-from synthact.experiments import (
+from synthact.core.cache import ResultCache
+from synthact.core.progress import Progress
+from synthact.core.seeding import generator
+from synthact.core.stages import Stage, StageClock, stage_table
+from synthact.method import constructions, metrics
+from synthact.method.config import RunConfig
+from synthact.method.engine import Curves
+from synthact.method.experiments import (
     EXPERIMENTS,
     Experiment,
     Lab,
     method_version,
     towards_targets,
 )
-from synthact.progress import Progress
-from synthact.results import Result
-from synthact.seeding import generator
-from synthact.stages import Stage, StageClock, stage_table
+from synthact.method.results import Result
 from synthact.subjects import SUBJECTS, Constants, Subject, SubjectSpec, estimate_log_sparsity
 
 ONE = Constants(step=0.5, flat_slope=0.02, ap_threshold=20.0, source="test")

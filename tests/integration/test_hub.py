@@ -17,13 +17,12 @@ import torch
 from huggingface_hub import constants, try_to_load_from_cache
 from safetensors.torch import load_file
 
-from synthact.code_digest import modules_digest, source_digest
-from synthact.prompts import PROMPT_LEN, pydoc_topics_text
+from synthact.core import hub_cache as hub
+from synthact.core.code_digest import modules_digest, source_digest
+from synthact.core.hub_cache import HubFile, missing_files, require_cached, use_hub_cache
 from synthact.subjects import NULL_PREFIX, Subject, load_subject, releases
-from synthact.subjects import hub_cache as hub
 from synthact.subjects import null_hub as recipe
 from synthact.subjects.gpt2 import GPT2_FILES, SAE_FILES
-from synthact.subjects.hub_cache import HubFile, missing_files, require_cached, use_hub_cache
 from synthact.subjects.null_hub import (
     BASE_HUB,
     D_SAE,
@@ -42,6 +41,7 @@ from synthact.subjects.null_hub import (
     random_unit_rows,
     recipe_version,
 )
+from synthact.subjects.prompts import PROMPT_LEN, pydoc_topics_text
 from synthact.subjects.releases import resolve_release
 
 

@@ -6,11 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthact import leaderboard
-from synthact.cache import ResultCache
-from synthact.config import RunConfig
-from synthact.experiments import Lab
-from synthact.leaderboard import Interval, Row, ks_interval, split_half_interval, subject_rows
+from synthact.core.cache import ResultCache
+from synthact.method.config import RunConfig
+from synthact.method.experiments import Lab
+from synthact.outputs import leaderboard
+from synthact.outputs.leaderboard import (
+    Interval,
+    Row,
+    ks_interval,
+    split_half_interval,
+    subject_rows,
+)
 
 REAL = np.array([0] * 50 + [1] * 50)
 KINDS = ["random", "synthetic-baseline", "synthetic-structured", "synthetic-cooccurrence"]

@@ -14,10 +14,10 @@ import torch
 from sae_lens import SAE
 from safetensors.torch import load_file
 
-from synthact.engine import engine_path
+from synthact.core.hub_cache import use_hub_cache
+from synthact.core.hub_server import serve_hub_cache
+from synthact.method.engine import engine_path
 from synthact.subjects import NULL_PREFIX, Subject, load_subject
-from synthact.subjects.hub_cache import use_hub_cache
-from synthact.subjects.hub_server import serve_hub_cache
 from synthact.subjects.null_hub import (
     GEMMA3_HUB,
     GEMMA_SCOPE_2,

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact.engine import (
+from synthact.method.engine import (
     Curves,
     SlowPathWarning,
     chunk_rows,

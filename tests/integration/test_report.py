@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from synthact import metrics, report
-from synthact.cache import ResultCache
-from synthact.cli import main
-from synthact.config import RunConfig
-from synthact.experiments import Lab
+from synthact.core.cache import ResultCache
+from synthact.method import metrics
+from synthact.method.config import RunConfig
+from synthact.method.experiments import Lab
+from synthact.outputs import report
+from synthact.runs.cli import main
 
 SMALL = {"n": 20, "n_gaussian": 600, "n_latent_stats": 100, "device": "cpu"}
 
@@ -74,7 +75,7 @@ def test_cli_lists_subjects(capsys):
 
 def test_cli_rejects_an_unknown_subject():
     run = subprocess.run(
-        [sys.executable, "-m", "synthact.cli", "replicate", "--subject", "nope"],
+        [sys.executable, "-m", "synthact.runs.cli", "replicate", "--subject", "nope"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -165,7 +166,8 @@ def test_importing_and_drawing_leave_matplotlib_s_backend_alone():
 import matplotlib
 matplotlib.use("svg")
 import numpy as np
-from synthact import hypotheses, leaderboard, matrix, report
+from synthact.judge import hypotheses
+from synthact.outputs import leaderboard, matrix, report
 report.png(report.step_figure({"real": np.array([1, 2, 3])}, title="t", xlabel="MS"))
 print(matplotlib.get_backend())
 """

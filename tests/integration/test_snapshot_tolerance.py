@@ -12,10 +12,12 @@ import pytest
 import torch
 import yaml
 
-from synthact import constructions, snapshots, stats, targets
-from synthact.cache import ResultCache
-from synthact.config import RunConfig, run_configs
-from synthact.experiments import Lab
+from synthact.core.cache import ResultCache
+from synthact.judge import stats
+from synthact.method import constructions, targets
+from synthact.method.config import RunConfig, run_configs
+from synthact.method.experiments import Lab
+from synthact.outputs import snapshots
 from tests.readme import readme_test_command, readme_test_options
 
 SNAPSHOTS = Path(__file__).resolve().parents[2] / "claims" / "test_snapshots"

@@ -17,13 +17,13 @@ from sae_lens import SAE, StandardSAE, StandardSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from synthact.core import hub_cache
 from synthact.subjects import (
     SUBJECTS,
     Subject,
     SubjectSpec,
     describe_subjects,
     estimate_log_sparsity,
-    hub_cache,
     load_subject,
     releases,
     resolve_release,

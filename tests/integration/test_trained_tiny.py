@@ -14,18 +14,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from synthact.prompts import token_stream
-from synthact.subjects import trained_tiny, validate_subject
-from synthact.subjects.local import load_local_subject, load_transformer
-from synthact.subjects.trained_tiny import (
+from synthact.build import trained_tiny
+from synthact.build.trained_tiny import (
     CORPUS_PYTHON,
     CORPUS_SHA256,
     MODEL_DIR,
     RECIPE_FILE,
-    SUBJECT_DIR,
     TRAJECTORY_STEPS,
     Recipe,
 )
+from synthact.subjects import validate_subject
+from synthact.subjects.local import load_local_subject, load_transformer
+from synthact.subjects.prompts import token_stream
+from synthact.subjects.trained_tiny import SUBJECT_DIR
 
 REBUILD = "SYNTHACT_REBUILD_TRAINED_TINY"
 

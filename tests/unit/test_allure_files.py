@@ -19,12 +19,12 @@ from synthact.fixtures.leaderboard import ALLURE_MESSAGE
 ROOT = Path(__file__).resolve().parents[2]
 
 MESSAGES = {
-    "regression": "synthact.snapshots.SnapshotRegression: planted sensitivity absolute: moved",
-    "control inconclusive": "synthact.checks.ControlInconclusive: claim not supported:\n  - x",
-    "claim not supported": "synthact.checks.ClaimNotSupported: claim not supported:\n  - x",
+    "regression": "synthact.outputs.snapshots.SnapshotRegression: planted sensitivity: moved",
+    "control inconclusive": "synthact.judge.checks.ControlInconclusive: not supported:\n  - x",
+    "claim not supported": "synthact.judge.checks.ClaimNotSupported: claim not supported:\n  - x",
     "control failed as expected": (
         "XFAIL C1 must NOT hold on planted-null: no readout\n\n"
-        "synthact.checks.ClaimNotSupported: claim not supported:\n  - x"
+        "synthact.judge.checks.ClaimNotSupported: claim not supported:\n  - x"
     ),
     "not judged": "XFAIL C3 is not judged on planted: no planted mechanism\n\nClaimNotSupported",
 }

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from synthact.cache import ResultCache, key_digest
+from synthact.core.cache import ResultCache, key_digest
 
 KEY = {"experiment": "demo", "seed": 0}
 

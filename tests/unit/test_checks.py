@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from synthact import checks
+from synthact.judge import checks
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from synthact import hypotheses, power
 from synthact.fixtures.expectations import _variant, load_expectations
+from synthact.judge import hypotheses, power
 
 
 def test_every_case_the_power_simulation_judges_is_a_case_its_hypothesis_emits(monkeypatch):

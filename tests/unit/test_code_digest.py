@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from synthact import config, experiments
-from synthact.code_digest import modules_digest, source_digest
+from synthact.core.code_digest import modules_digest, source_digest
+from synthact.method import config, experiments
 
 MODULE = textwrap.dedent(
     '''

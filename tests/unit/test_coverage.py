@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from synthact import coverage
-from synthact.coverage import (
+from synthact.build import coverage
+from synthact.build.coverage import (
     TRANSFORMER_LENS,
     ModelCoverage,
     config_path,
@@ -16,7 +16,7 @@ from synthact.coverage import (
     directory_coverage,
     model_path,
 )
-from synthact.subjects import hub_cache
+from synthact.core import hub_cache
 from tests.families import ARCHITECTURES as FAMILIES
 from tests.families import family_config
 

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from synthact.experiments import EXPERIMENTS, Experiment, towards_targets
 from synthact.fixtures.expectations import (
     VERDICTS,
     _group,
@@ -16,6 +15,7 @@ from synthact.fixtures.expectations import (
     load_expectations,
     subject_role,
 )
+from synthact.method.experiments import EXPERIMENTS, Experiment, towards_targets
 from synthact.subjects import subject_spec
 
 CLAIMS = Path(__file__).resolve().parents[2] / "claims"

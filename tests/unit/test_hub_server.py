@@ -8,7 +8,7 @@ import pytest
 import requests
 from huggingface_hub import constants, hf_hub_url
 
-from synthact.subjects.hub_server import cached_file, serve_hub_cache
+from synthact.core.hub_server import cached_file, serve_hub_cache
 
 COMMIT = "c" * 40
 

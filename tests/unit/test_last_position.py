@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer
 
-from synthact.engine import last_position
-from synthact.engine.last_position import (
+from synthact.method.engine import last_position
+from synthact.method.engine.last_position import (
     LastPositionBlock,
     attention_scores,
     kv_groups,

@@ -1,4 +1,4 @@
-"""Unit tests of synthact.latents on a hand-built SAE whose statistics are known."""
+"""Unit tests of synthact.method.latents on a hand-built SAE whose statistics are known."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 
-from synthact.latents import SHARES, latent_statistics, scale_facts
+from synthact.method.latents import SHARES, latent_statistics, scale_facts
 
 R = 1 / math.sqrt(2)
 B_DEC = torch.tensor([0.5, -0.5, 1.0, 0.0, 0.25, -1.0])

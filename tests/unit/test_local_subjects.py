@@ -14,9 +14,10 @@ from sae_lens.saes.sae import SAEMetadata
 from safetensors.torch import save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact.cache import ResultCache
-from synthact.config import RunConfig
-from synthact.experiments import Lab
+from synthact.build.trained_tiny import train_tokenizer
+from synthact.core.cache import ResultCache
+from synthact.method.config import RunConfig
+from synthact.method.experiments import Lab
 from synthact.subjects import SUBJECTS, load_subject, subject_spec, validate_subject
 from synthact.subjects.local import (
     MANIFEST,
@@ -27,7 +28,6 @@ from synthact.subjects.local import (
     local_spec,
     save_transformer,
 )
-from synthact.subjects.trained_tiny import train_tokenizer
 
 HOOK = "blocks.1.hook_resid_pre"
 TEXT = " ".join(

@@ -11,7 +11,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from synthact.fixtures.verdicts import Outcome
-from synthact.matrix import (
+from synthact.judge.policy import Observation
+from synthact.outputs.matrix import (
     JUDGEMENTS,
     Cell,
     matrix_figure,
@@ -19,7 +20,6 @@ from synthact.matrix import (
     row_labels,
     write_matrix,
 )
-from synthact.policy import Observation
 from tests.subprocesses import nested_env, session_cache
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

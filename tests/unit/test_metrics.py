@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthact.metrics import METRICS, absolute_lengths, ap_step, auc_step, ms_step, nl_step
+from synthact.method.metrics import METRICS, absolute_lengths, ap_step, auc_step, ms_step, nl_step
 
 K = 101
 RAMP = np.arange(K, dtype=float)

@@ -9,9 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from synthact import cli
-from synthact.config import Outputs, RunConfig, flag, option_fields, option_words, run_configs
 from synthact.fixtures.options import pytest_addoption
+from synthact.method.config import (
+    Outputs,
+    RunConfig,
+    flag,
+    option_fields,
+    option_words,
+    run_configs,
+)
+from synthact.runs import cli
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 OTHERS = [

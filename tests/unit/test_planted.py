@@ -1,13 +1,14 @@
-"""Unit tests of the planted positive-control subject (synthact/planted.py, as a subject)."""
+"""Unit tests of the planted positive-control subject (synthact/subjects/planted_network.py, as a
+subject)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from synthact.planted import HOOK_IN, HOOK_OUT, PlantedConfig
-from synthact.prompts import PROMPT_LEN
 from synthact.subjects.planted import planted_subject as load_planted
+from synthact.subjects.planted_network import HOOK_IN, HOOK_OUT, PlantedConfig
+from synthact.subjects.prompts import PROMPT_LEN
 
 SMALL = {"d_model": 128, "n_features": 256, "d_vocab": 2048, "d_head": 32, "n_heads": 4}
 """A small construction for the tests that do not depend on the default's statistics."""

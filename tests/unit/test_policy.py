@@ -1,12 +1,12 @@
-"""The verdict policy on its own: `synthact.policy.decide` on hand-made checks."""
+"""The verdict policy on its own: `synthact.judge.policy.decide` on hand-made checks."""
 
 from __future__ import annotations
 
 import pytest
 
-from synthact.checks import Check
-from synthact.hypotheses import Hypothesis
-from synthact.policy import Decision, Observation, decide
+from synthact.judge.checks import Check
+from synthact.judge.hypotheses import Hypothesis
+from synthact.judge.policy import Decision, Observation, decide
 
 
 def check(passed: bool, statement: str = "x > 0") -> Check:

@@ -1,4 +1,4 @@
-"""Unit tests of synthact.prompts: row prefixes, token windows, parquet reading."""
+"""Unit tests of synthact.subjects.prompts: row prefixes, token windows, parquet reading."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from synthact import prompts
-from synthact.prompts import (
+from synthact.subjects import prompts
+from synthact.subjects.prompts import (
     PROMPT_LEN,
     dataset_prefixes,
     read_dataset_rows,

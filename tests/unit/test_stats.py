@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import stats as scipy_stats
 
-from synthact.stats import (
+from synthact.judge.stats import (
     bootstrap_ci,
     bootstrap_distribution,
     ks,

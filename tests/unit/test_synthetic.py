@@ -1,4 +1,5 @@
-"""Unit tests of synthact.synthetic against hand-built cases and plain brute-force references."""
+"""Unit tests of synthact.method.synthetic against hand-built cases and plain brute-force
+references."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 import pytest
 import torch
 
-from synthact.synthetic import (
+from synthact.method.synthetic import (
     _frequency_neighbours,
     synthetic_baseline,
     synthetic_random,

@@ -1,4 +1,4 @@
-"""Unit tests of synthact.targets on a tiny transformer and hand-built SAEs."""
+"""Unit tests of synthact.method.targets on a tiny transformer and hand-built SAEs."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from synthact import constructions, synthetic
-from synthact.activations import collect_activations
-from synthact.constructions import synthetic_targets
-from synthact.targets import (
+from synthact.method import constructions, synthetic
+from synthact.method.constructions import synthetic_targets
+from synthact.method.targets import (
     Gaussian,
     check_targets,
     decode,
@@ -21,6 +20,7 @@ from synthact.targets import (
     real_pairs,
     reconstruct,
 )
+from synthact.subjects.activations import collect_activations
 
 
 def gen(seed: int) -> torch.Generator:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthact import metrics, ties
+from synthact.method import metrics, ties
 
 ROWS, POINTS = 500, 100
 

@@ -13,12 +13,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from synthact import power
-from synthact.checks import Check, ClaimNotSupported, ControlInconclusive
 from synthact.fixtures.evidence import Evidence
 from synthact.fixtures.verdicts import Outcome, summary_lines
-from synthact.hypotheses import Hypothesis
-from synthact.policy import Observation
+from synthact.judge import power
+from synthact.judge.checks import Check, ClaimNotSupported, ControlInconclusive
+from synthact.judge.hypotheses import Hypothesis
+from synthact.judge.policy import Observation
 from tests.subprocesses import nested_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,12 +129,12 @@ def test_a_claim_that_holds_holds_at_any_n():
 # --- end to end: pytest's outcomes -----------------------------------------------------------
 
 CRASHING_ENGINE = """
-import synthact.experiments
+import synthact.method.experiments
 
 def crash(*args, **kwargs):
     raise RuntimeError("the engine crashed")
 
-synthact.experiments.Lab._run = crash
+synthact.method.experiments.Lab._run = crash
 """
 
 

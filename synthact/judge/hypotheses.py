@@ -1,0 +1,226 @@
+"""The paper's claims as hypotheses on step distributions: what each claim test asserts.
+
+Each function takes named step samples (paired rows: every type perturbed from the same base
+prompts) and returns a `Hypothesis`: the checks that must all pass for the claim to hold and, for
+claims a control is expected to fail, the checks that show the effect absent at half the paper's
+size. The claim tests (claims/) and the power simulation (`synthact.judge.power`) call the same
+functions, so the error rates in docs/power.md are those of the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+
+from synthact.judge import checks, stats
+from synthact.judge.checks import Check
+from synthact.judge.paper import paper_rows
+
+Steps = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A claim case's checks; ``case`` names it as docs/power.md does (``C1[absolute]``), and
+    ``samples`` are the paired step samples its checks read."""
+
+    case: str
+    checks: tuple[Check, ...]
+    absent: tuple[Check, ...] = ()
+    samples: tuple[np.ndarray, ...] = ()
+
+    @property
+    def holds(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def pairing(self) -> float:
+        """How strongly the samples' rows are paired (`stats.pairing_correlation`)."""
+        return stats.pairing_correlation(self.samples)
+
+
+def _of(steps: Steps, *kinds: str) -> tuple[np.ndarray, ...]:
+    return tuple(steps[kind] for kind in kinds)
+
+
+def _half_paper_gap(table: str, mode: str, earlier: str, later: str) -> float:
+    rows = paper_rows(table, mode)
+    return checks.paper_standardized_gap(rows[earlier], rows[later]) / 2
+
+
+def c01_real_before_random(steps: Steps, mode: str) -> Hypothesis:
+    """Real MS steps earlier than random ones and KS > 0.3; absent: under half Table A.1's gap."""
+    half_gap = _half_paper_gap("A.1", mode, "real", "random")
+    return Hypothesis(
+        f"C1[{mode}]",
+        (
+            checks.earlier(steps, "real", "random"),
+            checks.ks_above(steps, "real", "random", 0.3),
+        ),
+        (checks.gap_below(steps, "real", "random", half_gap),),
+        _of(steps, "real", "random"),
+    )
+
+
+def c02_baseline_closer_than_random(steps: Steps, mode: str) -> Hypothesis:
+    return Hypothesis(
+        f"C2[{mode}]",
+        (checks.closer(steps, "synthetic-baseline", "random"),),
+        samples=_of(steps, "real", "synthetic-baseline", "random"),
+    )
+
+
+def c03_structured_closer_than_baseline(steps: Steps, mode: str) -> Hypothesis:
+    return Hypothesis(
+        f"C3[{mode}]",
+        (checks.closer(steps, "synthetic-structured", "synthetic-baseline"),),
+        samples=_of(steps, "real", "synthetic-structured", "synthetic-baseline"),
+    )
+
+
+def c04_random_further_than_baseline(steps: Steps, mode: str) -> Hypothesis:
+    return Hypothesis(
+        f"C4[{mode}]",
+        (checks.closer(steps, "synthetic-baseline", "synthetic-random"),),
+        samples=_of(steps, "real", "synthetic-baseline", "synthetic-random"),
+    )
+
+
+def c05_real_blowups_mid_path(real: np.ndarray) -> Hypothesis:
+    """Relative MS steps of real targets: >= 90 % in [30, 70], median in [45, 55]."""
+    return Hypothesis(
+        "C5 mid-path",
+        (
+            checks.fraction_between(real, 30, 70, 0.9, "real MS steps"),
+            *checks.median_within(real, 45.0, 55.0, "real MS step"),
+        ),
+        samples=(real,),
+    )
+
+
+GAP_KINDS = ("real", "synthetic-baseline", "synthetic-structured")
+
+
+def c05_gap_shrinks(absolute: Steps, relative: Steps) -> Hypothesis:
+    """KS(baseline) - KS(structured) is smaller with relative steps than with absolute ones."""
+    gap = checks.ks_contrast(
+        "KS gap (baseline - structured): absolute - relative > 0",
+        [*_gap_terms(absolute, 1), *_gap_terms(relative, -1)],
+        above=0.0,
+    )
+    samples = _of(absolute, *GAP_KINDS) + _of(relative, *GAP_KINDS)
+    return Hypothesis("C5 gap shrinks", (gap,), samples=samples)
+
+
+NON_INFERIORITY = 0.05
+"""KS slack of the claims whose paper numbers differ by less than n = 1000 can resolve (C6
+relative: 0.17 vs 0.19; C9: KL gap 0.19 vs L2 gap 0.17): "not worse by more than 0.05"."""
+
+SYNTHETIC_OTHERS = ("synthetic-baseline", "synthetic-structured", "synthetic-random")
+
+
+def c06_no_cos(steps: Steps, mode: str) -> Hypothesis:
+    """Relative: no-cos closest to real (within 0.05 KS); absolute: further than structured."""
+    if mode == "relative":
+        found = tuple(
+            checks.closer(steps, "structured-no-cos", other, slack=NON_INFERIORITY)
+            for other in SYNTHETIC_OTHERS
+        )
+    else:
+        found = (checks.closer(steps, "synthetic-structured", "structured-no-cos"),)
+    samples = _of(steps, "real", "structured-no-cos", *SYNTHETIC_OTHERS)
+    return Hypothesis(f"C6[{mode}]", found, samples=samples)
+
+
+ORDERING = ("real", "synthetic-structured", "synthetic-baseline", "random")
+
+
+def c07_auc_ordering(steps: Steps, mode: str) -> Hypothesis:
+    found = tuple(checks.paper_ordering(steps, mode))
+    return Hypothesis(f"C7[{mode}]", found, samples=_of(steps, *ORDERING))
+
+
+def c08_nl_ordering(steps: Steps, mode: str) -> Hypothesis:
+    """Mean NL steps: real < structured < random < baseline."""
+    order = ("real", "synthetic-structured", "random", "synthetic-baseline")
+    found = tuple(checks.earlier(steps, a, b, "NL") for a, b in pairwise(order))
+    return Hypothesis(f"C8[{mode}]", found, samples=_of(steps, *order))
+
+
+def c09_kl_ordering(steps: Steps, mode: str) -> Hypothesis:
+    found = tuple(checks.paper_ordering(steps, mode))
+    return Hypothesis(f"C9[{mode}]", found, samples=_of(steps, *ORDERING))
+
+
+def c09_gap_not_smaller(kl: Steps, l2: Steps) -> Hypothesis:
+    """The baseline - structured KS gap of KL steps is at least the L2 gap minus 0.05."""
+    gap = checks.ks_contrast(
+        f"KS gap (baseline - structured): KL - L2 > -{NON_INFERIORITY:g}",
+        [*_gap_terms(kl, 1), *_gap_terms(l2, -1)],
+        above=-NON_INFERIORITY,
+    )
+    return Hypothesis("C9 gap", (gap,), samples=_of(kl, *GAP_KINDS) + _of(l2, *GAP_KINDS))
+
+
+def c10_reconstruction_like_real(steps: Steps, mode: str) -> Hypothesis:
+    """Reconstructions blow up later than real targets; absolute: the same distribution."""
+    found = [checks.earlier(steps, "real", "reconstruction")]
+    if mode == "absolute":
+        found.append(checks.ks_below(steps, "reconstruction", "real"))
+    return Hypothesis(f"C10[{mode}]", tuple(found), samples=_of(steps, "real", "reconstruction"))
+
+
+def c11_real_plateaus(steps: Steps, variant: str) -> Hypothesis:
+    """Real bases have later AP steps than ``variant`` bases; absent: under half the recorded
+    run's gap."""
+    recorded = paper_rows("AP", "absolute")
+    half_gap = checks.paper_standardized_gap(recorded[variant], recorded["real"]) / 2
+    return Hypothesis(
+        f"C11[{variant}]",
+        (checks.earlier(steps, variant, "real", "AP"),),
+        (checks.gap_below(steps, variant, "real", half_gap, "AP"),),
+        _of(steps, "real", variant),
+    )
+
+
+C15_MARGIN = 0.1
+"""KS by which co-occurrence must NOT beat structured where co-occurrence carries no mechanism
+(`planted`): the equivalence margin, as for "the same distribution"."""
+
+
+def c15_cooccurrence_closer(steps: Steps, case: str) -> Hypothesis:
+    """synthetic-cooccurrence closer to real than synthetic-structured (``case``: a step mode, or
+    ``AP``); absent: not closer by ``C15_MARGIN`` KS or more."""
+    kinds = ("synthetic-cooccurrence", "synthetic-structured")
+    return Hypothesis(
+        f"C15[{case}]",
+        (checks.closer(steps, *kinds),),
+        (checks.closer(steps, *reversed(kinds), slack=C15_MARGIN),),
+        _of(steps, "real", *kinds),
+    )
+
+
+def c14_source_does_not_matter(steps: Steps, mode: str, kind: str) -> Hypothesis:
+    """``kind`` built from A and from another real activation: the same MS distribution."""
+    pair = (f"{kind} from A", f"{kind} from another activation")
+    found = (checks.ks_below(steps, *pair),)
+    return Hypothesis(f"C14[{mode}, {kind}]", found, samples=_of(steps, *pair))
+
+
+def precision_keeps_steps(steps: Steps, mode: str, kind: str, precision: str) -> Hypothesis:
+    """``kind``'s MS steps in ``precision`` and in float32: the same distribution."""
+    pair = (f"{kind} ({precision})", f"{kind} (float32)")
+    found = (checks.ks_below(steps, *pair),)
+    return Hypothesis(f"precision[{mode}, {kind}]", found, samples=_of(steps, *pair))
+
+
+def _gap_terms(steps: Steps, sign: int) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """``sign * (KS(baseline, real) - KS(structured, real))`` as KS contrast terms."""
+    real = steps["real"]
+    return [
+        (sign, steps["synthetic-baseline"], real),
+        (-sign, steps["synthetic-structured"], real),
+    ]

@@ -1,0 +1,267 @@
+"""The leaderboard of target constructions: how far each type's steps are from real's.
+
+Per subject and `COLUMNS` entry (a step metric of one experiment and mode), every type is scored
+by the KS distance between its steps and real's, with a 95 % interval: the two one-sided 97.5 %
+bounds of `synthact.judge.stats.ks_contrast_bound` (a percentile interval of KS is biased, see
+there),
+clipped to [0, 1]. The types' rows share their base prompts, so both samples are resampled with
+the same rows. Real's own row is the *floor*: the KS between two random halves of its rows (each
+of n // 2 rows, so its noise is about √2 times that of a KS of n against n). ``random`` is the
+*ceiling*. Types are ranked by their mean KS over the columns they have (``—``: not computed in
+this run, as nothing is computed to fill it, or a construction that does not join the experiment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from synthact.judge import stats
+from synthact.method.experiments import EXPERIMENTS, Lab
+from synthact.outputs.report import png, type_color, type_label
+
+FLOOR, CEILING = "real", "random"
+N_BOOT = 2000
+ALPHA = 0.05
+SEED = 0
+FILES = ("constructions.md", "constructions.png")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One leaderboard column: the ``metric`` steps of ``signal`` curves of an experiment."""
+
+    name: str
+    experiment: str
+    mode: str
+    metric: str = "ms"
+    signal: str = "l2"
+
+
+COLUMNS = (
+    Column("MS absolute", "sensitivity", "absolute"),
+    Column("MS relative", "sensitivity", "relative"),
+    Column("KL-MS", "sensitivity", "absolute", signal="kl"),
+    Column("AP", "plateau", "absolute", metric="ap"),
+)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A KS estimate and its 95 % interval ``[low, high]``."""
+
+    estimate: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.estimate:.2f} [{self.low:.2f}, {self.high:.2f}]"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One type on one subject: its KS against real by column name (missing: not computed)."""
+
+    subject: str
+    kind: str
+    cells: Mapping[str, Interval] = field(default_factory=dict)
+
+    @property
+    def role(self) -> str:
+        return {FLOOR: "floor", CEILING: "ceiling"}.get(self.kind, "")
+
+    @property
+    def score(self) -> float | None:
+        """The mean KS over the columns the row has (None: it has none)."""
+        if not self.cells:
+            return None
+        return float(np.mean([cell.estimate for cell in self.cells.values()]))
+
+
+Steps = Mapping[str, Mapping[str, np.ndarray]]
+"""Steps ``[n]`` by column name, then by type (``real`` among them)."""
+
+
+def ks_interval(x: np.ndarray, y: np.ndarray, *, seed: int = SEED) -> Interval:
+    """KS between paired samples ``x``, ``y`` (``[n]`` each) and its ``1 - ALPHA`` interval."""
+    terms = [(1.0, x, y)]
+    kwargs = {"alpha": ALPHA / 2, "n_boot": N_BOOT, "seed": seed}
+    estimate, low = stats.ks_contrast_bound(terms, "lower", **kwargs)
+    _, high = stats.ks_contrast_bound(terms, "upper", **kwargs)
+    return Interval(estimate, max(low, 0.0), min(high, 1.0))
+
+
+def split_half_interval(real: np.ndarray, *, seed: int = SEED) -> Interval:
+    """KS between two random halves of ``real`` (``[n]``; n // 2 rows each), the floor."""
+    order = np.random.default_rng(seed).permutation(len(real))
+    half = len(real) // 2
+    return ks_interval(real[order[:half]], real[order[half : 2 * half]], seed=seed)
+
+
+def subject_rows(subject: str, steps: Steps, kinds: Sequence[str]) -> list[Row]:
+    """The floor, then ``kinds`` ranked by `Row.score` (rows without columns last)."""
+    cells: dict[str, dict[str, Interval]] = {kind: {} for kind in (FLOOR, *kinds)}
+    for column, by_kind in steps.items():
+        if FLOOR not in by_kind:
+            continue
+        real = by_kind[FLOOR]
+        cells[FLOOR][column] = split_half_interval(real)
+        for kind in kinds:
+            if kind in by_kind:
+                cells[kind][column] = ks_interval(by_kind[kind], real)
+    floor, *ranked = [Row(subject, kind, found) for kind, found in cells.items()]
+    ranked.sort(key=lambda row: (row.score is None, row.score or 0.0))
+    return [floor, *ranked]
+
+
+def lab_steps(lab: Lab) -> Steps:
+    """The steps of every type the lab's cache holds, per column; computes nothing."""
+    steps: dict[str, dict[str, np.ndarray]] = {}
+    for column in COLUMNS:
+        computed = lab.computed_types(column.experiment, column.mode)
+        experiment = EXPERIMENTS.lookup(column.experiment)
+        if column.signal == "kl":
+            computed = [kind for kind in computed if kind in experiment.kl_types]
+        if FLOOR in computed:
+            result = lab.result(column.experiment, column.mode)
+            steps[column.name] = {
+                kind: result.steps(kind, column.metric, column.signal) for kind in computed
+            }
+    return steps
+
+
+def leaderboard_kinds() -> list[str]:
+    """Every type of the leaderboard's experiments but real, in their order (random first)."""
+    kinds = [kind for c in COLUMNS for kind in EXPERIMENTS.lookup(c.experiment).types]
+    return [kind for kind in dict.fromkeys(kinds) if kind != FLOOR]
+
+
+def lab_rows(lab: Lab) -> list[Row]:
+    """The leaderboard rows of a lab's subject, from what its cache holds."""
+    return subject_rows(lab.config.subject, lab_steps(lab), leaderboard_kinds())
+
+
+def _columns(rows: Sequence[Row]) -> list[str]:
+    """The `COLUMNS` that some row has, in order."""
+    return [c.name for c in COLUMNS if any(c.name in row.cells for row in rows)]
+
+
+def _rank(rows: Sequence[Row], row: Row) -> str:
+    if row.role == "floor":
+        return "floor"
+    if row.score is None:
+        return ""
+    return str([r for r in rows if r.role != "floor"].index(row) + 1)
+
+
+def subject_markdown(rows: Sequence[Row]) -> str:
+    """One subject's table: a row per type, a column per `COLUMNS` entry some row has."""
+    columns = _columns(rows)
+    lines = [
+        f"## `{rows[0].subject}`",
+        "",
+        "| rank | type | " + " | ".join(columns) + " | mean KS |",
+        "|---|---|" + "---|" * (len(columns) + 1),
+    ]
+    for row in rows:
+        label = _label(row) + (" (ceiling)" if row.role == "ceiling" else "")
+        texts = [str(row.cells[c]) if c in row.cells else "—" for c in columns]
+        score = "—" if row.score is None else f"{row.score:.2f}"
+        lines.append(f"| {_rank(rows, row)} | {label} | " + " | ".join(texts) + f" | {score} |")
+    return "\n".join(lines) + "\n"
+
+
+def _label(row: Row) -> str:
+    return "real, split halves" if row.role == "floor" else type_label(row.kind)
+
+
+def leaderboard_markdown(rows: Sequence[Row]) -> str:
+    """The leaderboard of every subject of ``rows``, one table each."""
+    intro = (
+        "# Constructions leaderboard\n\n"
+        "Each cell: the KS distance between the type's steps and real's, with its 95 % interval "
+        "(paired bootstrap bounds of `synthact.judge.stats.ks_contrast_bound`). "
+        "*floor*: real against "
+        "itself (two random halves); *ceiling*: the Gaussian. Ranked by the mean KS over the "
+        "columns a type has; —: not computed in this run, or the type does not join that "
+        "experiment.\n"
+    )
+    return "\n".join([intro, *(subject_markdown(group) for group in _by_subject(rows))])
+
+
+def _by_subject(rows: Sequence[Row]) -> list[list[Row]]:
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row.subject, []).append(row)
+    return list(groups.values())
+
+
+def leaderboard_figure(rows: Sequence[Row]) -> Figure:
+    """A panel per subject and column: each type's KS with its interval (ranked top-down), the
+    floor's interval as a shaded band and the ceiling as a dashed line."""
+    groups = [group for group in _by_subject(rows) if _columns(group)]
+    width = max(len(_columns(group)) for group in groups)
+    heights = [len(group) for group in groups]
+    fig = Figure(figsize=(3.2 * width + 1.6, 0.9 + 0.3 * sum(heights) + 0.5 * len(groups)))
+    axes = fig.subplots(
+        len(groups),
+        width,
+        squeeze=False,
+        sharex=True,
+        gridspec_kw={"height_ratios": heights},
+    )
+    for group, panels in zip(groups, axes, strict=True):
+        columns = _columns(group)
+        for j, ax in enumerate(panels):
+            if j < len(columns):
+                _panel(ax, group[1:], group[0], columns[j], labels=j == 0)
+            else:
+                ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("KS against real", fontsize=8)
+    fig.suptitle(
+        "KS distance to real's steps (95 % interval); shaded: real's split-half floor, "
+        "dashed: the Gaussian's ceiling",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return fig
+
+
+def _panel(ax: Axes, rows: Sequence[Row], floor: Row, column: str, *, labels: bool) -> None:
+    y = np.arange(len(rows))
+    if column in floor.cells:
+        band = floor.cells[column]
+        ax.axvspan(band.low, band.high, color="0.85", zorder=0)
+        ax.axvline(band.estimate, color="0.5", linewidth=0.8, zorder=0)
+    for i, row in enumerate(rows):
+        if column not in row.cells:
+            ax.text(0.02, i, "—", va="center", fontsize=8, color="0.4")
+            continue
+        cell = row.cells[column]
+        error = [[cell.estimate - cell.low], [cell.high - cell.estimate]]
+        color = type_color(row.kind) or "black"
+        ax.errorbar(cell.estimate, i, xerr=error, fmt="o", color=color, capsize=3, markersize=4)
+        if row.role == "ceiling":
+            ax.axvline(cell.estimate, color=color, linestyle="--", linewidth=0.8)
+    ax.set_yticks(y, [type_label(row.kind) for row in rows] if labels else [], fontsize=8)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_title(f"{rows[0].subject}: {column}" if rows else column, fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+
+
+def write_leaderboard(rows: Sequence[Row], out_dir: Path) -> list[Path]:
+    """Write ``constructions.md`` and ``constructions.png`` into ``out_dir``; their paths."""
+    if not any(row.cells for row in rows):
+        raise ValueError("no computed steps to write a leaderboard of")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    markdown, figure = (out_dir / name for name in FILES)
+    markdown.write_text(leaderboard_markdown(rows))
+    figure.write_bytes(png(leaderboard_figure(rows)))
+    return [markdown, figure]

@@ -1,0 +1,431 @@
+"""Figures and tables in the paper's layout, from experiment results.
+
+Used by the claim tests (Allure attachments) and by ``synthact replicate`` (files under reports/).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.stats
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from synthact.judge import stats
+from synthact.judge.paper import paper_numbers, paper_rows
+from synthact.method import metrics
+
+REFERENCE_COLORS = {
+    "real": "#ff7f0e",
+    "random": "#1f77b4",
+    "reconstruction": "#8c564b",
+}
+"""The paper's colours: model-generated orange, random blue (constructions carry their own)."""
+
+REFERENCE_LABELS = {
+    "real": "model-generated (real)",
+    "random": "random (Gaussian)",
+    "reconstruction": "SAE reconstruction",
+}
+
+
+def type_color(kind: str) -> str | None:
+    """A type's colour (None: matplotlib's next one)."""
+    from synthact.method.constructions import CONSTRUCTIONS
+
+    if kind in CONSTRUCTIONS:
+        return CONSTRUCTIONS[kind].color
+    return REFERENCE_COLORS.get(kind)
+
+
+def type_label(kind: str) -> str:
+    """A type's name in figures and tables."""
+    from synthact.method.constructions import CONSTRUCTIONS
+
+    if kind in CONSTRUCTIONS:
+        return CONSTRUCTIONS[kind].title
+    return REFERENCE_LABELS.get(kind, kind)
+
+
+RUN_CONFIG_CHOICES = ("grid", "latent_moves")
+"""The keys of a table's ``run``: the `RunConfig` fields of the run that printed it."""
+
+
+def run_mismatch(table: str, config) -> str | None:
+    """Why a run of ``config`` (a `RunConfig`) cannot be compared with ``table``, or None.
+
+    Each table names the variant of the run that printed it (``run`` in paper_numbers.json);
+    numbers from another grid or another way of moving latents are not the same quantity.
+    """
+    run = paper_numbers()["tables"][table]["run"]
+    differ = [
+        f"{key} {run[key]!r} (this run: {getattr(config, key)!r})"
+        for key in RUN_CONFIG_CHOICES
+        if key in run and run[key] != getattr(config, key)
+    ]
+    if not differ:
+        return None
+    return f"table {table} was printed by a run with " + ", ".join(differ)
+
+
+def table_result(lab, table: str, mode: str):
+    """The `Result` of ``lab`` that ``table`` in ``mode`` is compared with (its run's variant)."""
+    return lab.result(paper_numbers()["tables"][table]["experiment"], mode)
+
+
+def summary(steps: Mapping[str, np.ndarray], reference: str = "real") -> dict[str, dict]:
+    """Mean, std (ddof 0) and KS against ``reference`` of each type's step distribution."""
+    return {kind: stats.summary_row(values, steps[reference]) for kind, values in steps.items()}
+
+
+def summary_csv(
+    steps: Mapping[str, np.ndarray],
+    paper: Mapping[str, list] | None = None,
+    reference: str = "real",
+) -> str:
+    """CSV of ours (mean, std, KS, n) beside the paper's row for each type."""
+    paper = paper or {}
+    lines = ["type,n,mean,std,ks,paper_mean,paper_std,paper_ks"]
+    for kind, row in summary(steps, reference).items():
+        ref = paper.get(kind, [None, None, None])
+        cells = [kind, len(steps[kind]), row["mean"], row["std"], row["ks"], *ref]
+        lines.append(",".join(_fmt(c) for c in cells))
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(
+    steps: Mapping[str, np.ndarray],
+    paper: Mapping[str, list] | None = None,
+    reference: str = "real",
+) -> str:
+    """The same as `summary_csv`, as a markdown table: ours | paper for mean, std and KS."""
+    paper = paper or {}
+    lines = [
+        "| type | mean | std | KS | paper mean | paper std | paper KS |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind, row in summary(steps, reference).items():
+        ref = paper.get(kind, [None, None, None])
+        cells = [type_label(kind), row["mean"], row["std"], row["ks"], *ref]
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+CAPS = {
+    "ms": (metrics.MS_FLAT, "flat curve, no slope above the MS flat slope"),
+    "ap": (metrics.AP_NEVER, "the AP threshold never reached on the path"),
+}
+"""Per metric, the step given to a curve without one, and why (shown where it occurs)."""
+
+
+def step_figure(
+    steps: Mapping[str, np.ndarray], *, title: str, xlabel: str, metric: str | None = None
+) -> Figure:
+    """Histogram outlines (left) and cumulative frequency (right) of step distributions, as
+    Figures 2/3, over the steps that occur; a ``metric``'s cap (`CAPS`) is named when present."""
+    fig = Figure(figsize=(11, 4))
+    hist, cdf = fig.subplots(1, 2)
+    top = max(int(np.max(values)) for values in steps.values())
+    width = max(1, int(np.ceil((top + 1) / 25)))
+    bins = np.arange(0, top + width + 1, width)
+    for kind, values in steps.items():
+        color, label = type_color(kind), type_label(kind)
+        hist.hist(values, bins=bins, histtype="step", linewidth=1.6, color=color, label=label)
+        xs = np.sort(values)
+        cdf.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=color, label=label)
+    for ax in (hist, cdf):
+        ax.set_xlim(0, bins[-1])
+    hist.set(xlabel=xlabel, ylabel="count", title=f"histogram (bins of {width})")
+    cdf.set(xlabel=xlabel, ylabel="cumulative frequency", title="cumulative", ylim=(0, 1.01))
+    hist.legend(fontsize=8)
+    cap, why = CAPS.get(metric, (None, ""))
+    if cap is not None and top >= cap:
+        fig.text(0.5, 0.01, f"{xlabel} = {cap}: {why}", ha="center", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def curves_figure(
+    curves: Mapping[str, np.ndarray], *, title: str, ylabel: str, n_examples: int = 10
+) -> Figure:
+    """Example curves (thin) and their mean (dashed) per type, as Figure 1."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for kind, values in curves.items():
+        color = type_color(kind)
+        for curve in values[:n_examples]:
+            ax.plot(curve, color=color, alpha=0.25, linewidth=0.8)
+        ax.plot(values.mean(axis=0), color=color, linestyle="--", label=type_label(kind))
+    ax.set(xlabel="perturbation step", ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def png(fig: Figure) -> bytes:
+    """Render a figure to PNG bytes."""
+    buffer = io.BytesIO()
+    FigureCanvasAgg(fig)  # the figure's canvas: Agg, whatever pyplot's backend is
+    fig.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def latent_rows(latents) -> list[tuple[str, float, float]]:
+    """(quantity, ours, paper) for Appendix E and the scale facts of a `LatentResult`."""
+    paper, scale = paper_numbers()["appendix_e"], paper_numbers()["scale"]
+    s, f = latents.stats, latents.scale_facts
+    return [
+        ("mean active latents (L0)", float(s.l0.mean()), paper["mean_active_latents"]),
+        ("top latent share of latent norm", float(s.norm_share[:, 0].mean()), paper["top_share"]),
+        ("second latent share", float(s.norm_share[:, 1].mean()), paper["second_share"]),
+        ("mean pairwise cosine", float(s.pairwise_cos.mean()), paper["mean_pairwise_cosine"]),
+        ("mean cosine with top latent", float(s.top_cos.mean()), paper["mean_cosine_with_top"]),
+        ("activation norm", float(f.act_norm.mean()), scale["activation_norm"]),
+        ("base-target distance", float(f.distance.mean()), scale["base_target_distance"]),
+        ("cosine w.r.t. b_dec", float(f.cos_b_dec.mean()), scale["mean_cosine_wrt_b_dec"]),
+    ]
+
+
+def latent_markdown(latents) -> str:
+    """Appendix E and scale facts, ours beside the paper, as a markdown table."""
+    lines = ["| quantity | ours | paper |", "|---|---|---|"]
+    lines += [f"| {name} | {ours:.3f} | {paper:g} |" for name, ours, paper in latent_rows(latents)]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One of our table numbers beside the paper's, with the tolerance its sample sizes allow."""
+
+    kind: str
+    quantity: str
+    ours: float
+    paper: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.ours - self.paper) <= self.tolerance
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind} {self.quantity}: ours {self.ours:.2f}, "
+            f"paper {self.paper:.2f} ± {self.tolerance:.2f}"
+        )
+
+
+def agreement(
+    steps: Mapping[str, np.ndarray], paper: Mapping[str, list], reference: str = "real"
+) -> list[Agreement]:
+    """Mean, std and KS of each type in ``paper`` against the paper's (`stats.row_tolerances`).
+
+    The std tolerance uses our sample's kurtosis (step distributions have sentinel spikes).
+    """
+    n_paper = paper_numbers()["n"]
+    rows = []
+    for kind, (mean, std, ks) in paper.items():
+        ours = stats.summary_row(steps[kind], steps[reference])
+        kurtosis = _kurtosis(steps[kind])
+        tolerance = stats.row_tolerances(
+            ours,
+            {"std": ours["std"] if std is None else std},
+            n_ours=ours["n"],
+            n_paper=n_paper,
+            kurtosis=kurtosis,
+        )
+        for quantity, value in (("mean", mean), ("std", std), ("ks", ks)):
+            if value is not None and not (quantity == "ks" and kind == reference):
+                rows.append(Agreement(kind, quantity, ours[quantity], value, tolerance[quantity]))
+    return rows
+
+
+def _kurtosis(x: np.ndarray) -> float:
+    """Pearson kurtosis of ``x``; 3 (a normal's) for a constant sample, where it is undefined."""
+    if np.ptp(x) == 0:
+        return 3.0
+    return max(float(scipy.stats.kurtosis(x, fisher=False)), 1.0)
+
+
+def agreement_markdown(rows: Iterable[Agreement]) -> str:
+    lines = ["| type | quantity | ours | paper | tolerance | agrees |", "|---|---|---|---|---|---|"]
+    lines += [
+        f"| {r.kind} | {r.quantity} | {r.ours:.2f} | {r.paper:.2f} | {r.tolerance:.2f} | {r.ok} |"
+        for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def latent_figure(latents) -> Figure:
+    """Figures E.1 and E.2: active-latent counts, norm share by rank, cosine histograms."""
+    s = latents.stats
+    fig = Figure(figsize=(16, 3.8))
+    axes = fig.subplots(1, 4)
+    l0 = np.asarray(s.l0)
+    width = max(1, int(np.ceil((l0.max() - l0.min() + 1) / 40)))
+    bins = np.arange(l0.min(), l0.max() + width + 1, width) - 0.5
+    axes[0].hist(l0, bins=bins, color=type_color("real"))
+    axes[0].set(title="active latents per activation", xlabel="L0", ylabel="count")
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].bar(np.arange(1, s.norm_share.shape[1] + 1), s.norm_share.mean(axis=0))
+    axes[1].set(title="mean share of the latent norm", xlabel="rank")
+    axes[2].hist(s.pairwise_cos, bins=60, color=type_color("random"))
+    axes[2].set(title="pairwise cosine of active latents", xlabel="cosine")
+    axes[3].hist(s.top_cos, bins=60, color=type_color("synthetic-structured"))
+    axes[3].set(title="cosine with the top latent", xlabel="cosine")
+    fig.suptitle(f"Appendix E: SAE latents of {len(l0)} real activations (Figures E.1 and E.2)")
+    fig.tight_layout()
+    return fig
+
+
+def table_steps(lab, table: str, mode: str) -> dict[str, np.ndarray]:
+    """Our step distributions for the types of one paper table."""
+    spec = paper_numbers()["tables"][table]
+    result = table_result(lab, table, mode)
+    return {k: result.steps(k, spec["metric"], spec["signal"]) for k in paper_rows(table, mode)}
+
+
+def replicate(lab, out: Path) -> list[Path]:
+    """Write every paper table and figure under ``out``: ``tables.md`` (ours beside the paper,
+    with the agreement checks) and the PNGs it shows.
+
+    The folder is written beside ``out`` (as ``.NAME.partial``) and put in its place once
+    complete: a run that fails leaves ``out`` as it was, one that is killed leaves the partial
+    folder beside it, never a folder of figures without its tables.
+    """
+    partial = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        written = _write_report(lab, partial)
+        _replace_folder(out, partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return [out / path.name for path in written]
+
+
+def _replace_folder(out: Path, new: Path) -> None:
+    """Put the folder ``new`` where ``out`` is (two renames; the old folder removed after)."""
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    new.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_report(lab, out: Path) -> list[Path]:
+    """`replicate`'s files, written into the existing folder ``out``."""
+    written: list[Path] = [_save(_example_curves(lab), out / "figure-1.png")]
+    sections = [
+        f"# Replication on {lab.config.subject}\n",
+        _config_markdown(lab),
+        "![Figure 1](figure-1.png)\n",
+    ]
+    for table, spec in paper_numbers()["tables"].items():
+        for mode in spec["rows"]:
+            sections += _table_section(lab, table, mode, out, written)
+    sections += _figure_3_section(lab, out, written)
+    sections += _construction_source_section(lab)
+    latents = lab.result("latent-statistics")
+    written.append(_save(latent_figure(latents), out / "appendix-e.png"))
+    sections += [
+        "## Appendix E and scale facts\n",
+        latent_markdown(latents),
+        "![Appendix E](appendix-e.png)\n",
+    ]
+    (out / "tables.md").write_text("\n".join(sections))
+    return [out / "tables.md", *written]
+
+
+def _table_section(lab, table: str, mode: str, out: Path, written: list[Path]) -> list[str]:
+    spec = paper_numbers()["tables"][table]
+    title = f"{spec['title']} ({mode} step)"
+    section = [f"## {title}\n", f"Paper numbers: {spec['provenance'][mode]}.\n"]
+    mismatch = run_mismatch(table, lab.config)
+    if mismatch:
+        return [*section, f"Not compared: {mismatch}.\n"]
+    steps, paper = table_steps(lab, table, mode), paper_rows(table, mode)
+    name = f"table-{table}-{mode}".replace(".", "")
+    metric = spec["metric"]
+    figure = step_figure(steps, title=title, xlabel=metric.upper(), metric=metric)
+    written.append(_save(figure, out / f"{name}.png"))
+    return [
+        *section,
+        summary_markdown(steps, paper),
+        agreement_markdown(agreement(steps, paper)),
+        f"![{title}]({name}.png)\n",
+    ]
+
+
+def _figure_3_section(lab, out: Path, written: list[Path]) -> list[str]:
+    """The paper's plateau experiment (towards a Gaussian sample): no numbers to compare with."""
+    result = lab.result("plateau")
+    steps = {kind: result.steps(kind, "ap") for kind in result.types}
+    title = "Figure 3: AP step, absolute steps towards a fresh Gaussian sample"
+    figure = step_figure(steps, title=title, xlabel="AP", metric="ap")
+    written.append(_save(figure, out / "figure-3.png"))
+    return [f"## {title}\n", summary_markdown(steps), "![Figure 3](figure-3.png)\n"]
+
+
+def _construction_source_section(lab) -> list[str]:
+    """C14: synthetic targets built from A against built from a third real activation."""
+    lines = [
+        "## Section 6 (C14): synthetic targets built from another real activation\n",
+        "| type | mode | mean MS from A | mean MS from another | KS between them |",
+        "|---|---|---|---|---|",
+    ]
+    for mode in ("absolute", "relative"):
+        from_base, from_other = lab.result("sensitivity", mode), lab.result("other-source", mode)
+        for kind in from_other.types:
+            a, b = from_base.steps(kind), from_other.steps(kind)
+            cells = [type_label(kind), mode, a.mean(), b.mean(), stats.ks(a, b)]
+            lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    return ["\n".join(lines) + "\n"]
+
+
+def _example_curves(lab) -> Figure:
+    result = lab.result("sensitivity", "absolute")
+    curves = {k: result.curves(k) for k in ("real", "random")}
+    return curves_figure(
+        curves, title="Figure 1: L2 distance at the output hook", ylabel="L2 distance"
+    )
+
+
+def run_parameters(lab) -> dict[str, object]:
+    """The run's configuration and every constant it used, with where the constants come from."""
+    constants = lab.constants
+    return {
+        **vars(lab.config),
+        "points per curve": lab.config.n_steps,
+        "step": constants.step,
+        "path spacing": lab.config.spacing(constants.step),
+        "MS flat slope": constants.flat_slope,
+        "AP threshold": constants.ap_threshold,
+        "constants": constants.source,
+        "log-sparsity": lab.sparsity_source,
+    }
+
+
+def _config_markdown(lab) -> str:
+    return "\n".join(f"- {k}: {v}" for k, v in run_parameters(lab).items()) + "\n"
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.write_bytes(png(fig))
+    return path
