@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from tests.subprocesses import nested_env
 
 ROOT = Path(__file__).resolve().parents[2]
+LEFT_OUT = (".git", ".venv", "reports", "build", "*.egg-info", "__pycache__", ".*_cache")
 SMALL = ["--subject", "planted", "--n", "30", "--n-gaussian", "1000"]
 
 
@@ -30,7 +32,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtual environment with synthact's wheel installed (not editable); its other
     dependencies are this environment's."""
     where = tmp_path_factory.mktemp("installed")
-    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(where), str(ROOT)]
+    source = where / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*LEFT_OUT))
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(where), str(source)]
     subprocess.run(build, check=True, env=nested_env())
     (wheel,) = where.glob("synthact-*.whl")
     env = where / "venv"
