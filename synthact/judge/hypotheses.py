@@ -186,20 +186,27 @@ def c11_real_plateaus(steps: Steps, variant: str) -> Hypothesis:
     )
 
 
-C15_MARGIN = 0.1
-"""KS by which co-occurrence must NOT beat structured where co-occurrence carries no mechanism
-(`planted`): the equivalence margin, as for "the same distribution"."""
+C15_MARGIN = 0.3
+"""KS by which co-occurrence must NOT beat its frequency-matched control where co-occurrence
+carries no mechanism (`planted-cooccur-null`). Not the equivalence margin 0.1: at n = 100 the
+KS-contrast bound lies 0.15-0.25 above its estimate, so 0.1 cannot be shown even at a true
+difference of 0; 0.3 is under the effect of the positive control `planted-cooccur` (0.47-0.76 KS
+at seed 0)."""
+
+C15_KINDS = ("synthetic-cooccurrence", "synthetic-frequency")
+"""The co-occurrence construction and its control: the same swaps and firing frequencies, the
+other latents chosen without ``P(j | k)``, so only co-occurrence tells them apart."""
 
 
 def c15_cooccurrence_closer(steps: Steps, case: str) -> Hypothesis:
-    """synthetic-cooccurrence closer to real than synthetic-structured (``case``: a step mode, or
-    ``AP``); absent: not closer by ``C15_MARGIN`` KS or more."""
-    kinds = ("synthetic-cooccurrence", "synthetic-structured")
+    """synthetic-cooccurrence closer to real than its frequency-matched control
+    synthetic-frequency (``case``: a step mode, or ``AP``); absent: not closer by ``C15_MARGIN``
+    KS or more."""
     return Hypothesis(
         f"C15[{case}]",
-        (checks.closer(steps, *kinds),),
-        (checks.closer(steps, *reversed(kinds), slack=C15_MARGIN),),
-        _of(steps, "real", *kinds),
+        (checks.closer(steps, *C15_KINDS),),
+        (checks.closer(steps, *reversed(C15_KINDS), slack=C15_MARGIN),),
+        _of(steps, "real", *C15_KINDS),
     )
 
 

@@ -200,6 +200,16 @@ CONSTRUCTIONS.register(
         color="#e377c2",
     )
 )
+CONSTRUCTIONS.register(
+    Construction(
+        "synthetic-frequency",
+        latent_builder(
+            lambda z, ls, pool, w_dec, g, distinct: synthetic.synthetic_frequency(z, ls, g)
+        ),
+        label="frequency-matched (co-occurrence's control)",
+        color="#d62728",
+    )
+)
 
 
 def names(membership: str | None = None, *, paper: bool | None = None) -> tuple[str, ...]:

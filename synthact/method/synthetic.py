@@ -98,21 +98,9 @@ def synthetic_baseline(
         nearest = _frequency_neighbours(freq, everyone, queries, k)[slot_query]  # [B, n_max, k]
         moved = nearest.gather(2, picks[:, :, None]).squeeze(2)
         return _move_in_place(acts, latents, moved)
-    # Rows sorted by decreasing count, so the rows still active at step t are a prefix.
-    order = counts.argsort(descending=True, stable=True)
-    latents, counts, picks, slot_query = (x[order] for x in (latents, counts, picks, slot_query))
     # A latent's first k + n_max - 1 neighbours hold k that are neither chosen nor itself.
     candidates = _frequency_neighbours(freq, everyone, queries, k + n_max - 1)[slot_query]
-    moved = torch.full_like(latents, -1)
-    for t in range(n_max):
-        n = int((counts > t).sum())
-        options = candidates[:n, t]  # [n, L]
-        free = ~(options[:, :, None] == moved[:n, None, :t]).any(dim=2)
-        nth_free = free.cumsum(dim=1)
-        hit = free & (nth_free == picks[:n, t, None] + 1)
-        moved[:n, t] = options.gather(1, hit.int().argmax(dim=1, keepdim=True)).squeeze(1)
-    unsorted = order.argsort()
-    return _place(acts, latents[unsorted], moved[unsorted])
+    return _place(acts, latents, _draw_unused(candidates, picks, counts))
 
 
 def synthetic_structured(
@@ -175,6 +163,37 @@ def _pick_top_synth(
     cos = torch.bmm(unit[candidates], unit[top].unsqueeze(2)).squeeze(2)  # [R, n]
     best = (cos - cos_target).abs().argmin(dim=1, keepdim=True)
     return candidates.gather(1, best).squeeze(1)
+
+
+def _draw_unused(
+    candidates: Tensor, picks: Tensor, counts: Tensor, reserved: Tensor | None = None
+) -> Tensor:
+    """Each active slot, in order, takes the ``picks``-th of its candidates that is neither
+    reserved nor taken by an earlier slot of its row.
+
+    Args:
+        candidates: ``[B, n_max, L]`` each slot's candidate latents, in order of preference.
+        picks: ``[B, n_max]`` which free candidate each slot takes (0: the first).
+        counts: ``[B]`` active slots per row (the first ``counts[b]``).
+        reserved: ``[B, r]`` latents no slot of the row may take (-1: none; None: nothing).
+
+    Returns:
+        ``[B, n_max]`` the latent each slot moves to, padded with -1.
+    """
+    # Rows sorted by decreasing count, so the rows still active at step t are a prefix.
+    order = counts.argsort(descending=True, stable=True)
+    candidates, picks, counts = candidates[order], picks[order], counts[order]
+    moved = torch.full_like(picks, -1)
+    reserved = moved[:, :0] if reserved is None else reserved[order]
+    for t in range(picks.shape[1]):
+        n = int((counts > t).sum())
+        options = candidates[:n, t]  # [n, L]
+        excluded = torch.cat([reserved[:n], moved[:n, :t]], dim=1)
+        free = ~(options[:, :, None] == excluded[:, None, :]).any(dim=2)
+        nth_free = free.cumsum(dim=1)
+        hit = free & (nth_free == picks[:n, t, None] + 1)
+        moved[:n, t] = options.gather(1, hit.int().argmax(dim=1, keepdim=True)).squeeze(1)
+    return moved[order.argsort()]
 
 
 def _match_cosines(
@@ -295,6 +314,51 @@ def synthetic_cooccurrence(
             reserve_top_synth=True,
             tie_break=log_sparsity.double(),
         )
+    return _place(acts, latents, moved)
+
+
+def synthetic_frequency(
+    acts: Tensor,
+    log_sparsity: Tensor,
+    generator: torch.Generator,
+    n_candidates: int = 100,
+    k: int = 10,
+) -> Tensor:
+    """The frequency-matched control of ``synthetic_cooccurrence``: its swaps, without ``P(j|k)``.
+
+    Per row: ``top`` = the largest activation goes first, to ``top_synth``, drawn uniformly among
+    the ``n_candidates`` latents nearest ``top`` in frequency (the co-occurrence construction's
+    neighbourhood); then each other active latent i, in index order, goes to one of the ``k``
+    latents nearest i in frequency, drawn uniformly. Only non-dead latents that are not active in
+    the row and not yet taken are eligible (the synthetic set is another set, as in the
+    co-occurrence construction). Each latent keeps its value and about its firing frequency (L0
+    is kept); which latents fire together is left to chance.
+    ``acts [B, d_sae]``, ``log_sparsity [d_sae]`` -> ``[B, d_sae]``.
+    """
+    _check_acts(acts)
+    log_sparsity = _log_sparsity_on(log_sparsity, acts)
+    freq = _frequencies(log_sparsity)
+    check_generator(generator)
+    check_positive_int("n_candidates", n_candidates)
+    check_positive_int("k", k)
+    latents, counts = _active_latents(acts)
+    n_rows, n_max = latents.shape
+    if n_max == 0:
+        return torch.zeros_like(acts)
+    # The top latent first, the others after it in index order (padding stays last).
+    top = acts.argmax(dim=1)  # rows without an active latent are never read
+    is_top = latents == top[:, None]
+    first = (~is_top).int().argsort(dim=1, stable=True)
+    latents = latents.gather(1, first)
+    picks = _randint(k, (n_rows, n_max), generator, acts.device)
+    picks[:, 0] = _randint(n_candidates, (n_rows,), generator, acts.device)
+    # (Padding slots, -1, are ranked as latent 0; they are never read.)
+    queries, slot_query = torch.unique(latents.clamp(min=0), return_inverse=True)
+    alive = (log_sparsity > DEAD_LOG_SPARSITY).nonzero().squeeze(1)
+    # Besides the query itself, at most n_max - 1 active and n_max - 1 taken latents are skipped.
+    depth = max(n_candidates, k) + 2 * (n_max - 1)
+    candidates = _frequency_neighbours(freq, alive, queries, depth)[slot_query]
+    moved = _draw_unused(candidates, picks, counts, reserved=latents)
     return _place(acts, latents, moved)
 
 

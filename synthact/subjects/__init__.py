@@ -51,6 +51,7 @@ SUBJECTS.register(gpt2.NULL_GPT2)
 SUBJECTS.register(planted.PLANTED)
 SUBJECTS.register(planted.PLANTED_NULL)
 SUBJECTS.register(planted.PLANTED_COOCCUR)
+SUBJECTS.register(planted.PLANTED_COOCCUR_NULL)
 SUBJECTS.register(trained_tiny.spec())
 
 PREFIXES: Registry[Resolver] = Registry("subject prefix")

@@ -1,5 +1,6 @@
-"""The planted controls as subjects: ``planted`` (readout gain 30), ``planted-null`` (gain 0) and
-``planted-cooccur`` (features fire in groups, read jointly).
+"""The planted controls as subjects: ``planted`` (readout gain 30), ``planted-null`` (gain 0),
+``planted-cooccur`` (features fire in groups, read jointly) and ``planted-cooccur-null`` (the
+same groups, each member read on its own).
 
 The construction itself is `synthact.subjects.planted_network`; docs/method.md, "Controls", says
 why.
@@ -20,12 +21,14 @@ def planted_subject(
     device: str = "cpu",
     dtype: torch.dtype | None = None,
     *,
+    name: str | None = None,
     gain: float = 30.0,
     seed: int = 0,
     **construction: float | int,
 ) -> Subject:
-    """The planted subject cast to ``dtype`` (default float32) on ``device``; ``construction``:
-    other `synthact.subjects.planted_network.PlantedConfig` fields."""
+    """The planted subject cast to ``dtype`` (default float32) on ``device``, named ``name``
+    (None: ``planted``, or ``planted-null`` at gain 0); ``construction``: other
+    `synthact.subjects.planted_network.PlantedConfig` fields."""
     import torch
 
     from synthact.subjects.planted_network import (
@@ -43,7 +46,7 @@ def planted_subject(
     planted.model.to(device, print_details=False)
     planted.sae.to(device=device, dtype=dtype)
     return Subject(
-        name="planted" if gain > 0 else "planted-null",
+        name=name or ("planted" if gain > 0 else "planted-null"),
         model=planted.model,
         sae=planted.sae,
         log_sparsity=planted.log_sparsity,
@@ -85,5 +88,13 @@ activation norm at about 57, clear of the norm rule's rounding edge at 53.2."""
 PLANTED_COOCCUR = SubjectSpec(
     "planted-cooccur",
     "the planted transformer with features firing in groups of 3, each read jointly (positive)",
-    partial(planted_subject, gain=30.0, **COOCCUR),
+    partial(planted_subject, name="planted-cooccur", gain=30.0, **COOCCUR),
+)
+PLANTED_COOCCUR_NULL = SubjectSpec(
+    "planted-cooccur-null",
+    "planted-cooccur without its group readout: the same groups, each member read on its own "
+    "(C15's null)",
+    partial(
+        planted_subject, name="planted-cooccur-null", gain=30.0, **(COOCCUR | {"group_gain": 0.0})
+    ),
 )

@@ -47,6 +47,11 @@ class Constants:
     REFERENCE_NORM = 56.0
     """GPT-2 small's mean activation norm at ``blocks.1.hook_resid_pre`` (paper, section 4.1)."""
 
+    @property
+    def factor(self) -> float:
+        """The scale factor of these constants against the paper's (1 for the paper's own)."""
+        return self.step / self.paper().step
+
     @classmethod
     def paper(cls) -> Constants:
         """The paper's constants for GPT-2 small."""

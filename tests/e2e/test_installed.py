@@ -16,7 +16,8 @@ import pytest
 from tests.subprocesses import nested_env
 
 ROOT = Path(__file__).resolve().parents[2]
-LEFT_OUT = (".git", ".venv", "reports", "build", "*.egg-info", "__pycache__", ".*_cache")
+TOP_LEFT_OUT = {".git", ".venv", "reports", "build"}
+"""Folders of the checkout's top the wheel does not need."""
 SMALL = ["--subject", "planted", "--n", "30", "--n-gaussian", "1000"]
 
 
@@ -33,7 +34,13 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dependencies are this environment's."""
     where = tmp_path_factory.mktemp("installed")
     source = where / "source"  # a copy: building writes build/ and *.egg-info beside the sources
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*LEFT_OUT))
+    caches = shutil.ignore_patterns("*.egg-info", "__pycache__", ".*_cache")
+
+    def left_out(folder: str, names: list[str]) -> set[str]:
+        top = TOP_LEFT_OUT if Path(folder) == ROOT else set()
+        return top | set(caches(folder, names))
+
+    shutil.copytree(ROOT, source, ignore=left_out)
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(where), str(source)]
     subprocess.run(build, check=True, env=nested_env())
     (wheel,) = where.glob("synthact-*.whl")

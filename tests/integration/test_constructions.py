@@ -87,6 +87,9 @@ def test_every_list_of_types_comes_from_the_registry():
     assert EXPERIMENTS["plateau"].types == ("real", "random", *constructions.names("plateau"))
     assert "synthetic-cooccurrence" in constructions.names("kl")
     assert "synthetic-cooccurrence" not in constructions.names(paper=True)
+    control = constructions.CONSTRUCTIONS["synthetic-frequency"]
+    assert control.joins == constructions.CONSTRUCTIONS["synthetic-cooccurrence"].joins
+    assert not control.paper
     with pytest.raises(ValueError, match="joins"):
         constructions.Construction("x", lambda **kw: kw["base"], joins=("tables",))
 

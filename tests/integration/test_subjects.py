@@ -165,6 +165,16 @@ def test_planted_rows_build_the_planted_subject(name: str, gain: float) -> None:
     assert subject.model.blocks[1].mlp.W_out.norm(dim=1).max().item() == pytest.approx(gain)
 
 
+def test_planted_cooccur_null_is_planted_cooccur_without_its_group_readout() -> None:
+    grouped, null = load_subject("planted-cooccur"), load_subject("planted-cooccur-null")
+    assert (grouped.name, null.name) == ("planted-cooccur", "planted-cooccur-null")
+    assert torch.equal(grouped.model.embed.W_E, null.model.embed.W_E)
+    w_out = null.model.blocks[1].mlp.W_out.norm(dim=1)  # feature ramps, then group ramps
+    n_features = null.sae.cfg.d_sae
+    assert w_out[: 2 * n_features].max().item() == pytest.approx(30.0)
+    assert w_out[2 * n_features :].max().item() == 0.0
+
+
 def test_planted_module_knows_nothing_of_subjects() -> None:
     """synthact.subjects is the one place that knows every kind of subject: no import cycle."""
     source = (REPO_ROOT / "synthact" / "planted.py").read_text()

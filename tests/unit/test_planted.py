@@ -237,6 +237,25 @@ def test_group_readout_saturates_on_a_whole_group_only():
     assert ramps[2] - ramps[3] == pytest.approx(0.05, abs=0.02)
 
 
+def test_cooccur_null_keeps_the_groups_and_drops_only_the_group_readout():
+    """Group gain 0 (``planted-cooccur-null``): the same embeddings, SAE and firing as the grouped
+    construction; block 1's output differs from the grouped one by the group ramps only: about the
+    saturated ramp (``400 · |mean feature|``, within crosstalk of other groups) on a whole group,
+    nothing on none."""
+    grouped, null = load_planted(**GROUPED), load_planted(**(GROUPED | {"group_gain": 0.0}))
+    assert torch.equal(grouped.model.embed.W_E, null.model.embed.W_E)
+    assert torch.equal(grouped.sae.W_dec, null.sae.W_dec)
+    assert torch.equal(grouped.log_sparsity, null.log_sparsity)
+    m = PlantedConfig(**GROUPED).magnitude
+    f, b = null.sae.W_dec[:3].detach(), null.sae.b_dec.detach()  # group 0's features
+    x = b + m * torch.stack([f.sum(dim=0), torch.zeros_like(b)])  # the whole group; none
+    tokens = null.sample_prompts(len(x), torch.Generator().manual_seed(0))
+    (_, grouped_out), (_, null_out) = resid_at(grouped, tokens, x), resid_at(null, tokens, x)
+    group_ramp = (grouped_out - null_out).norm(dim=1)
+    saturated = 400.0 * f.mean(dim=0).norm().item()
+    assert group_ramp.tolist() == pytest.approx([saturated, 0.0], rel=0.05, abs=1e-3)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [

@@ -12,6 +12,7 @@ import torch
 from synthact.method.synthetic import (
     _frequency_neighbours,
     synthetic_baseline,
+    synthetic_frequency,
     synthetic_random,
     synthetic_structured,
 )
@@ -134,11 +135,13 @@ def construct(kind: str, acts, log_sparsity, W_dec, seed: int):
     if kind.startswith("baseline"):
         text = kind.endswith("text")
         return synthetic_baseline(acts, log_sparsity, seeded(seed), k=3, skip_chosen=text)
+    if kind == "frequency":
+        return synthetic_frequency(acts, log_sparsity, seeded(seed), n_candidates=5, k=3)
     return synthetic_structured(acts, log_sparsity, W_dec, seeded(seed), n_candidates=5)
 
 
-KINDS = ["random", "baseline", "structured"]
-DISTINCT_KINDS = ["random-text", "baseline-text", "structured"]
+KINDS = ["random", "baseline", "structured", "frequency"]
+DISTINCT_KINDS = ["random-text", "baseline-text", "structured", "frequency"]
 """Constructions that choose distinct latents, so no value is ever lost."""
 
 
@@ -187,7 +190,7 @@ def test_dtype_kept_and_values_exact(kind, dtype):
         assert is_sub_multiset(nonzero_values(o), nonzero_values(a))
 
 
-@pytest.mark.parametrize("kind", ["random", "baseline"])
+@pytest.mark.parametrize("kind", ["random", "baseline", "frequency"])
 def test_same_seed_same_output_other_seed_other_output(kind):
     acts, log_sparsity, W_dec = random_problem(3, n_rows=40)
     first = construct(kind, acts, log_sparsity, W_dec, 11)
@@ -538,6 +541,66 @@ def test_structured_top_ties_go_to_the_lower_index():
     )
 
 
+# --- synthetic_frequency -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("k", [1, 3])
+def test_frequency_stays_in_the_frequency_neighbourhoods(seed, k):
+    """top -> one of the 5 latents nearest it in frequency; then every other latent, in index
+    order, -> one of the k nearest it; among non-dead latents not active in the row nor taken."""
+    acts, log_sparsity, _ = random_problem(seed, n_rows=10)
+    out = synthetic_frequency(acts, log_sparsity, seeded(seed), n_candidates=5, k=k)
+    freq = (10.0 ** log_sparsity.double()).tolist()
+    alive = [j for j in range(acts.shape[1]) if log_sparsity[j] > DEAD]
+    for a, o in zip(acts, out, strict=True):
+        if not (a > 0).any():
+            continue
+        top = int(a.argmax())
+        pairs = dict(moves(a, o))
+        taken = (a > 0).nonzero().squeeze(1).tolist()
+        for i, n in [(top, 5)] + [(i, k) for i in pairs if i != top]:
+            left = [j for j in alive if j not in taken]
+            assert pairs[i] in frequency_ranking(freq, i, left)[:n]
+            taken.append(pairs[i])
+
+
+def test_frequency_draws_uniformly_in_both_neighbourhoods():
+    """Top 20 and latent 5, over 2000 rows: top_synth uniform over the 10 candidates, latent 5's
+    destination uniform over its 3 nearest."""
+    n_rows = 2000
+    log_sparsity = log10_of([0.001 * (j + 1) ** 1.5 for j in range(40)])
+    acts = torch.zeros(n_rows, 40)
+    acts[:, 20], acts[:, 5] = 2.0, 1.0
+    out = synthetic_frequency(acts, log_sparsity, seeded(0), n_candidates=10, k=3)
+    freq = (10.0 ** log_sparsity.double()).tolist()
+    others = [j for j in range(40) if j not in (5, 20)]
+    candidates = frequency_ranking(freq, 20, others)[:10]
+    nearest = frequency_ranking(freq, 5, others)[:3]
+    top_hits = (out == 2.0).sum(dim=0)
+    other_hits = (out == 1.0).sum(dim=0)
+    assert top_hits[candidates].sum() == n_rows and other_hits[nearest].sum() == n_rows
+    # Binomial(2000, 0.1): mean 200, sd ~13; Binomial(2000, 1/3): mean 667, sd ~21
+    assert top_hits[candidates].min() > 140 and top_hits[candidates].max() < 260
+    assert other_hits[nearest].min() > 580 and other_hits[nearest].max() < 760
+
+
+def test_frequency_leaves_the_row_and_never_picks_a_dead_latent():
+    """Latents 2 and 3 fire; nearest them in frequency are each other, then 1 and 5 (0 and 4
+    are dead), so top 3 and latent 2 go to 1 and 5, whichever draws."""
+    log_sparsity = log10_of([0.0, 0.2, 0.21, 0.22, 0.0, 0.3, 0.9, 1.0])
+    acts = torch.tensor([[0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0]])
+    for seed in range(20):
+        out = synthetic_frequency(acts, log_sparsity, seeded(seed), n_candidates=2, k=1)
+        assert out[0, 1] + out[0, 5] == 3.0
+
+
+def test_frequency_too_few_live_latents_is_an_error():
+    acts, log_sparsity, _ = random_problem(0)
+    with pytest.raises(ValueError, match="not enough latents"):
+        synthetic_frequency(acts, log_sparsity, seeded(0), n_candidates=48)
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 
@@ -587,7 +650,8 @@ def test_generator_must_be_a_generator(kind):
         if kind == "structured":
             synthetic_structured(acts, log_sparsity, W_dec, 0)
         else:
-            (synthetic_random if kind == "random" else synthetic_baseline)(acts, log_sparsity, 0)
+            by_kind = {"random": synthetic_random, "baseline": synthetic_baseline}
+            by_kind.get(kind, synthetic_frequency)(acts, log_sparsity, 0)
 
 
 @pytest.mark.parametrize(
@@ -649,6 +713,7 @@ def test_gpt2_size_takes_seconds_and_keeps_the_invariants():
         "random": lambda: synthetic_random(acts, log_sparsity, seeded(1), distinct=True),
         "baseline": lambda: synthetic_baseline(acts, log_sparsity, seeded(1), skip_chosen=True),
         "structured": lambda: synthetic_structured(acts, log_sparsity, W_dec, seeded(1)),
+        "frequency": lambda: synthetic_frequency(acts, log_sparsity, seeded(1)),
     }
     outputs = {}
     for name, construction in constructions.items():
