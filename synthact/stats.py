@@ -6,7 +6,8 @@
   where a percentile interval of KS is not.
 - `ks_upper_bound`: the upper bound of one KS distance that equivalence is decided by, from
   pointwise score bounds of the paired ECDF difference (no bootstrap).
-- `mean_bound`: studentized (bootstrap-t) bound of a mean, valid for skewed samples.
+- `mean_bound`: studentized (bootstrap-t) bound of a mean, valid for skewed samples;
+  `sign_flip_bound`: the exact bound of the centre of a symmetric sample.
 - `summary_row`, `row_tolerances`: our table row against the paper's.
 
 Pairing: types perturbed from the same base prompts (row i of every sample shares base i), and
@@ -238,6 +239,37 @@ def mean_bound(
     t = np.divide(shift, spread, out=fallback, where=spread > 0)
     q = float(np.quantile(t, alpha if side == "upper" else 1 - alpha, method="inverted_cdf"))
     return mean, mean - q * se
+
+
+def sign_flip_bound(
+    d: ArrayLike,
+    side: Literal["lower", "upper"],
+    *,
+    alpha: float = 0.05,
+    n_flips: int = 2000,
+    seed: int | np.random.Generator = 0,
+) -> float:
+    """One-sided ``1 - alpha`` bound of the centre of ``d [n]``, exact when ``d`` is symmetric.
+
+    Inverts the sign-flip permutation test of "``d - c`` is symmetric about 0" with the mean as
+    statistic and ``n_flips`` random sign vectors: a flip of the rows S moves the statistic below
+    the observed one exactly when ``c`` is at most the mean of ``d`` over S, so the upper bound is
+    the ``(floor(alpha (n_flips + 1)))``-th largest mean of ``d`` over the flipped subsets
+    (Hartigan's typical values). The difference of two exchangeable rows (equal laws, pairing
+    symmetric in the two) is symmetric, however few its large values.
+    """
+    if side not in ("lower", "upper"):
+        raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
+    d = _sample(d, "d").astype(np.float64)
+    if side == "lower":
+        return -sign_flip_bound(-d, "upper", alpha=alpha, n_flips=n_flips, seed=seed)
+    flipped = np.random.default_rng(seed).random((n_flips, d.size)) < 0.5
+    sizes = flipped.sum(axis=-1)
+    subset_means = (flipped @ d)[sizes > 0] / sizes[sizes > 0]
+    rank = math.floor(alpha * (n_flips + 1)) - 1 - int((sizes == 0).sum())
+    if rank < 0:
+        return math.inf
+    return float(np.sort(subset_means)[::-1][rank])
 
 
 def _resample_indices(

@@ -19,6 +19,7 @@ from synthact.stats import (
     mean_tolerance,
     pairing_correlation,
     row_tolerances,
+    sign_flip_bound,
     std_tolerance,
     summary_row,
 )
@@ -139,6 +140,19 @@ def test_mean_bound_of_a_constant_is_the_constant_and_sides_are_checked():
     assert mean_bound(np.full(10, -2.0), "upper") == (-2.0, -2.0)
     with pytest.raises(ValueError, match="side"):
         mean_bound(np.arange(10.0), "above")
+
+
+def test_sign_flip_bound_inverts_the_sign_flip_test():
+    """The bound is below 0 exactly when the sign-flip test of the same sign vectors rejects
+    "symmetric about 0" for a smaller mean (p-value with the observed statistic counted)."""
+    rng = np.random.default_rng(0)
+    for seed in range(60):
+        d = rng.normal(rng.normal(), 1.0, int(rng.integers(5, 60))).round(1)
+        signs = np.where(np.random.default_rng(seed).random((500, d.size)) < 0.5, -1.0, 1.0)
+        p = (np.sum(signs @ d <= d.sum()) + 1) / 501
+        upper = sign_flip_bound(d, "upper", n_flips=500, seed=seed)
+        assert (p <= 0.05) == (upper < 0), (seed, p, upper)
+        assert sign_flip_bound(d, "lower", n_flips=500, seed=seed) <= upper
 
 
 def test_bootstrap_is_deterministic_per_seed():
