@@ -92,7 +92,7 @@ def earlier(steps: Mapping[str, np.ndarray], a: str, b: str, metric: str = "MS")
     The bound is the larger of two bounds of the rows' differences ``a_i - b_i``, so the check
     passes only if both do. Steps often carry a point mass at a sentinel (MS 99 "flat", NL 100
     "never") with the rest of the law earlier: at equal means the difference is skewed, and a
-    percentile bound let 6-9 % of datasets pass (n = 100); the studentized bootstrap
+    percentile bound let up to 8.7 % of datasets pass (n = 100); the studentized bootstrap
     (`stats.mean_bound`) corrects the skew (at most 5.4 %, within Monte-Carlo error of 5 %).
     Where both types have the same law, the difference of strongly paired rows is a few large
     jumps, on which the bootstrap-t is erratic (6.7 % at rho 0.9); there the difference is
