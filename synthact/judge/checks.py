@@ -6,9 +6,11 @@ mean(random)`` is below 0. A claim passes when all its checks pass; testing each
 requiring all of them is an intersection-union test, so the claim as a whole is tested at 5 % too.
 
 Each kind of statistic gets a bound that holds its level (measured in tests/test_calibration.py,
-tabulated in docs/power.md): means and standardized gaps a percentile bootstrap; KS distances and
-their differences the ECDF-error bounds of `stats.ks_contrast_bound`; medians order statistics;
-fractions Clopper-Pearson. Step samples are paired (row i of every type was perturbed from the
+tabulated in docs/power.md): mean differences a studentized bootstrap and a sign-flip bound,
+standardized gaps and single means a percentile bootstrap; "KS below a margin" pointwise score
+bounds of the ECDF difference (`stats.ks_upper_bound`), other KS distances and their differences
+the ECDF-error bounds of `stats.ks_contrast_bound`; medians order statistics; fractions
+Clopper-Pearson. Step samples are paired (row i of every type was perturbed from the
 same base prompt), so bootstraps resample rows jointly. Seeds are fixed: the same data, the same
 answer.
 """
@@ -85,13 +87,25 @@ def _mean(x: np.ndarray) -> np.ndarray:
 
 
 def earlier(steps: Mapping[str, np.ndarray], a: str, b: str, metric: str = "MS") -> Check:
-    """mean step of ``a`` < mean step of ``b``: upper bound of the paired difference < 0."""
-    return bound_check(
-        f"mean {metric}({a}) < mean {metric}({b})",
-        lambda x, y: _mean(x) - _mean(y),
-        [steps[a], steps[b]],
-        below=0.0,
-    )
+    """mean step of ``a`` < mean step of ``b``: upper bound of the paired difference < 0.
+
+    The bound is the larger of two bounds of the rows' differences ``a_i - b_i``, so the check
+    passes only if both do. Steps often carry a point mass at a sentinel (MS 99 "flat", NL 100
+    "never") with the rest of the law earlier: at equal means the difference is skewed, and a
+    percentile bound let up to 8.7 % of datasets pass (n = 100); the studentized bootstrap
+    (`stats.mean_bound`) corrects the skew (at most 5.4 %, within Monte-Carlo error of 5 %).
+    Where both types have the same law, the difference of strongly paired rows is a few large
+    jumps, on which the bootstrap-t is erratic (6.7 % at rho 0.9); there the difference is
+    symmetric and the sign-flip bound (`stats.sign_flip_bound`) is exact, while alone it is no
+    better than a t-test on the skewed differences. BCa corrected less of the skew (up to 5.9 %).
+    """
+    x, y = steps[a], steps[b]
+    if np.shape(x) != np.shape(y):
+        raise ValueError(f"paired samples must have equal shapes, got {np.shape(x)}, {np.shape(y)}")
+    d = np.asarray(x, dtype=float) - np.asarray(y, dtype=float)
+    estimate, studentized = stats.mean_bound(d, "upper", alpha=ALPHA, n_boot=N_BOOT, seed=0)
+    bound = max(studentized, stats.sign_flip_bound(d, "upper", alpha=ALPHA, n_flips=N_BOOT, seed=0))
+    return Check(f"mean {metric}({a}) < mean {metric}({b})", estimate, bound, 0.0, bound < 0.0)
 
 
 def standardized_gap(earlier: np.ndarray, later: np.ndarray) -> np.ndarray | float:
@@ -163,8 +177,15 @@ def ks_above(steps: Mapping[str, np.ndarray], a: str, b: str, threshold: float) 
 def ks_below(
     steps: Mapping[str, np.ndarray], a: str, b: str, threshold: float = EQUIVALENCE_MARGIN
 ) -> Check:
-    """KS(a, b) < threshold (the two distributions are the same): upper bound below it."""
-    return ks_contrast(f"KS({a}, {b}) < {threshold:g}", [(1, steps[a], steps[b])], below=threshold)
+    """KS(a, b) < threshold (the two distributions are the same): upper bound below it.
+
+    "KS < m" is "|F_a(k) - F_b(k)| < m at every k", so it passes when each k's own 95 % bound
+    is below m (intersection-union, Berger 1982; `stats.ks_upper_bound`): no supremum quantile,
+    and exact-conservative bounds at each k where a bootstrap's are not (5.5-6 % size on a
+    sentinel mass with rows perfectly paired).
+    """
+    estimate, bound = stats.ks_upper_bound(steps[a], steps[b], alpha=ALPHA)
+    return Check(f"KS({a}, {b}) < {threshold:g}", estimate, bound, threshold, bound < threshold)
 
 
 def closer(
