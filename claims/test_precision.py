@@ -12,9 +12,7 @@ def test_precision_keeps_the_step_distributions(sensitivity, kind, lab, evidence
     """The MS steps of each type move by KS < 0.1 from float32 (same seed, same prompts and
     targets; rows are paired). Collected only when --dtype is not float32 or --tf32 is on.
 
-    The margin is `synthact.judge.checks.EQUIVALENCE_MARGIN`, smaller than the paper's KS
-    differences
-    between types (0.11 and more).
+    The margin is `synthact.judge.checks.EQUIVALENCE_MARGIN` (the project's choice; see there).
     """
     config = lab.config
     reference = Lab(config.reference(), lab.cache, device=lab.device, progress=lab.progress)

@@ -88,8 +88,7 @@ class Experiment:
     """One experiment: the curves of each of its ``types`` in each of ``modes``.
 
     Its types are ``references`` and the constructions (`synthact.method.constructions`) that join
-    its
-    ``membership``; ``kl_references`` and those joining ``kl_membership`` record KL curves too;
+    its ``membership``; ``kl_references`` and those joining ``kl_membership`` record KL curves too;
     ``rounded_types`` are read rounded in relative mode, as the authors did
     (`RunConfig.real_curves`). ``reads(lab, type)`` gives the paths' `Endpoints`.
     Instead of ``reads``, ``same_as`` names the experiment whose curves it is a view of, or

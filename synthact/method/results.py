@@ -115,8 +115,7 @@ class Result:
 
         ``cut``: None (default) cuts absolute-step curves at their target for the metrics the
         authors cut (`synthact.method.metrics.CUT_METRICS`: MS and AP; AUC and NL read the full
-        curves);
-        True or False cuts for every metric or for none.
+        curves); True or False cuts for every metric or for none.
         """
         curves, cut, params = self._metric_inputs(kind, metric, signal, cut)
         lengths = self.lengths(kind) if cut else None

@@ -1,12 +1,11 @@
 """The leaderboard of target constructions: how far each type's steps are from real's.
 
-Per subject and `COLUMNS` entry (a step metric of one experiment and mode), every type is scored
-by the KS distance between its steps and real's, with a 95 % interval: the two one-sided 97.5 %
-bounds of `synthact.judge.stats.ks_contrast_bound` (a percentile interval of KS is biased, see
-there),
-clipped to [0, 1]. The types' rows share their base prompts, so both samples are resampled with
-the same rows. Real's own row is the *floor*: the KS between two random halves of its rows (each
-of n // 2 rows, so its noise is about √2 times that of a KS of n against n). ``random`` is the
+Per subject and `COLUMNS` entry (a step metric of one experiment and mode), every type is scored by
+the KS distance between its steps and real's, with a 95 % interval: the two one-sided 97.5 % bounds
+of `synthact.judge.stats.ks_contrast_bound` (a percentile interval of KS is biased, see there),
+clipped to [0, 1]. The types' rows share their base prompts, so both samples are resampled with the
+same rows. Real's own row is the *floor*: the KS between two random halves of its rows (each of n //
+2 rows, so its noise is about √2 times that of a KS of n against n). ``random`` is the
 *ceiling*. Types are ranked by their mean KS over the columns they have (``—``: not computed in
 this run, as nothing is computed to fill it, or a construction that does not join the experiment).
 """

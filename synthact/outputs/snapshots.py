@@ -2,8 +2,7 @@
 
 A snapshot of one experiment in one mode holds, per type and step metric, every row's step, the
 steps float rounding could give each tied row (`synthact.method.ties`), and the distribution's
-mean, std
-(ddof 0) and KS against real; and the platform that made it. Two snapshots of the same
+mean, std (ddof 0) and KS against real; and the platform that made it. Two snapshots of the same
 configuration agree when, per type and metric:
 
 - a row whose step differs is *within its ties* when either run's step is one the other run's

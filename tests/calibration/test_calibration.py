@@ -16,17 +16,20 @@ import pytest
 
 from synthact.judge import power
 from synthact.judge.checks import ALPHA
+from tools import power_table as simulation
 
 KS_CHECKS = ("ks_above", "ks_below", "closer", "closer, slack 0.05", "KS gap of gaps (C5, C9)")
 """Slower checks (a KS bound per dataset): fewer datasets, enough to see a size above 5 %."""
 
 
-def _reps(boundary: power.Boundary) -> int:
+def _reps(boundary: simulation.Boundary) -> int:
     return 200 if boundary.check in KS_CHECKS else 800
 
 
-def _assert_size(boundary: power.Boundary, n: int, rho: float) -> None:
-    found = power.rate(boundary.judge, boundary.laws, n=n, reps=_reps(boundary), rho=rho, seed=1)
+def _assert_size(boundary: simulation.Boundary, n: int, rho: float) -> None:
+    found = simulation.rate(
+        boundary.judge, boundary.laws, n=n, reps=_reps(boundary), rho=rho, seed=1
+    )
     lower = found.interval(1 - 2 * ALPHA)[0]
     assert lower <= ALPHA, f"{boundary.key} at n = {n}, rho {rho}: passes {found}"
 
@@ -35,7 +38,7 @@ def _pairings(which: slice) -> list:
     """``(boundary, rho)`` for the boundaries' pairings selected by ``which``."""
     return [
         pytest.param(b, rho, id=f"{b.key}-rho{rho:g}")
-        for b in power.BOUNDARIES
+        for b in simulation.BOUNDARIES
         for rho in b.rhos[which]
     ]
 
@@ -58,13 +61,13 @@ def test_each_check_holds_its_size_at_n_300_and_1000(boundary, rho, n):
     _assert_size(boundary, n, rho)
 
 
-def _reproduces_the_table(case: power.Case, rho: float, n: int) -> None:
+def _reproduces_the_table(case: simulation.Case, rho: float, n: int) -> None:
     recorded = power.power_table()["cases"][case.name]["by_rho"][f"{rho:g}"]
     hits, reps = recorded["power"][str(n)]
-    found = power.rate(case.judge, case.laws, n=n, reps=reps, rho=rho, seed=n)
+    found = simulation.rate(case.judge, case.laws, n=n, reps=reps, rho=rho, seed=n)
     assert (found.hits, found.reps) == (hits, reps), (
-        f"{case.name} at n = {n}, rho {rho}: power {found} now, {power.Rate(hits, reps)} in "
-        "synthact/data/power.json; regenerate it with `python -m synthact.judge.power`"
+        f"{case.name} at n = {n}, rho {rho}: power {found} now, {simulation.Rate(hits, reps)} in "
+        "synthact/data/power.json; regenerate it with `python -m tools.power_table`"
     )
 
 
@@ -74,27 +77,27 @@ REPRESENTATIVE = ("C1[absolute]", "C3[absolute]", "C10[absolute]", "C11[random]"
 @pytest.mark.parametrize("name", REPRESENTATIVE)
 def test_the_power_table_is_current(name):
     """The checks still decide as they did when the table was simulated (same seeds)."""
-    _reproduces_the_table(next(c for c in power.CASES if c.name == name), 0.5, 100)
+    _reproduces_the_table(next(c for c in simulation.CASES if c.name == name), 0.5, 100)
 
 
 @pytest.mark.calibration
-@pytest.mark.parametrize("n", power.SIZE_NS)
+@pytest.mark.parametrize("n", simulation.SIZE_NS)
 @pytest.mark.parametrize("rho", power.RHOS)
-@pytest.mark.parametrize("case", power.CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", simulation.CASES, ids=lambda c: c.name)
 def test_every_claim_case_reproduces_the_power_table(case, rho, n):
     _reproduces_the_table(case, rho, n)
 
 
 @pytest.mark.calibration
 @pytest.mark.parametrize("rho", [0.5, 0.9, 0.99])
-@pytest.mark.parametrize("truth", power.EQUIVALENCE, ids=lambda b: b.setting)
+@pytest.mark.parametrize("truth", simulation.EQUIVALENCE, ids=lambda b: b.setting)
 def test_equivalence_passes_at_the_papers_n_when_the_paper_is_right(truth, rho):
-    found = power.rate(truth.judge, truth.laws, n=1000, reps=300, rho=rho, seed=2)
+    found = simulation.rate(truth.judge, truth.laws, n=1000, reps=300, rho=rho, seed=2)
     assert found.value >= power.TARGET_POWER, f"{truth.setting}, rho {rho}: passes {found}"
 
 
 def test_every_claim_case_is_in_the_power_table():
     table = power.power_table()
-    assert set(table["cases"]) == {case.name for case in power.CASES}
+    assert set(table["cases"]) == {case.name for case in simulation.CASES}
     for name, entry in table["cases"].items():
         assert set(entry["by_rho"]) == {f"{rho:g}" for rho in power.RHOS}, name

@@ -12,6 +12,7 @@ import pytest
 
 from synthact.fixtures.expectations import _variant, load_expectations
 from synthact.judge import hypotheses, power
+from tools import power_table as simulation
 
 
 def test_every_case_the_power_simulation_judges_is_a_case_its_hypothesis_emits(monkeypatch):
@@ -26,11 +27,11 @@ def test_every_case_the_power_simulation_judges_is_a_case_its_hypothesis_emits(m
 
     monkeypatch.setattr(hypotheses, "Hypothesis", Recorded)
     rng = np.random.default_rng(0)
-    for case in power.CASES:
+    for case in simulation.CASES:
         emitted.clear()
-        case.judge(power.paired_steps(case.laws, 0.5, 30, rng))
+        case.judge(simulation.paired_steps(case.laws, 0.5, 30, rng))
         assert {power.case_key(name) for name in emitted} == {case.name}, case.name
-    assert {case.name for case in power.CASES} == set(power.power_table()["cases"])
+    assert {case.name for case in simulation.CASES} == set(power.power_table()["cases"])
 
 
 class _Cases:
