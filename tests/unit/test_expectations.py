@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from synthact.fixtures.expectations import (
+    EXPECTATIONS_FILE,
     VERDICTS,
     _group,
     _variant,
@@ -170,3 +171,21 @@ def test_groups_and_expectation_keys_follow_the_experiments_table(
     item = _item(params, fixtures)
     assert _group(item, "s") == group
     assert _variant(item) == variant
+
+
+def test_every_verdict_has_its_own_one_line_reason():
+    """A subject's verdict keys each have a ``why`` of the key or its claim (the default's reason
+    is for the claims it covers, not for one named on its own); the measurements behind them are
+    in docs/expectations.md, not in the file."""
+    table = load_expectations()
+    for subject, section in table["subjects"].items():
+        why = section.get("why", {})
+        for key in section:
+            if key in ("role", "why"):
+                continue
+            reason = why.get(key) or why.get(key.split("[")[0])
+            assert reason, f"[subjects.{subject}] {key} has no why"
+            assert "\n" not in reason, f"[subjects.{subject}] why.{key} is more than one line"
+    lines = EXPECTATIONS_FILE.read_text().splitlines()
+    sections = lines[next(i for i, line in enumerate(lines) if line.startswith("[")) :]
+    assert not [line for line in sections if line.startswith("#")], "notes go to docs/"
