@@ -5,9 +5,9 @@ the checks, records the `Observation` and acts on the `Verdict` (pass, raise, xf
 
 - expected ``holds`` or ``not judged``: the claim holds when every check passes; otherwise it is
   not supported, unless the run's n is below the n the case needs for 80 % power at the paper's
-  effect where that effect is what is expected (the paper's subject, or a claim not judged): then
-  it is underpowered (not judged). A control's expected "holds" was measured on its own effect,
-  so its failure stays a failure at any n.
+  effect where that effect is what is expected (the paper's subject or a subject of the user's
+  own, or a claim not judged): then it is underpowered (not judged). A control's expected
+  "holds" was measured on its own effect, so its failure stays a failure at any n.
 - expected ``fails`` (a control): the effect shown absent at the paper's size (every ``absent``
   check passes) is the expected failure, whichever way the direction came out; else the claim
   holding is reported as such (the strict xfail turns it into a failure); else neither was shown,

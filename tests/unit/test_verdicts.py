@@ -90,12 +90,17 @@ def test_a_claim_without_absence_checks_cannot_be_expected_to_fail():
         evidence("fails").verdict(claim(check(False)))
 
 
-PAPER_EFFECT_EXPECTED = [("holds", "gpt2-small"), ("not judged", "planted")]
+PAPER_EFFECT_EXPECTED = [
+    ("holds", "gpt2-small"),
+    ("not judged", "planted"),
+    ("holds", "path:/data/my-model"),  # the user's own subject: no section in the expectations
+]
 
 
 @pytest.mark.parametrize(("expected", "subject"), PAPER_EFFECT_EXPECTED)
 def test_a_claim_that_fails_below_its_needed_n_is_underpowered_not_judged(expected, subject):
-    """Where the paper's effect is what is expected: on the paper's subject, or not judged."""
+    """Where the paper's effect is what is expected: on the paper's subject or a subject of the
+    user's own, or not judged."""
     case = "C14[absolute, synthetic-baseline]"
     needed = power.needed_n(case, 0.0)
     ev = evidence(expected, n=needed - 1, subject=subject)
