@@ -18,7 +18,7 @@ the checks, records the `Observation` and acts on the `Verdict` (pass, raise, xf
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 
 from synthact.checks import Check
@@ -127,15 +127,16 @@ def _control(
     if holds:
         return Verdict(Decision.HOLDS, observed)
     unshown = [c for c in absent if not c.passed]
+    bounds = "; ".join(f"{c.bound:.3g}, threshold {c.threshold:.3g}" for c in unshown)
+    note = f"inconclusive: effect's absence not shown (bound {bounds})"
     message = (
-        "the control neither holds nor shows the effect absent at this n (absence bound "
-        + "; ".join(f"{c.bound:.3g}, threshold {c.threshold:.3g}" for c in unshown)
-        + ")\nclaim not supported:\n"
+        f"the control neither holds nor shows the effect absent at this n (absence bound {bounds})"
+        + "\nclaim not supported:\n"
         + _bullets(c for c in checks if not c.passed)
         + "\nbut the effect's absence was not shown either:\n"
         + _bullets(unshown)
     )
-    return Verdict(Decision.INCONCLUSIVE, observed, message)
+    return Verdict(Decision.INCONCLUSIVE, replace(observed, note=note), message)
 
 
 def _observed(outcome: str, key: Check, shown: bool, note: str = "") -> Observation:

@@ -74,6 +74,19 @@ def test_a_control_fails_only_with_the_effect_shown_absent():
     assert not issubclass(ControlInconclusive, ClaimNotSupported)
 
 
+def test_an_inconclusive_control_says_why_in_the_summary_and_the_matrix():
+    """Not only Allure: the terminal line and the matrix cell name the absence not shown, with
+    its bound and threshold."""
+    ev = evidence("fails")
+    with pytest.raises(ControlInconclusive):
+        ev.verdict(claim(check(False), absent=(check(False, "gap < 5"),)))
+    seen = Observation.from_dict(observed(ev))
+    outcome = Outcome("C1", "test_c01", "planted", "", "fails", seen, "failed", "")
+    why = "inconclusive: effect's absence not shown (bound 0.5, threshold 0)"
+    assert why in summary_lines([outcome])[0]
+    assert why in outcome.cell().markdown()
+
+
 def test_a_controls_verdict_is_the_absence_not_the_direction():
     """A significant direction far below the paper's size is still the control's expected
     failure; the direction with the absence not shown is the control failing (returns: XPASS)."""
