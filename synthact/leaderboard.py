@@ -6,8 +6,10 @@ bounds of `synthact.stats.ks_contrast_bound` (a percentile interval of KS is bia
 clipped to [0, 1]. The types' rows share their base prompts, so both samples are resampled with
 the same rows. Real's own row is the *floor*: the KS between two random halves of its rows (each
 of n // 2 rows, so its noise is about √2 times that of a KS of n against n). ``random`` is the
-*ceiling*. Types are ranked by their mean KS over the columns they have (``—``: not computed in
-this run, as nothing is computed to fill it, or a construction that does not join the experiment).
+*ceiling*. Types are ranked by their mean KS over the subject's columns; a type missing one
+(``—``: not computed in this run, as nothing is computed to fill it, or a construction that does
+not join the experiment) is listed unranked below them: a mean over other columns is not
+comparable.
 """
 
 from __future__ import annotations
@@ -103,7 +105,8 @@ def split_half_interval(real: np.ndarray, *, seed: int = SEED) -> Interval:
 
 
 def subject_rows(subject: str, steps: Steps, kinds: Sequence[str]) -> list[Row]:
-    """The floor, then ``kinds`` ranked by `Row.score` (rows without columns last)."""
+    """The floor, then the ``kinds`` with every column ranked by `Row.score`, then the others
+    (unranked, in ``kinds``' order)."""
     cells: dict[str, dict[str, Interval]] = {kind: {} for kind in (FLOOR, *kinds)}
     for column, by_kind in steps.items():
         if FLOOR not in by_kind:
@@ -113,9 +116,15 @@ def subject_rows(subject: str, steps: Steps, kinds: Sequence[str]) -> list[Row]:
         for kind in kinds:
             if kind in by_kind:
                 cells[kind][column] = ks_interval(by_kind[kind], real)
-    floor, *ranked = [Row(subject, kind, found) for kind, found in cells.items()]
-    ranked.sort(key=lambda row: (row.score is None, row.score or 0.0))
-    return [floor, *ranked]
+    rows = [Row(subject, kind, found) for kind, found in cells.items()]
+    complete = sorted(ranked(rows), key=lambda row: row.score or 0.0)
+    return [rows[0], *complete, *(row for row in rows[1:] if row not in complete)]
+
+
+def ranked(rows: Sequence[Row]) -> list[Row]:
+    """The rows of one subject (the floor first) that have every column the floor has."""
+    floor, *others = rows
+    return [row for row in others if row.cells and row.cells.keys() == floor.cells.keys()]
 
 
 def lab_steps(lab: Lab) -> Steps:
@@ -153,9 +162,8 @@ def _columns(rows: Sequence[Row]) -> list[str]:
 def _rank(rows: Sequence[Row], row: Row) -> str:
     if row.role == "floor":
         return "floor"
-    if row.score is None:
-        return ""
-    return str([r for r in rows if r.role != "floor"].index(row) + 1)
+    order = ranked(rows)
+    return str(order.index(row) + 1) if row in order else ""
 
 
 def subject_markdown(rows: Sequence[Row]) -> str:
@@ -167,12 +175,21 @@ def subject_markdown(rows: Sequence[Row]) -> str:
         "| rank | type | " + " | ".join(columns) + " | mean KS |",
         "|---|---|" + "---|" * (len(columns) + 1),
     ]
+    order = ranked(rows)
     for row in rows:
         label = _label(row) + (" (ceiling)" if row.role == "ceiling" else "")
         texts = [str(row.cells[c]) if c in row.cells else "—" for c in columns]
-        score = "—" if row.score is None else f"{row.score:.2f}"
+        score = f"{row.score:.2f}" if row in order or row.role == "floor" else "—"
         lines.append(f"| {_rank(rows, row)} | {label} | " + " | ".join(texts) + f" | {score} |")
+    unranked = [_label(row) for row in rows[1:] if row not in order]
+    if unranked:
+        lines += ["", f"Not ranked, as they miss a column (—): {', '.join(unranked)}.", UNRANKED]
     return "\n".join(lines) + "\n"
+
+
+UNRANKED = (
+    "A mean over fewer columns is not comparable with the ranked types' mean over all of them."
+)
 
 
 def _label(row: Row) -> str:
@@ -186,8 +203,8 @@ def leaderboard_markdown(rows: Sequence[Row]) -> str:
         "Each cell: the KS distance between the type's steps and real's, with its 95 % interval "
         "(paired bootstrap bounds of `synthact.stats.ks_contrast_bound`). *floor*: real against "
         "itself (two random halves); *ceiling*: the Gaussian. Ranked by the mean KS over the "
-        "columns a type has; —: not computed in this run, or the type does not join that "
-        "experiment.\n"
+        "subject's columns; —: not computed in this run, or the type does not join that "
+        "experiment (a type with a — is listed unranked below the ranked ones).\n"
     )
     return "\n".join([intro, *(subject_markdown(group) for group in _by_subject(rows))])
 

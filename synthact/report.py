@@ -305,11 +305,33 @@ def latent_figure(latents) -> Figure:
     return fig
 
 
-def table_steps(lab, table: str, mode: str) -> dict[str, np.ndarray]:
-    """Our step distributions for the types of one paper table."""
+def table_steps(lab, table: str, mode: str, *, beyond_paper: bool = False) -> dict[str, np.ndarray]:
+    """Our step distributions for the types of one paper table; ``beyond_paper``: and every
+    construction the paper does not have that joins the table's experiment (with its signal)."""
     spec = paper_numbers()["tables"][table]
     result = table_result(lab, table, mode)
-    return {k: result.steps(k, spec["metric"], spec["signal"]) for k in paper_rows(table, mode)}
+    kinds = list(paper_rows(table, mode))
+    if beyond_paper:
+        kinds += [
+            kind
+            for kind in _experiment_types(spec["experiment"])
+            if kind not in _paper_types() and f"{kind}/{spec['signal']}" in result.arrays
+        ]
+    return {k: result.steps(k, spec["metric"], spec["signal"]) for k in kinds}
+
+
+def _experiment_types(name: str) -> tuple[str, ...]:
+    """The types an experiment computes: its references and the constructions joining it."""
+    from synthact.experiments import EXPERIMENTS
+
+    return EXPERIMENTS.lookup(name).types
+
+
+@cache
+def _paper_types() -> frozenset[str]:
+    """Every type some paper table reports."""
+    tables = paper_numbers()["tables"].values()
+    return frozenset(kind for spec in tables for rows in spec["rows"].values() for kind in rows)
 
 
 def replicate(lab, out: Path) -> list[Path]:
@@ -373,7 +395,7 @@ def _table_section(lab, table: str, mode: str, out: Path, written: list[Path]) -
     mismatch = run_mismatch(table, lab.config)
     if mismatch:
         return [*section, f"Not compared: {mismatch}.\n"]
-    steps, paper = table_steps(lab, table, mode), paper_rows(table, mode)
+    steps, paper = table_steps(lab, table, mode, beyond_paper=True), paper_rows(table, mode)
     name = f"table-{table}-{mode}".replace(".", "")
     metric = spec["metric"]
     figure = step_figure(steps, title=title, xlabel=metric.upper(), metric=metric)

@@ -156,7 +156,14 @@ def test_a_report_folder_is_replaced_whole_or_not_at_all(lab, tmp_path, monkeypa
     written = report.replicate(lab, out)
     assert [p.name for p in tmp_path.iterdir()] == ["planted"]
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)
-    assert (out / "tables.md").read_text().startswith("# Replication on planted")
+    tables = (out / "tables.md").read_text()
+    assert tables.startswith("# Replication on planted")
+    joined = report.type_label("synthetic-cooccurrence")  # not the paper's, joins sensitivity
+    sections = tables.split("\n## ")
+    sensitivity = [
+        s for s in sections if s.startswith(("Table 1", "Table A.1", "Table B", "Table C"))
+    ]
+    assert len(sensitivity) == 9 and all(f"| {joined} |" in s for s in sensitivity)
 
 
 def test_importing_and_drawing_leave_matplotlib_s_backend_alone():
