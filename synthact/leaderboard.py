@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from synthact import stats
 from synthact.experiments import EXPERIMENTS, Lab
@@ -31,6 +33,7 @@ N_BOOT = 2000
 ALPHA = 0.05
 SEED = 0
 FILES = ("constructions.md", "constructions.png")
+FLOOR_COLOR = "0.85"
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,7 @@ def leaderboard_figure(rows: Sequence[Row]) -> Figure:
     groups = [group for group in _by_subject(rows) if _columns(group)]
     width = max(len(_columns(group)) for group in groups)
     heights = [len(group) for group in groups]
-    fig = Figure(figsize=(3.2 * width + 1.6, 0.9 + 0.3 * sum(heights) + 0.5 * len(groups)))
+    fig = Figure(figsize=(3.2 * width + 2.2, 1.4 + 0.3 * sum(heights) + 0.5 * len(groups)))
     axes = fig.subplots(
         len(groups),
         width,
@@ -240,11 +243,18 @@ def leaderboard_figure(rows: Sequence[Row]) -> Figure:
     for ax in axes[-1]:
         ax.set_xlabel("KS against real", fontsize=8)
     fig.suptitle(
-        "KS distance to real's steps (95 % interval); shaded: real's split-half floor, "
-        "dashed: the Gaussian's ceiling",
+        "KS distance to real's steps (95 % interval), types top-down by their mean over all "
+        "columns;\nbelow the ranked ones, unranked: types missing a column (no marker there)",
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    handles = [
+        Patch(color=FLOOR_COLOR, label="real's split-half floor: its 95 % interval"),
+        Line2D([], [], color="0.5", linewidth=0.8, label="the floor's estimate"),
+        Line2D([], [], color=type_color(CEILING), linestyle="--", label="the Gaussian's ceiling"),
+    ]
+    top = 1 - 0.55 / fig.get_figheight()  # below the title's two lines
+    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, top))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.9 / fig.get_figheight()))
     return fig
 
 
@@ -252,11 +262,10 @@ def _panel(ax: Axes, rows: Sequence[Row], floor: Row, column: str, *, labels: bo
     y = np.arange(len(rows))
     if column in floor.cells:
         band = floor.cells[column]
-        ax.axvspan(band.low, band.high, color="0.85", zorder=0)
+        ax.axvspan(band.low, band.high, color=FLOOR_COLOR, zorder=0)
         ax.axvline(band.estimate, color="0.5", linewidth=0.8, zorder=0)
     for i, row in enumerate(rows):
         if column not in row.cells:
-            ax.text(0.02, i, "—", va="center", fontsize=8, color="0.4")
             continue
         cell = row.cells[column]
         error = [[cell.estimate - cell.low], [cell.high - cell.estimate]]
@@ -264,7 +273,9 @@ def _panel(ax: Axes, rows: Sequence[Row], floor: Row, column: str, *, labels: bo
         ax.errorbar(cell.estimate, i, xerr=error, fmt="o", color=color, capsize=3, markersize=4)
         if row.role == "ceiling":
             ax.axvline(cell.estimate, color=color, linestyle="--", linewidth=0.8)
-    ax.set_yticks(y, [type_label(row.kind) for row in rows] if labels else [], fontsize=8)
+    order = ranked([floor, *rows])
+    names = [type_label(row.kind) + ("" if row in order else " (unranked)") for row in rows]
+    ax.set_yticks(y, names if labels else [], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlim(-0.03, 1.03)
     ax.set_title(f"{rows[0].subject}: {column}" if rows else column, fontsize=9)

@@ -88,6 +88,16 @@ def test_write_leaderboard_writes_the_table_and_figure(tmp_path):
         leaderboard.write_leaderboard([Row("a", "real")], tmp_path)
 
 
+def test_the_figure_draws_no_missing_value_and_explains_its_marks():
+    fig = leaderboard.leaderboard_figure(subject_rows("toy", _steps(), KINDS))
+    assert not [t for ax in fig.axes for t in ax.texts]  # a "—" is no data point
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "split-half floor" in legend and "ceiling" in legend
+    assert "types top-down by their mean" in fig._suptitle.get_text()
+    names = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert names[-1].endswith("(unranked)") and not names[0].endswith("(unranked)")
+
+
 def test_a_lab_gives_rows_of_what_its_cache_holds_and_computes_nothing(tmp_path, monkeypatch):
     config = RunConfig(subject="planted", n=8, n_gaussian=200)
     computing = Lab(config, ResultCache(tmp_path), progress=False)
