@@ -35,8 +35,8 @@ PALETTE = {
 }
 """A colour per type in every figure: the paper's hues (model-generated orange, random blue,
 baseline purple, structured green, reconstruction brown) from the colour-blind-safe Okabe-Ito
-palette, which also gives the types the paper shows only in tables theirs; a construction of the
-user's takes its own colour."""
+palette, which also gives the types the paper shows only in tables theirs. It comes before a
+registered construction's own colour, which a construction of the user's keeps."""
 
 REFERENCE_LABELS = {
     "real": "model-generated (real)",
