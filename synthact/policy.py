@@ -128,7 +128,7 @@ def _control(
         return Verdict(Decision.HOLDS, observed)
     unshown = [c for c in absent if not c.passed]
     bounds = "; ".join(f"{c.bound:.3g}, threshold {c.threshold:.3g}" for c in unshown)
-    note = f"inconclusive: effect's absence not shown (bound {bounds})"
+    note = f"but inconclusive: effect's absence not shown (bound {bounds})"
     message = (
         f"the control neither holds nor shows the effect absent at this n (absence bound {bounds})"
         + "\nclaim not supported:\n"
