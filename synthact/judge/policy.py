@@ -5,9 +5,9 @@ the checks, records the `Observation` and acts on the `Verdict` (pass, raise, xf
 
 - expected ``holds`` or ``not judged``: the claim holds when every check passes; otherwise it is
   not supported, unless the run's n is below the n the case needs for 80 % power at the paper's
-  effect where that effect is what is expected (the paper's subject, or a claim not judged): then
-  it is underpowered (not judged). A control's expected "holds" was measured on its own effect,
-  so its failure stays a failure at any n.
+  effect where that effect is what is expected (the paper's subject or a subject of the user's
+  own, or a claim not judged): then it is underpowered (not judged). A control's expected
+  "holds" was measured on its own effect, so its failure stays a failure at any n.
 - expected ``fails`` (a control): the effect shown absent at the paper's size (every ``absent``
   check passes) is the expected failure, whichever way the direction came out; else the claim
   holding is reported as such (the strict xfail turns it into a failure); else neither was shown,
@@ -18,7 +18,7 @@ the checks, records the `Observation` and acts on the `Verdict` (pass, raise, xf
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 
 from synthact.judge.checks import Check
@@ -128,15 +128,16 @@ def _control(
     if holds:
         return Verdict(Decision.HOLDS, observed)
     unshown = [c for c in absent if not c.passed]
+    bounds = "; ".join(f"{c.bound:.3g}, threshold {c.threshold:.3g}" for c in unshown)
+    note = f"but inconclusive: effect's absence not shown (bound {bounds})"
     message = (
-        "the control neither holds nor shows the effect absent at this n (absence bound "
-        + "; ".join(f"{c.bound:.3g}, threshold {c.threshold:.3g}" for c in unshown)
-        + ")\nclaim not supported:\n"
+        f"the control neither holds nor shows the effect absent at this n (absence bound {bounds})"
+        + "\nclaim not supported:\n"
         + _bullets(c for c in checks if not c.passed)
         + "\nbut the effect's absence was not shown either:\n"
         + _bullets(unshown)
     )
-    return Verdict(Decision.INCONCLUSIVE, observed, message)
+    return Verdict(Decision.INCONCLUSIVE, replace(observed, note=note), message)
 
 
 def _observed(outcome: str, key: Check, shown: bool, note: str = "") -> Observation:

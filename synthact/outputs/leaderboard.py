@@ -5,9 +5,10 @@ the KS distance between its steps and real's, with a 95 % interval: the two one-
 of `synthact.judge.stats.ks_contrast_bound` (a percentile interval of KS is biased, see there),
 clipped to [0, 1]. The types' rows share their base prompts, so both samples are resampled with the
 same rows. Real's own row is the *floor*: the KS between two random halves of its rows (each of n //
-2 rows, so its noise is about √2 times that of a KS of n against n). ``random`` is the
-*ceiling*. Types are ranked by their mean KS over the columns they have (``—``: not computed in
-this run, as nothing is computed to fill it, or a construction that does not join the experiment).
+2 rows, so its noise is about √2 times that of a KS of n against n). ``random`` is the *ceiling*.
+Types are ranked by their mean KS over the subject's columns; a type missing one (``—``: not
+computed in this run, as nothing is computed to fill it, or a construction that does not join the
+experiment) is listed unranked below them: a mean over other columns is not comparable.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from synthact.judge import stats
 from synthact.method.experiments import EXPERIMENTS, Lab
@@ -29,6 +32,7 @@ N_BOOT = 2000
 ALPHA = 0.05
 SEED = 0
 FILES = ("constructions.md", "constructions.png")
+FLOOR_COLOR = "0.85"
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,8 @@ def split_half_interval(real: np.ndarray, *, seed: int = SEED) -> Interval:
 
 
 def subject_rows(subject: str, steps: Steps, kinds: Sequence[str]) -> list[Row]:
-    """The floor, then ``kinds`` ranked by `Row.score` (rows without columns last)."""
+    """The floor, then the ``kinds`` with every column ranked by `Row.score`, then the others
+    (unranked, in ``kinds``' order)."""
     cells: dict[str, dict[str, Interval]] = {kind: {} for kind in (FLOOR, *kinds)}
     for column, by_kind in steps.items():
         if FLOOR not in by_kind:
@@ -113,9 +118,15 @@ def subject_rows(subject: str, steps: Steps, kinds: Sequence[str]) -> list[Row]:
         for kind in kinds:
             if kind in by_kind:
                 cells[kind][column] = ks_interval(by_kind[kind], real)
-    floor, *ranked = [Row(subject, kind, found) for kind, found in cells.items()]
-    ranked.sort(key=lambda row: (row.score is None, row.score or 0.0))
-    return [floor, *ranked]
+    rows = [Row(subject, kind, found) for kind, found in cells.items()]
+    complete = sorted(ranked(rows), key=lambda row: row.score or 0.0)
+    return [rows[0], *complete, *(row for row in rows[1:] if row not in complete)]
+
+
+def ranked(rows: Sequence[Row]) -> list[Row]:
+    """The rows of one subject (the floor first) that have every column the floor has."""
+    floor, *others = rows
+    return [row for row in others if row.cells and row.cells.keys() == floor.cells.keys()]
 
 
 def lab_steps(lab: Lab) -> Steps:
@@ -153,9 +164,8 @@ def _columns(rows: Sequence[Row]) -> list[str]:
 def _rank(rows: Sequence[Row], row: Row) -> str:
     if row.role == "floor":
         return "floor"
-    if row.score is None:
-        return ""
-    return str([r for r in rows if r.role != "floor"].index(row) + 1)
+    order = ranked(rows)
+    return str(order.index(row) + 1) if row in order else ""
 
 
 def subject_markdown(rows: Sequence[Row]) -> str:
@@ -167,12 +177,21 @@ def subject_markdown(rows: Sequence[Row]) -> str:
         "| rank | type | " + " | ".join(columns) + " | mean KS |",
         "|---|---|" + "---|" * (len(columns) + 1),
     ]
+    order = ranked(rows)
     for row in rows:
         label = _label(row) + (" (ceiling)" if row.role == "ceiling" else "")
         texts = [str(row.cells[c]) if c in row.cells else "—" for c in columns]
-        score = "—" if row.score is None else f"{row.score:.2f}"
+        score = f"{row.score:.2f}" if row in order or row.role == "floor" else "—"
         lines.append(f"| {_rank(rows, row)} | {label} | " + " | ".join(texts) + f" | {score} |")
+    unranked = [_label(row) for row in rows[1:] if row not in order]
+    if unranked:
+        lines += ["", f"Not ranked, as they miss a column (—): {', '.join(unranked)}.", UNRANKED]
     return "\n".join(lines) + "\n"
+
+
+UNRANKED = (
+    "A mean over fewer columns is not comparable with the ranked types' mean over all of them."
+)
 
 
 def _label(row: Row) -> str:
@@ -187,8 +206,8 @@ def leaderboard_markdown(rows: Sequence[Row]) -> str:
         "(paired bootstrap bounds of `synthact.judge.stats.ks_contrast_bound`). "
         "*floor*: real against "
         "itself (two random halves); *ceiling*: the Gaussian. Ranked by the mean KS over the "
-        "columns a type has; —: not computed in this run, or the type does not join that "
-        "experiment.\n"
+        "subject's columns; —: not computed in this run, or the type does not join that "
+        "experiment (a type with a — is listed unranked below the ranked ones).\n"
     )
     return "\n".join([intro, *(subject_markdown(group) for group in _by_subject(rows))])
 
@@ -206,7 +225,7 @@ def leaderboard_figure(rows: Sequence[Row]) -> Figure:
     groups = [group for group in _by_subject(rows) if _columns(group)]
     width = max(len(_columns(group)) for group in groups)
     heights = [len(group) for group in groups]
-    fig = Figure(figsize=(3.2 * width + 1.6, 0.9 + 0.3 * sum(heights) + 0.5 * len(groups)))
+    fig = Figure(figsize=(3.2 * width + 2.2, 1.4 + 0.3 * sum(heights) + 0.5 * len(groups)))
     axes = fig.subplots(
         len(groups),
         width,
@@ -224,11 +243,18 @@ def leaderboard_figure(rows: Sequence[Row]) -> Figure:
     for ax in axes[-1]:
         ax.set_xlabel("KS against real", fontsize=8)
     fig.suptitle(
-        "KS distance to real's steps (95 % interval); shaded: real's split-half floor, "
-        "dashed: the Gaussian's ceiling",
+        "KS distance to real's steps (95 % interval), types top-down by their mean over all "
+        "columns;\nbelow the ranked ones, unranked: types missing a column (no marker there)",
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    handles = [
+        Patch(color=FLOOR_COLOR, label="real's split-half floor: its 95 % interval"),
+        Line2D([], [], color="0.5", linewidth=0.8, label="the floor's estimate"),
+        Line2D([], [], color=type_color(CEILING), linestyle="--", label="the Gaussian's ceiling"),
+    ]
+    top = 1 - 0.55 / fig.get_figheight()  # below the title's two lines
+    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, top))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.9 / fig.get_figheight()))
     return fig
 
 
@@ -236,11 +262,10 @@ def _panel(ax: Axes, rows: Sequence[Row], floor: Row, column: str, *, labels: bo
     y = np.arange(len(rows))
     if column in floor.cells:
         band = floor.cells[column]
-        ax.axvspan(band.low, band.high, color="0.85", zorder=0)
+        ax.axvspan(band.low, band.high, color=FLOOR_COLOR, zorder=0)
         ax.axvline(band.estimate, color="0.5", linewidth=0.8, zorder=0)
     for i, row in enumerate(rows):
         if column not in row.cells:
-            ax.text(0.02, i, "—", va="center", fontsize=8, color="0.4")
             continue
         cell = row.cells[column]
         error = [[cell.estimate - cell.low], [cell.high - cell.estimate]]
@@ -248,7 +273,9 @@ def _panel(ax: Axes, rows: Sequence[Row], floor: Row, column: str, *, labels: bo
         ax.errorbar(cell.estimate, i, xerr=error, fmt="o", color=color, capsize=3, markersize=4)
         if row.role == "ceiling":
             ax.axvline(cell.estimate, color=color, linestyle="--", linewidth=0.8)
-    ax.set_yticks(y, [type_label(row.kind) for row in rows] if labels else [], fontsize=8)
+    order = ranked([floor, *rows])
+    names = [type_label(row.kind) + ("" if row in order else " (unranked)") for row in rows]
+    ax.set_yticks(y, names if labels else [], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlim(-0.03, 1.03)
     ax.set_title(f"{rows[0].subject}: {column}" if rows else column, fontsize=9)

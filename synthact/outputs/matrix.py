@@ -166,38 +166,56 @@ def matrix_markdown(cells: Sequence[Cell], subjects: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+FONT = 8.5
+"""Points of the heat map's text: 13 px at `synthact.outputs.report.png`'s 110 dpi, readable on a
+screen."""
+
+
 def matrix_figure(cells: Sequence[Cell], subjects: Sequence[str]) -> Figure:
     """A heat map: rows = claim cases, columns = subjects, colour = whether the expected verdict
-    was met (`JUDGEMENTS`), text = the observed outcome and its deciding statistic and estimate.
+    was met (`JUDGEMENTS`), text = the observed outcome and its deciding statistic and estimate;
+    the title and the legend on top.
     """
     labels, grid = _grid(cells, subjects)
     texts = [[_cell_text(c) if c else "" for c in row] for row in grid]
     lines = max(text.count("\n") + 1 for row in texts for text in row)
-    height = 0.16 * lines + 0.12
-    fig = Figure(figsize=(3.4 + 2.4 * len(subjects), 1.9 + height * len(labels)))
+    headers = [_wrapped_subject(s) for s in subjects]
+    header_lines = max(h.count("\n") + 1 for h in headers)
+    height = 0.2 * lines + 0.14
+    width = 4.2 + 2.9 * len(subjects)
+    top = 1.0 + 0.2 * header_lines  # title, legend and the subjects' names, in inches
+    fig = Figure(figsize=(width, top + 0.2 + height * len(labels)))
     ax = fig.subplots()
     codes = [[JUDGEMENTS.index(c.judgement) + 1 if c else 0 for c in row] for row in grid]
     colors = ListedColormap(["white", *JUDGEMENT_COLORS.values()])
     ax.imshow(codes, cmap=colors, vmin=0, vmax=len(JUDGEMENTS), aspect="auto")
     for i, row in enumerate(texts):
         for j, text in enumerate(row):
-            ax.text(j, i, text, ha="center", va="center", fontsize=7, linespacing=1.15)
-    ax.set_xticks(range(len(subjects)), [_wrapped_subject(s) for s in subjects], fontsize=8)
+            ax.text(j, i, text, ha="center", va="center", fontsize=FONT, linespacing=1.15)
+    ax.set_xticks(range(len(subjects)), headers, fontsize=FONT + 0.5)
     ax.xaxis.tick_top()
-    ax.set_yticks(range(len(labels)), list(labels.values()), fontsize=8)
+    ax.set_yticks(range(len(labels)), list(labels.values()), fontsize=FONT + 0.5)
     ax.set_xticks([x - 0.5 for x in range(1, len(subjects))], minor=True)
     ax.set_yticks([y - 0.5 for y in range(1, len(labels))], minor=True)
     ax.grid(which="minor", color="white", linewidth=2)
     ax.tick_params(which="both", length=0)
+    title = (
+        "Claims × subjects: the outcome each claim test observed, its deciding statistic: "
+        "estimate (one-sided 95 % bound)"
+    )
+    fig.suptitle(textwrap.fill(title, int(width * 72 / (FONT + 2) / 0.55)), fontsize=FONT + 2)
     handles = [Rectangle((0, 0), 1, 1, color=c) for c in JUDGEMENT_COLORS.values()]
     names = [f"expected verdict {j}" if j != "not judged" else j for j in JUDGEMENTS]
-    fig.legend(handles, names, loc="lower center", ncol=len(JUDGEMENTS), fontsize=8)
-    fig.suptitle(
-        "Claims × subjects: the outcome each claim test observed, its deciding statistic: "
-        "estimate (one-sided 95 % bound)",
-        fontsize=9,
+    below_title = 1 - 0.55 / fig.get_figheight()
+    fig.legend(
+        handles,
+        names,
+        loc="upper center",
+        bbox_to_anchor=(0.5, below_title),
+        ncol=len(JUDGEMENTS),
+        fontsize=FONT,
     )
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.85 / fig.get_figheight()))
     return fig
 
 
@@ -208,14 +226,35 @@ def _cell_text(cell: Cell) -> str:
     if cell.estimate is None:
         body = textwrap.shorten(cell.statistic or "", 2 * CELL_CHARS, placeholder=" …")
     else:
-        body = f"{cell.statistic}: {_num(cell.estimate, 2)} (bound {_num(cell.bound, 2)})"
+        estimate, bound = _distinct(cell.estimate, cell.bound)
+        body = f"{cell.statistic}: {estimate} (bound {bound})"
     expected = [f"expected: {cell.expected}"] if cell.expected in MEETS else []
     return "\n".join(textwrap.wrap(head, CELL_CHARS) + textwrap.wrap(body, CELL_CHARS) + expected)
 
 
+SUBJECT_CHARS = 26
+"""Characters per line of a subject's name above its column."""
+
+
 def _wrapped_subject(subject: str) -> str:
-    """A subject name broken after ``/`` and ``:`` so that a column stays narrow."""
-    return re.sub(r"([/:])", "\\1\n", subject)
+    """A subject name in lines of at most `SUBJECT_CHARS`, broken after a ``/`` or ``:`` where
+    one is near (a part longer than a line stays whole)."""
+    lines = [""]
+    for part in re.findall(r"[^/:]*[/:]?", subject):
+        if lines[-1] and len(lines[-1]) + len(part) > SUBJECT_CHARS:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines)
+
+
+def _distinct(estimate: float, bound: float) -> tuple[str, str]:
+    """``estimate`` and ``bound`` with 2 significant figures, more where they would read equal
+    (up to 6)."""
+    for digits in range(2, 7):
+        texts = _num(estimate, digits), _num(bound, digits)
+        if texts[0] != texts[1]:
+            break
+    return texts
 
 
 def _num(x: float, digits: int = 3) -> str:

@@ -9,6 +9,7 @@ import io
 import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +18,25 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from synthact.core.choices import NOMINAL_STEPS
 from synthact.judge import stats
 from synthact.judge.paper import paper_numbers, paper_rows
 from synthact.method import metrics
 
-REFERENCE_COLORS = {
-    "real": "#ff7f0e",
-    "random": "#1f77b4",
-    "reconstruction": "#8c564b",
+PALETTE = {
+    "real": "#E69F00",
+    "random": "#0072B2",
+    "synthetic-baseline": "#CC79A7",
+    "synthetic-structured": "#009E73",
+    "synthetic-random": "#56B4E9",
+    "structured-no-cos": "#D55E00",
+    "synthetic-cooccurrence": "#000000",
+    "reconstruction": "#8C564B",
 }
-"""The paper's colours: model-generated orange, random blue (constructions carry their own)."""
+"""A colour per type in every figure: the paper's hues (model-generated orange, random blue,
+baseline purple, structured green, reconstruction brown) from the colour-blind-safe Okabe-Ito
+palette, which also gives the types the paper shows only in tables theirs. It comes before a
+registered construction's own colour, which a construction of the user's keeps."""
 
 REFERENCE_LABELS = {
     "real": "model-generated (real)",
@@ -39,9 +49,9 @@ def type_color(kind: str) -> str | None:
     """A type's colour (None: matplotlib's next one)."""
     from synthact.method.constructions import CONSTRUCTIONS
 
-    if kind in CONSTRUCTIONS:
-        return CONSTRUCTIONS[kind].color
-    return REFERENCE_COLORS.get(kind)
+    if kind in PALETTE:
+        return PALETTE[kind]
+    return CONSTRUCTIONS[kind].color if kind in CONSTRUCTIONS else None
 
 
 def type_label(kind: str) -> str:
@@ -127,9 +137,12 @@ def _fmt(value: object) -> str:
 
 CAPS = {
     "ms": (metrics.MS_FLAT, "flat curve, no slope above the MS flat slope"),
+    "nl": (NOMINAL_STEPS, "no departure from the initial line on the whole path"),
     "ap": (metrics.AP_NEVER, "the AP threshold never reached on the path"),
 }
 """Per metric, the step given to a curve without one, and why (shown where it occurs)."""
+BIN_WIDTH = 4
+"""Steps per histogram bin, the same on every subject so that their figures compare."""
 
 
 def step_figure(
@@ -137,21 +150,36 @@ def step_figure(
 ) -> Figure:
     """Histogram outlines (left) and cumulative frequency (right) of step distributions, as
     Figures 2/3, over the steps that occur; a ``metric``'s cap (`CAPS`) is named when present."""
-    fig = Figure(figsize=(11, 4))
-    hist, cdf = fig.subplots(1, 2)
-    top = max(int(np.max(values)) for values in steps.values())
-    width = max(1, int(np.ceil((top + 1) / 25)))
-    bins = np.arange(0, top + width + 1, width)
-    for kind, values in steps.items():
-        color, label = type_color(kind), type_label(kind)
-        hist.hist(values, bins=bins, histtype="step", linewidth=1.6, color=color, label=label)
-        xs = np.sort(values)
-        cdf.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=color, label=label)
-    for ax in (hist, cdf):
-        ax.set_xlim(0, bins[-1])
-    hist.set(xlabel=xlabel, ylabel="count", title=f"histogram (bins of {width})")
-    cdf.set(xlabel=xlabel, ylabel="cumulative frequency", title="cumulative", ylim=(0, 1.01))
-    hist.legend(fontsize=8)
+    return modes_figure({"": steps}, title=title, xlabel=xlabel, metric=metric)
+
+
+def modes_figure(
+    by_mode: Mapping[str, Mapping[str, np.ndarray]],
+    *,
+    title: str,
+    xlabel: str,
+    metric: str | None = None,
+) -> Figure:
+    """`step_figure`'s panels, a row per step mode (``by_mode``: steps ``[n]`` by type, by mode;
+    absolute on top and relative below, as Figures B.1, B.2, C.1, D.1); bins of `BIN_WIDTH`."""
+    fig = Figure(figsize=(11, 0.6 + 3.6 * len(by_mode)))
+    axes = fig.subplots(len(by_mode), 2, squeeze=False)
+    values = [v for steps in by_mode.values() for v in steps.values()]
+    top = max(int(np.max(v)) for v in values)
+    bins = np.arange(0, top + 2 * BIN_WIDTH, BIN_WIDTH)
+    for (mode, steps), (hist, cdf) in zip(by_mode.items(), axes, strict=True):
+        for kind, x in steps.items():
+            color, label = type_color(kind), type_label(kind)
+            hist.hist(x, bins=bins, histtype="step", linewidth=1.6, color=color, label=label)
+            xs = np.sort(x)
+            cdf.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=color)
+        where = f"{mode} step: " if mode else ""
+        hist.set(xlabel=xlabel, ylabel="count", title=f"{where}histogram (bins of {BIN_WIDTH})")
+        cdf.set(xlabel=xlabel, ylabel="cumulative frequency", title=f"{where}cumulative")
+        cdf.set_ylim(0, 1.01)
+        for ax in (hist, cdf):
+            ax.set_xlim(0, bins[-1])
+    axes[0][0].legend(fontsize=8)
     cap, why = CAPS.get(metric, (None, ""))
     if cap is not None and top >= cap:
         fig.text(0.5, 0.01, f"{xlabel} = {cap}: {why}", ha="center", fontsize=8)
@@ -160,19 +188,42 @@ def step_figure(
     return fig
 
 
+SIGNALS = {"l2": "L2 distance", "kl": "KL divergence"}
+"""The two output signals of Figure 1, in its panel order."""
+
+
 def curves_figure(
-    curves: Mapping[str, np.ndarray], *, title: str, ylabel: str, n_examples: int = 10
+    curves: Mapping[str, Mapping[str, np.ndarray]],
+    steps: Mapping[str, Mapping[str, np.ndarray]],
+    *,
+    title: str,
+    n_examples: int = 10,
 ) -> Figure:
-    """Example curves (thin) and their mean (dashed) per type, as Figure 1."""
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    for kind, values in curves.items():
-        color = type_color(kind)
-        for curve in values[:n_examples]:
-            ax.plot(curve, color=color, alpha=0.25, linewidth=0.8)
-        ax.plot(values.mean(axis=0), color=color, linestyle="--", label=type_label(kind))
-    ax.set(xlabel="perturbation step", ylabel=ylabel, title=title)
-    ax.legend(fontsize=8)
+    """Figure 1: a panel per signal (`SIGNALS`) with ``n_examples`` curves per type (thin), each
+    with its MS step as a dot, and the type's mean over all its curves (dashed). ``curves``:
+    ``[n, n_steps]`` by signal, then type; ``steps``: MS steps ``[n]``, likewise. Real is drawn
+    last, so that it shows where it lies on random."""
+    fig = Figure(figsize=(12, 4.6))
+    axes = fig.subplots(1, len(curves), squeeze=False)[0]
+    for ax, (signal, by_kind) in zip(axes, curves.items(), strict=True):
+        for kind, values in sorted(by_kind.items(), key=lambda item: item[0] == "real"):
+            color, n = type_color(kind), len(values)
+            rows = np.arange(min(n_examples, n))
+            for row in rows:
+                ax.plot(values[row], color=color, alpha=0.3, linewidth=0.8)
+            at = steps[signal][kind][rows]
+            ax.plot(at, values[rows, at], "o", color=color, markersize=4)
+            ax.plot(
+                values.mean(axis=0),
+                color=color,
+                linestyle="--",
+                linewidth=2,
+                label=f"{type_label(kind)}: mean of {n}; {len(rows)} thin lines",
+            )
+        ax.plot([], [], "o", color="0.3", label="MS step of a thin line")
+        ax.set(xlabel="perturbation step", ylabel=SIGNALS[signal], title=SIGNALS[signal])
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
@@ -292,11 +343,33 @@ def latent_figure(latents) -> Figure:
     return fig
 
 
-def table_steps(lab, table: str, mode: str) -> dict[str, np.ndarray]:
-    """Our step distributions for the types of one paper table."""
+def table_steps(lab, table: str, mode: str, *, beyond_paper: bool = False) -> dict[str, np.ndarray]:
+    """Our step distributions for the types of one paper table; ``beyond_paper``: and every
+    construction the paper does not have that joins the table's experiment (with its signal)."""
     spec = paper_numbers()["tables"][table]
     result = table_result(lab, table, mode)
-    return {k: result.steps(k, spec["metric"], spec["signal"]) for k in paper_rows(table, mode)}
+    kinds = list(paper_rows(table, mode))
+    if beyond_paper:
+        kinds += [
+            kind
+            for kind in _experiment_types(spec["experiment"])
+            if kind not in _paper_types() and f"{kind}/{spec['signal']}" in result.arrays
+        ]
+    return {k: result.steps(k, spec["metric"], spec["signal"]) for k in kinds}
+
+
+def _experiment_types(name: str) -> tuple[str, ...]:
+    """The types an experiment computes: its references and the constructions joining it."""
+    from synthact.method.experiments import EXPERIMENTS
+
+    return EXPERIMENTS.lookup(name).types
+
+
+@cache
+def _paper_types() -> frozenset[str]:
+    """Every type some paper table reports."""
+    tables = paper_numbers()["tables"].values()
+    return frozenset(kind for spec in tables for rows in spec["rows"].values() for kind in rows)
 
 
 def replicate(lab, out: Path) -> list[Path]:
@@ -337,9 +410,8 @@ def _write_report(lab, out: Path) -> list[Path]:
         _config_markdown(lab),
         "![Figure 1](figure-1.png)\n",
     ]
-    for table, spec in paper_numbers()["tables"].items():
-        for mode in spec["rows"]:
-            sections += _table_section(lab, table, mode, out, written)
+    for table in paper_numbers()["tables"]:
+        sections += _table_sections(lab, table, out, written)
     sections += _figure_3_section(lab, out, written)
     sections += _construction_source_section(lab)
     latents = lab.result("latent-statistics")
@@ -353,32 +425,53 @@ def _write_report(lab, out: Path) -> list[Path]:
     return [out / "tables.md", *written]
 
 
-def _table_section(lab, table: str, mode: str, out: Path, written: list[Path]) -> list[str]:
+PAPER_FIGURES = {
+    "1": "Figure 2",
+    "A.1": "Figure A.1",
+    "B.1": "Figure B.1",
+    "B.2": "Figure B.2",
+    "C.1": "Figure C.1",
+    "D.1": "Figure D.1",
+}
+"""The paper's figure of each table's step distributions (the AP table has none)."""
+
+
+def _table_sections(lab, table: str, out: Path, written: list[Path]) -> list[str]:
+    """A section per step mode of ``table`` (ours beside the paper, the agreement checks), and
+    one figure of its modes, named as the paper's figure of it (absolute above relative)."""
     spec = paper_numbers()["tables"][table]
-    title = f"{spec['title']} ({mode} step)"
-    section = [f"## {title}\n", f"Paper numbers: {spec['provenance'][mode]}.\n"]
     mismatch = run_mismatch(table, lab.config)
-    if mismatch:
-        return [*section, f"Not compared: {mismatch}.\n"]
-    steps, paper = table_steps(lab, table, mode), paper_rows(table, mode)
-    name = f"table-{table}-{mode}".replace(".", "")
-    metric = spec["metric"]
-    figure = step_figure(steps, title=title, xlabel=metric.upper(), metric=metric)
-    written.append(_save(figure, out / f"{name}.png"))
-    return [
-        *section,
-        summary_markdown(steps, paper),
-        agreement_markdown(agreement(steps, paper)),
-        f"![{title}]({name}.png)\n",
-    ]
+    sections, by_mode = [], {}
+    for mode in spec["rows"]:
+        sections += [f"## {spec['title']} ({mode} step)\n"]
+        sections += [f"Paper numbers: {spec['provenance'][mode]}.\n"]
+        if mismatch:
+            sections.append(f"Not compared: {mismatch}.\n")
+            continue
+        steps, paper = table_steps(lab, table, mode, beyond_paper=True), paper_rows(table, mode)
+        by_mode[mode] = steps
+        sections += [summary_markdown(steps, paper), agreement_markdown(agreement(steps, paper))]
+    if not by_mode:
+        return sections
+    paper_figure = PAPER_FIGURES.get(table)
+    figure_name = paper_figure or f"Table {table}'s steps"
+    file = (
+        "figure-" + paper_figure.split()[1].replace(".", "") if paper_figure else f"table-{table}"
+    )
+    metric, signal = spec["metric"], spec["signal"]
+    xlabel = f"{metric.upper()} step of the {SIGNALS[signal]}"
+    title = f"{figure_name} on {_who(lab)}: {xlabel} ({spec['title'].split(': ')[0]})"
+    figure = modes_figure(by_mode, title=title, xlabel=xlabel, metric=metric)
+    written.append(_save(figure, out / f"{file}.png"))
+    return [*sections, f"![{figure_name}]({file}.png)\n"]
 
 
 def _figure_3_section(lab, out: Path, written: list[Path]) -> list[str]:
     """The paper's plateau experiment (towards a Gaussian sample): no numbers to compare with."""
     result = lab.result("plateau")
     steps = {kind: result.steps(kind, "ap") for kind in result.types}
-    title = "Figure 3: AP step, absolute steps towards a fresh Gaussian sample"
-    figure = step_figure(steps, title=title, xlabel="AP", metric="ap")
+    title = f"Figure 3 on {_who(lab)}: AP step, absolute steps towards a fresh Gaussian sample"
+    figure = step_figure(steps, title=title, xlabel="AP step of the L2 distance", metric="ap")
     written.append(_save(figure, out / "figure-3.png"))
     return [f"## {title}\n", summary_markdown(steps), "![Figure 3](figure-3.png)\n"]
 
@@ -401,10 +494,19 @@ def _construction_source_section(lab) -> list[str]:
 
 def _example_curves(lab) -> Figure:
     result = lab.result("sensitivity", "absolute")
-    curves = {k: result.curves(k) for k in ("real", "random")}
-    return curves_figure(
-        curves, title="Figure 1: L2 distance at the output hook", ylabel="L2 distance"
+    kinds = ("real", "random")
+    curves = {s: {k: result.curves(k, s) for k in kinds} for s in SIGNALS}
+    steps = {s: {k: result.steps(k, "ms", s) for k in kinds} for s in SIGNALS}
+    title = (
+        f"Figure 1 on {_who(lab)}: perturbations towards model-generated and random activations,"
+        " absolute steps"
     )
+    return curves_figure(curves, steps, title=title)
+
+
+def _who(lab) -> str:
+    """The subject and n, for every figure's title."""
+    return f"{lab.config.subject} (n = {lab.config.n})"
 
 
 def run_parameters(lab) -> dict[str, object]:

@@ -50,20 +50,22 @@ def test_the_split_half_floor_compares_disjoint_halves():
     assert 0 < floor.estimate < 0.5 and floor.low <= floor.estimate <= floor.high
 
 
-def test_rows_are_ranked_by_mean_ks_with_the_floor_first_and_missing_columns_last():
+def test_only_types_with_every_column_are_ranked_the_others_follow_unranked():
+    """Structured's MS alone (0.5) is below random's mean (1) but ranks nothing: it has no AP."""
     rows = subject_rows("toy", _steps(), KINDS)
     assert [row.kind for row in rows] == [
         "real",
         "synthetic-baseline",  # (0.25 + 0) / 2
-        "synthetic-structured",  # 0.5, MS only
         "random",  # 1
-        "synthetic-cooccurrence",  # nothing computed
+        "synthetic-structured",  # MS only: unranked
+        "synthetic-cooccurrence",  # nothing computed: unranked
     ]
-    assert [row.role for row in rows] == ["floor", "", "", "ceiling", ""]
+    assert [row.kind for row in leaderboard.ranked(rows)] == ["synthetic-baseline", "random"]
+    assert [row.role for row in rows] == ["floor", "", "ceiling", "", ""]
     baseline = rows[1]
     assert baseline.cells["MS absolute"].estimate == pytest.approx(0.25)
     assert baseline.score == pytest.approx(0.125)
-    assert "AP" not in rows[2].cells and rows[-1].score is None
+    assert "AP" not in rows[3].cells and rows[-1].score is None
 
 
 def test_a_column_without_real_steps_is_left_out():
@@ -75,11 +77,12 @@ def test_the_markdown_ranks_and_dashes_missing_columns():
     text = leaderboard.leaderboard_markdown(subject_rows("toy", _steps(), KINDS))
     lines = text.splitlines()
     assert "| rank | type | MS absolute | AP | mean KS |" in lines
-    structured = next(line for line in lines if "synthetic-structured" in line)
-    assert structured.startswith("| 2 |") and structured.endswith("| — | 0.50 |")
-    assert next(line for line in lines if "(ceiling)" in line).startswith("| 3 | random")
-    assert next(line for line in lines if "co-occurrence" in line or "cooccurrence" in line)
+    structured = next(line for line in lines if line.startswith("| ") and "structured" in line)
+    assert structured.startswith("|  |") and structured.endswith("| — | — |")
+    assert next(line for line in lines if "(ceiling)" in line).startswith("| 2 | random")
     assert any(line.startswith("| floor | real, split halves |") for line in lines)
+    unranked = next(line for line in lines if line.startswith("Not ranked"))
+    assert "synthetic-structured, synthetic-cooccurrence." in unranked
 
 
 def test_write_leaderboard_writes_the_table_and_figure(tmp_path):
@@ -89,6 +92,16 @@ def test_write_leaderboard_writes_the_table_and_figure(tmp_path):
     assert figure.read_bytes().startswith(b"\x89PNG")
     with pytest.raises(ValueError, match="no computed steps"):
         leaderboard.write_leaderboard([Row("a", "real")], tmp_path)
+
+
+def test_the_figure_draws_no_missing_value_and_explains_its_marks():
+    fig = leaderboard.leaderboard_figure(subject_rows("toy", _steps(), KINDS))
+    assert not [t for ax in fig.axes for t in ax.texts]  # a "—" is no data point
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "split-half floor" in legend and "ceiling" in legend
+    assert "types top-down by their mean" in fig._suptitle.get_text()
+    names = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert names[-1].endswith("(unranked)") and not names[0].endswith("(unranked)")
 
 
 def test_a_lab_gives_rows_of_what_its_cache_holds_and_computes_nothing(tmp_path, monkeypatch):

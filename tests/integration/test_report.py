@@ -124,6 +124,25 @@ def test_a_step_figure_names_its_metric_s_cap_where_it_occurs():
     assert _notes(fig) == ["AP = 100: the AP threshold never reached on the path"]
 
 
+def test_histograms_of_every_subject_share_their_bin_width():
+    narrow, wide = (report.step_figure(_steps(top), title="t", xlabel="MS") for top in (12, 90))
+    titles = [fig.axes[0].get_title() for fig in (narrow, wide)]
+    assert titles == [f"histogram (bins of {report.BIN_WIDTH})"] * 2
+
+
+def test_figure_1_has_l2_and_kl_panels_with_the_ms_steps_as_dots():
+    curves = np.cumsum(np.random.default_rng(0).random((2, 12, 100)), axis=2)
+    by_signal = {s: {"real": curves[0], "random": curves[1]} for s in report.SIGNALS}
+    steps = {s: {k: np.full(12, 50) for k in ("real", "random")} for s in report.SIGNALS}
+    fig = report.curves_figure(by_signal, steps, title="Figure 1 on planted (n = 12)")
+    l2, kl = fig.axes
+    assert (l2.get_ylabel(), kl.get_ylabel()) == ("L2 distance", "KL divergence")
+    dots = [line for line in kl.lines if line.get_marker() == "o" and len(line.get_xdata())]
+    assert len(dots) == 2 and all(list(line.get_xdata()) == [50] * 10 for line in dots)
+    legend = [t.get_text() for t in l2.get_legend().get_texts()]
+    assert "model-generated (real): mean of 12; 10 thin lines" in legend
+
+
 def test_the_appendix_e_figure_has_a_title_and_whole_l0_ticks():
     rng = np.random.default_rng(0)
     latent_stats = SimpleNamespace(
@@ -157,7 +176,14 @@ def test_a_report_folder_is_replaced_whole_or_not_at_all(lab, tmp_path, monkeypa
     written = report.replicate(lab, out)
     assert [p.name for p in tmp_path.iterdir()] == ["planted"]
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)
-    assert (out / "tables.md").read_text().startswith("# Replication on planted")
+    tables = (out / "tables.md").read_text()
+    assert tables.startswith("# Replication on planted")
+    joined = report.type_label("synthetic-cooccurrence")  # not the paper's, joins sensitivity
+    sections = tables.split("\n## ")
+    sensitivity = [
+        s for s in sections if s.startswith(("Table 1", "Table A.1", "Table B", "Table C"))
+    ]
+    assert len(sensitivity) == 9 and all(f"| {joined} |" in s for s in sensitivity)
 
 
 def test_importing_and_drawing_leave_matplotlib_s_backend_alone():

@@ -13,7 +13,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from synthact.fixtures.allure_files import CATEGORIES, pytest_configure, write_run_files
+from synthact.fixtures.allure_files import (
+    CATEGORIES,
+    GROUP_MESSAGES,
+    group_messages,
+    pytest_configure,
+    write_run_files,
+)
 from synthact.fixtures.leaderboard import ALLURE_MESSAGE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +72,29 @@ def _result(out: Path, name: str, status: str, message: str) -> None:
         "stop": 2,
     }
     (out / f"{body['uuid']}-result.json").write_text(json.dumps(body))
+
+
+def test_each_category_is_one_group_with_the_specifics_in_the_trace(tmp_path):
+    """Allure groups a category's results by message: one message per category."""
+    varied = {
+        name: [message, message.replace("planted", "planted-null")]
+        for name, message in MESSAGES.items()
+    }
+    varied["not judged"].append(ALLURE_MESSAGE)
+    for name, messages in varied.items():
+        for i, message in enumerate(messages):
+            _result(tmp_path, f"{name}-{i}", STATUS.get(name, "failed"), message)
+    _result(tmp_path, "crash", "broken", "RuntimeError: the SAE did not load")
+    group_messages(tmp_path)
+    for path in tmp_path.glob("*-result.json"):
+        result = json.loads(path.read_text())
+        details, name = result["statusDetails"], result["name"].rpartition("-")[0]
+        if result["name"] == "crash":
+            assert details == {"message": "RuntimeError: the SAE did not load"}
+            continue
+        assert details["message"] == GROUP_MESSAGES[name]
+        assert _category(result["status"], details["message"]) == name
+        assert details["trace"] in varied[name]
 
 
 @pytest.mark.slow

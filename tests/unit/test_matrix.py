@@ -207,3 +207,23 @@ def test_the_heat_map_colours_the_expectation_and_fits_every_word() -> None:
         assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["expected verdict met", "expected verdict not met", "not judged"]
+
+
+def test_the_heat_map_reads_on_a_screen() -> None:
+    """Text of 12 px or more, the legend above the first row, a long ``path:`` subject in at
+    most 3 lines, and an estimate and bound that round alike shown with the digits that differ."""
+    subject = "path:/home/user/my-sae-folder/checkpoints/final"
+    close = {**OBSERVED, "estimate": -0.2312, "bound": -0.2298}
+    cells = [cell(subject, **close), *(cell(claim=f"C{i}") for i in range(2, 30))]
+    fig = matrix_figure(cells, [subject, "planted"])
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (ax,) = fig.axes
+    texts = [*ax.texts, *ax.get_xticklabels(), *ax.get_yticklabels(), fig._suptitle]
+    texts += fig.legends[0].get_texts()
+    dpi = 110  # synthact.outputs.report.png's
+    assert min(t.get_fontsize() for t in texts) * dpi / 72 >= 12
+    assert fig.legends[0].get_window_extent(renderer).y0 > ax.get_window_extent(renderer).y1
+    assert ax.get_xticklabels()[0].get_text().count("\n") <= 2
+    assert "-0.231 (bound -0.23)" in ax.texts[0].get_text().replace("\n", " ")

@@ -61,6 +61,8 @@ def test_a_control_is_decided_by_the_effect_shown_absent(direction, absent, deci
     found = verdict([check(direction)], "fails", absent=[check(absent, "|gap| < 1")])
     assert found.decision is decision
     assert found.observation.absence_shown is shown
+    said = "inconclusive: effect's absence not shown" in found.observation.note
+    assert said is (decision is Decision.INCONCLUSIVE)
 
 
 def test_a_control_without_absence_checks_is_a_configuration_error():

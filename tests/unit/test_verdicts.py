@@ -6,6 +6,7 @@ claims/expectations.toml, one message when a subject cannot load) end to end in 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from synthact.fixtures.evidence import Evidence
+from synthact.fixtures.evidence import Evidence, _feature
 from synthact.fixtures.verdicts import Outcome, summary_lines
 from synthact.judge import power
 from synthact.judge.checks import Check, ClaimNotSupported, ControlInconclusive
@@ -42,12 +43,20 @@ def observed(ev: Evidence) -> dict:
     return dict(ev.item.user_properties)["observed"]
 
 
-@pytest.mark.parametrize("expected", ["holds", "not judged", "fails"])
+@pytest.mark.parametrize("expected", ["holds", "fails"])
 def test_a_claim_whose_checks_pass_holds(expected):
     ev = evidence(expected)
     ev.verdict(
         claim(check(True), absent=(check(False),))
     )  # returns: the strict xfail reports XPASS
+    assert observed(ev)["outcome"] == "holds"
+
+
+def test_a_claim_not_judged_that_holds_is_no_pass():
+    """No verdict: an xfail that says what was observed, not a green pass (nor an XPASS)."""
+    ev = evidence("not judged")
+    with pytest.raises(pytest.xfail.Exception, match="is not judged on planted; observed holds"):
+        ev.verdict(claim(check(True)))
     assert observed(ev)["outcome"] == "holds"
 
 
@@ -74,6 +83,19 @@ def test_a_control_fails_only_with_the_effect_shown_absent():
     assert not issubclass(ControlInconclusive, ClaimNotSupported)
 
 
+def test_an_inconclusive_control_says_why_in_the_summary_and_the_matrix():
+    """Not only Allure: the terminal line and the matrix cell name the absence not shown, with
+    its bound and threshold."""
+    ev = evidence("fails")
+    with pytest.raises(ControlInconclusive):
+        ev.verdict(claim(check(False), absent=(check(False, "gap < 5"),)))
+    seen = Observation.from_dict(observed(ev))
+    outcome = Outcome("C1", "test_c01", "planted", "", "fails", seen, "failed", "")
+    why = "inconclusive: effect's absence not shown (bound 0.5, threshold 0)"
+    assert why in summary_lines([outcome])[0]
+    assert why in outcome.cell().markdown()
+
+
 def test_a_controls_verdict_is_the_absence_not_the_direction():
     """A significant direction far below the paper's size is still the control's expected
     failure; the direction with the absence not shown is the control failing (returns: XPASS)."""
@@ -90,12 +112,17 @@ def test_a_claim_without_absence_checks_cannot_be_expected_to_fail():
         evidence("fails").verdict(claim(check(False)))
 
 
-PAPER_EFFECT_EXPECTED = [("holds", "gpt2-small"), ("not judged", "planted")]
+PAPER_EFFECT_EXPECTED = [
+    ("holds", "gpt2-small"),
+    ("not judged", "planted"),
+    ("holds", "path:/data/my-model"),  # the user's own subject: no section in the expectations
+]
 
 
 @pytest.mark.parametrize(("expected", "subject"), PAPER_EFFECT_EXPECTED)
 def test_a_claim_that_fails_below_its_needed_n_is_underpowered_not_judged(expected, subject):
-    """Where the paper's effect is what is expected: on the paper's subject, or not judged."""
+    """Where the paper's effect is what is expected: on the paper's subject or a subject of the
+    user's own, or not judged."""
     case = "C14[absolute, synthetic-baseline]"
     needed = power.needed_n(case, 0.0)
     ev = evidence(expected, n=needed - 1, subject=subject)
@@ -126,6 +153,13 @@ def test_a_claim_that_holds_holds_at_any_n():
     assert observed(ev)["outcome"] == "holds"
 
 
+def test_a_claim_s_feature_is_its_first_sentence_whole():
+    doc = (ROOT / "claims" / "test_c15_cooccurrence.py").read_text().split('"""')[1]
+    assert _feature(doc).startswith("C15: synthetic activations")
+    assert _feature(doc).endswith("(the question the paper leaves open, section 7).")
+    assert _feature("C1: one.\nTwo.") == "C01: one."
+
+
 # --- end to end: pytest's outcomes -----------------------------------------------------------
 
 CRASHING_ENGINE = """
@@ -149,6 +183,20 @@ def run_pytest(tmp_path: Path, *args: str, env: dict | None = None) -> subproces
     return subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, env=environment, timeout=600
     )
+
+
+@pytest.mark.slow
+def test_snapshot_tests_have_their_allure_feature(tmp_path):
+    run = run_pytest(
+        tmp_path, "claims/test_snapshots.py", "--subject=planted", "--n=8", "-k", "plateau"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = [json.loads(p.read_text()) for p in (tmp_path / "allure").glob("*-result.json")]
+    snapshots = [r for r in results if r["name"].startswith("test_snapshot")]
+    assert snapshots, [r["name"] for r in results]
+    for result in snapshots:
+        features = [label["value"] for label in result["labels"] if label["name"] == "feature"]
+        assert features == ["Regression snapshots"], result["labels"]
 
 
 @pytest.mark.slow
