@@ -192,6 +192,12 @@ def _draw_unused(
         free = ~(options[:, :, None] == excluded[:, None, :]).any(dim=2)
         nth_free = free.cumsum(dim=1)
         hit = free & (nth_free == picks[:n, t, None] + 1)
+        if not hit.any(dim=1).all():
+            raise ValueError(
+                f"not enough free latents: a row's slot {t} wants its free candidate "
+                f"{int(picks[:n, t].max()) + 1} of {options.shape[1]}, but its row's other latents "
+                "took them (an SAE with more latents, or sparser activations, is needed)"
+            )
         moved[:n, t] = options.gather(1, hit.int().argmax(dim=1, keepdim=True)).squeeze(1)
     return moved[order.argsort()]
 
@@ -355,8 +361,9 @@ def synthetic_frequency(
     # (Padding slots, -1, are ranked as latent 0; they are never read.)
     queries, slot_query = torch.unique(latents.clamp(min=0), return_inverse=True)
     alive = (log_sparsity > DEAD_LOG_SPARSITY).nonzero().squeeze(1)
-    # Besides the query itself, at most n_max - 1 active and n_max - 1 taken latents are skipped.
-    depth = max(n_candidates, k) + 2 * (n_max - 1)
+    # Besides the query itself, at most n_max - 1 active and n_max - 1 taken latents are skipped;
+    # a small SAE may hold fewer (then `_draw_unused` says so if a slot finds too few free).
+    depth = min(max(n_candidates, k) + 2 * (n_max - 1), len(alive) - 1)
     candidates = _frequency_neighbours(freq, alive, queries, depth)[slot_query]
     moved = _draw_unused(candidates, picks, counts, reserved=latents)
     return _place(acts, latents, moved)

@@ -159,7 +159,7 @@ def test_synthetic_cooccurrence_moves_a_whole_group_to_another_whole_group():
 
 def readme_constructions() -> tuple[str, list[str]]:
     """The README's example module ``my_constructions.py`` and the specs it registers them with."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = text[text.index("## Constructions") :]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     specs = section.split("Register them with `--construction ", 1)[1].split("`", 1)[0]

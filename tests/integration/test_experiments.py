@@ -243,13 +243,15 @@ def test_run_config_takes_release_names_and_a_prompt_length():
 
 
 def _tiny_subject(device: str, dtype: torch.dtype) -> Subject:
-    """2 blocks, width 16, an SAE of 256 latents, no sparsity file (estimated)."""
+    """2 blocks, width 16, a sparse SAE of 1024 latents, no sparsity file (estimated)."""
     cfg = HookedTransformerConfig(
         n_layers=2, d_model=16, n_ctx=12, d_head=4, n_heads=4, d_mlp=32, d_vocab=300, act_fn="gelu"
     )
     torch.manual_seed(0)
     metadata = SAEMetadata(hook_name="blocks.1.hook_resid_pre")
-    sae = StandardSAE(StandardSAEConfig(d_in=16, d_sae=256, metadata=metadata))
+    sae = StandardSAE(StandardSAEConfig(d_in=16, d_sae=1024, metadata=metadata))
+    with torch.no_grad():
+        sae.b_enc.fill_(-2.0)  # about 30 of 1024 latents fire, as in a trained SAE (not half)
     return Subject(
         name="tiny",
         model=HookedTransformer(cfg).eval(),
@@ -284,7 +286,8 @@ def test_cache_keys_cover_the_method_code_and_every_variant(tmp_path, monkeypatc
     monkeypatch.setattr(lab.cache, "get_or_compute", lambda name, key, compute: keys.append(key))
     lab.cached("pool", dict, kl=True)
     config = {k: v for k, v in asdict(lab.config).items() if k != "construction"}
-    key = {"experiment": "pool", "method": method_version(), "config": config, "kl": True}
+    key = {"experiment": "pool", "method": method_version(), "config": config}
+    key |= {"files": "", "kl": True}  # planted's files: none, its code is the method's
     assert keys == [key]
     assert keys[0]["config"]["grid"] == "text" and keys[0]["config"]["latent_moves"] == "in-place"
 

@@ -177,7 +177,7 @@ def test_planted_cooccur_null_is_planted_cooccur_without_its_group_readout() -> 
 
 def test_planted_module_knows_nothing_of_subjects() -> None:
     """synthact.subjects is the one place that knows every kind of subject: no import cycle."""
-    source = (REPO_ROOT / "synthact" / "planted.py").read_text()
+    source = (REPO_ROOT / "synthact" / "subjects" / "planted_network.py").read_text()
     imported = {
         node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)
     }

@@ -597,7 +597,7 @@ def test_frequency_leaves_the_row_and_never_picks_a_dead_latent():
 
 def test_frequency_too_few_live_latents_is_an_error():
     acts, log_sparsity, _ = random_problem(0)
-    with pytest.raises(ValueError, match="not enough latents"):
+    with pytest.raises(ValueError, match="not enough free latents"):
         synthetic_frequency(acts, log_sparsity, seeded(0), n_candidates=48)
 
 
