@@ -118,8 +118,7 @@ def ks_contrast_bound(
     The errors' joint distribution is the paired bootstrap's (``Delta^* - Delta^``); the bound is
     the estimate minus (lower) or plus (upper) the ``1 - alpha`` quantile of their weighted sum.
     """
-    if side not in ("lower", "upper"):
-        raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
+    _check_side(side)
     if not terms:
         raise ValueError("a KS contrast needs at least one (coefficient, x, y) term")
     samples = [(c, _sample(x, "x"), _sample(y, "y")) for c, x, y in terms]
@@ -187,8 +186,7 @@ def ks_upper_bound(x: ArrayLike, y: ArrayLike, *, alpha: float = 0.05) -> tuple[
     score bound keeps at most 4.8 % there and at every (P(D = 1), P(D = -1)) with ``E[D] = 0.1``
     or 0.05 for n = 100-4000, by exact enumeration (docs/power.md).
     """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    _check_alpha(alpha)
     x, y = _sample(x, "x"), _sample(y, "y")
     if x.size != y.size:
         raise ValueError(f"paired samples must have equal sizes, got {x.size} and {y.size}")
@@ -222,10 +220,8 @@ def mean_bound(
     by 1-2.5 points at n = 100-300. A resample of one repeated value has ``t* = +-inf`` (the
     bound is infinite when these reach the quantile; a constant ``d`` is its own bound).
     """
-    if side not in ("lower", "upper"):
-        raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    _check_side(side)
+    _check_alpha(alpha)
     d = _sample(d, "d").astype(np.float64)
     n = d.size
     if n < 2:
@@ -258,8 +254,7 @@ def sign_flip_bound(
     (Hartigan's typical values). The difference of two exchangeable rows (equal laws, pairing
     symmetric in the two) is symmetric, however few its large values.
     """
-    if side not in ("lower", "upper"):
-        raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
+    _check_side(side)
     d = _sample(d, "d").astype(np.float64)
     if side == "lower":
         return -sign_flip_bound(-d, "upper", alpha=alpha, n_flips=n_flips, seed=seed)
@@ -348,8 +343,7 @@ def bootstrap_ci(
     too narrow in small samples. Valid for smooth statistics such as means; not for KS (see
     `ks_contrast_bound`). Arguments as in `bootstrap_distribution`.
     """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    _check_alpha(alpha)
     replicates = bootstrap_distribution(stat, *samples, n_boot=n_boot, seed=seed, pairing=pairing)
     n = min(len(_sample(x)) for x in samples)
     tail = special.ndtr(math.sqrt(n / (n - 1)) * stats.t.ppf(alpha / 2, n - 1)) if n > 1 else 0.0
@@ -478,3 +472,13 @@ def row_tolerances(
         "std": std_tolerance(sd_o, sd_p, n_ours, n_paper, z=z, kurtosis=kurtosis),
         "ks": ks_tolerance(n_ours, n_paper, z=z),
     }
+
+
+def _check_side(side: str) -> None:
+    if side not in ("lower", "upper"):
+        raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")

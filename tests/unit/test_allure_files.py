@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,8 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 from synthact.fixtures.allure_files import (
-    CATEGORIES,
     GROUP_MESSAGES,
+    _category,
     group_messages,
     pytest_configure,
     write_run_files,
@@ -35,15 +34,6 @@ MESSAGES = {
     "not judged": "XFAIL C3 is not judged on planted: no planted mechanism\n\nClaimNotSupported",
 }
 STATUS = {"control failed as expected": "skipped", "not judged": "skipped"}
-
-
-def _category(status: str, message: str) -> str | None:
-    """The first category that matches, as Allure picks it (a whole-message match)."""
-    for category in CATEGORIES:
-        regex = category.get("messageRegex", "(?s).*")
-        if status in category["matchedStatuses"] and re.fullmatch(regex, message):
-            return category["name"]
-    return None
 
 
 @pytest.mark.parametrize("name", MESSAGES)
