@@ -10,9 +10,13 @@ two prompts never share an activation. The prompt tables of the SAELens release 
 
 from __future__ import annotations
 
+import functools
+import gzip
+import hashlib
 import itertools
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -216,16 +220,30 @@ def token_stream(tokenizer: PreTrainedTokenizerBase, text: str) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.int64)
 
 
+PYDOC_TOPICS_FILE = "data/pydoc-topics.txt.gz"
+PYDOC_TOPICS_SHA256 = "71f2ff5d99bdc1f9c48c5c2353ad138201c5ca1c377e0226857ef8fa89b8bcee"
+"""SHA-256 of the shipped text (UTF-8): CPython 3.11.7's ``pydoc_data.topics`` (79 topics,
+465,126 characters), as ``"\n\n".join(topics[key] for key in sorted(topics))`` wrote it."""
+
+
+@functools.cache
 def pydoc_topics_text() -> str:
     """English text available offline: CPython's ``pydoc_data.topics`` help pages, joined.
 
-    The topics (the language reference sections shown by ``help("if")`` etc.) are joined in
-    sorted key order with blank lines. The text ships with the interpreter, so it differs
-    between Python versions (3.11.7: 79 topics, 465,126 characters).
+    The topics (the language reference sections shown by ``help("if")`` etc.) joined in sorted
+    key order with blank lines, read from the copy the package ships (`PYDOC_TOPICS_FILE`): the
+    interpreter's own copy changes between patch releases (3.11.2's differs from 3.11.7's), and the
+    null subjects' prompts and hub must not.
     """
-    from pydoc_data.topics import topics
-
-    return "\n\n".join(topics[key] for key in sorted(topics))
+    path = resources.files("synthact").joinpath(PYDOC_TOPICS_FILE)
+    text = gzip.decompress(path.read_bytes()).decode("utf-8")
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if digest != PYDOC_TOPICS_SHA256:
+        raise ValueError(
+            f"synthact/{PYDOC_TOPICS_FILE} has SHA-256 {digest}, not {PYDOC_TOPICS_SHA256}: the "
+            "file changed; restore it from the repository or reinstall synthact"
+        )
+    return text
 
 
 def _check_length(length: int) -> None:

@@ -223,3 +223,26 @@ def test_read_dataset_rows_streams_the_first_rows_of_a_local_dataset(tmp_path) -
     write_token_parquet(tmp_path / "data" / "train-00000-of-00001.parquet", rows)
     read = read_dataset_rows(str(tmp_path), 5)
     assert [row["input_ids"] for row in read] == rows[:5]
+
+
+def test_pydoc_topics_text_is_the_shipped_copy_not_the_interpreters(monkeypatch) -> None:
+    """The null subjects' text does not change with the interpreter's own ``pydoc_data``
+    (it differs between CPython patch releases): replacing it changes nothing."""
+    import sys
+    import types
+
+    shipped = prompts.pydoc_topics_text()
+    prompts.pydoc_topics_text.cache_clear()
+    other = types.ModuleType("pydoc_data.topics")
+    other.topics = {"if": "another interpreter's text"}
+    monkeypatch.setitem(sys.modules, "pydoc_data.topics", other)
+    assert prompts.pydoc_topics_text() == shipped
+    assert len(shipped) == 465_126 and shipped.startswith("The \"assert\" statement")
+
+
+def test_pydoc_topics_text_refuses_a_changed_file(monkeypatch) -> None:
+    prompts.pydoc_topics_text.cache_clear()
+    monkeypatch.setattr(prompts, "PYDOC_TOPICS_SHA256", "0" * 64)
+    with pytest.raises(ValueError, match="restore it from the repository"):
+        prompts.pydoc_topics_text()
+    prompts.pydoc_topics_text.cache_clear()
