@@ -237,7 +237,7 @@ def test_pydoc_topics_text_is_the_shipped_copy_not_the_interpreters(monkeypatch)
     other.topics = {"if": "another interpreter's text"}
     monkeypatch.setitem(sys.modules, "pydoc_data.topics", other)
     assert prompts.pydoc_topics_text() == shipped
-    assert len(shipped) == 465_126 and shipped.startswith("The \"assert\" statement")
+    assert len(shipped) == 465_126 and shipped.startswith('The "assert" statement')
 
 
 def test_pydoc_topics_text_refuses_a_changed_file(monkeypatch) -> None:
