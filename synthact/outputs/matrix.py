@@ -101,7 +101,8 @@ class Cell:
         if self.outcome == "error":
             detail = (self.statistic or "")[:ERROR_CHARS].replace("|", "/").replace("\n", " ")
         else:
-            detail = f"{self.statistic}: {self.numbers()}" if self.statistic else ""
+            numbers = f": {self.numbers()}" if self.estimate is not None else ""
+            detail = f"{self.statistic}{numbers}" if self.statistic else ""
         note = f" {self.note}" if self.note else ""
         text = f"**{self.outcome}**{note}" + (f" · {detail}" if detail else "")
         if self.absence_shown:

@@ -283,3 +283,44 @@ def test_an_added_construction_s_c14_case_takes_the_tabulated_needed_n():
     assert None not in tabulated
     assert power.needed_n("C14[relative, synthetic-cooccurrence]", 0.5) == max(tabulated)
     assert power.needed_n("C15[absolute]", 0.5) is None  # no paper effect: never underpowered
+
+
+def test_snapshot_cells_name_what_moved_per_subject():
+    """A subject whose snapshot moved gets a red ("not met") cell naming it; one whose compared
+    snapshots all held a green one; skips are counted, not judged."""
+    from synthact.fixtures.verdicts import snapshot_cells
+    from synthact.outputs.matrix import matrix_markdown
+
+    found = [
+        ({"subject": "planted", "case": "sensitivity absolute"}, "passed"),
+        ({"subject": "planted", "case": "plateau absolute"}, "failed"),
+        ({"subject": "planted-null", "case": "sensitivity absolute"}, "passed"),
+        ({"subject": "planted-null", "case": "kl absolute"}, "skipped"),
+    ]
+    cells = {cell.subject: cell for cell in snapshot_cells(found)}
+    assert cells["planted"].judgement == "not met"
+    assert cells["planted"].statistic == "2 compared; moved: plateau absolute"
+    assert cells["planted-null"].judgement == "met"
+    assert cells["planted-null"].statistic == "1 compared, 1 skipped; every step within tolerance"
+    table = matrix_markdown(list(cells.values()), ["planted", "planted-null"])
+    row = "| snapshots | **does not hold** · 2 compared; moved: plateau absolute · expected holds ✗"
+    assert row in table
+
+
+def test_the_summary_collects_snapshot_reports_for_the_matrix(tmp_path):
+    """Snapshot reports reach the matrix through their ``snapshot`` user property; a failed setup
+    counts, a passed setup or teardown does not."""
+    from synthact.fixtures.verdicts import VerdictSummary
+
+    summary = VerdictSummary(SimpleNamespace())
+    where = {"subject": "planted", "case": "sensitivity absolute"}
+    for when, outcome in (("setup", "passed"), ("call", "failed"), ("teardown", "passed")):
+        report = SimpleNamespace(
+            nodeid="claims/test_snapshots.py::test_snapshot[planted-sensitivity-absolute]",
+            user_properties=[("snapshot", where)],
+            when=when,
+            outcome=outcome,
+            passed=outcome == "passed",
+        )
+        summary.pytest_runtest_logreport(report)
+    assert list(summary.snapshots.values()) == [(where, "failed")]
