@@ -117,6 +117,7 @@ class RunConfig:
                 raise ValueError(
                     f"{name} ({flag(name)}) must be one of {tuple(allowed)}, got {value!r}"
                 )
+        _check_tf32(self.tf32, self.device)
 
     def resolved(self) -> RunConfig:
         """This config checked against what is here, with ``device`` resolved (``auto``: cuda,
@@ -127,8 +128,7 @@ class RunConfig:
 
         subject_spec(self.subject)
         device = resolve_device(self.device)
-        if self.tf32 and not device.startswith("cuda"):
-            raise ValueError(f"--tf32 changes CUDA matrix products only; device is {device!r}")
+        _check_tf32(self.tf32, device)
         if self.construction:
             from synthact.method import constructions
 
@@ -278,3 +278,9 @@ def _plain_type(hint: Any) -> type:
     """``int``, ``str`` or ``bool`` of a field's type (``str | None`` is ``str``)."""
     args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
     return args[0] if args else hint
+
+
+def _check_tf32(tf32: bool, device: str) -> None:
+    """TF32 only on CUDA (``auto`` is checked once resolved)."""
+    if tf32 and device != "auto" and not device.startswith("cuda"):
+        raise ValueError(f"--tf32 changes CUDA matrix products only; device is {device!r}")

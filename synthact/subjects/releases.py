@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
+import importlib.util
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import yaml
 
 from synthact.core import hub_cache
 from synthact.core.choices import PROMPT_LEN
@@ -29,7 +34,6 @@ from synthact.subjects.types import Sampler, Subject, SubjectSpec
 if TYPE_CHECKING:
     import torch
     from sae_lens import SAE
-    from sae_lens.loading.pretrained_saes_directory import PretrainedSAELookup
     from transformer_lens import HookedTransformer
     from transformers import PreTrainedTokenizerBase
 
@@ -92,14 +96,50 @@ def resolve_release(name: str) -> Release:
     )
 
 
-def directory() -> dict[str, PretrainedSAELookup]:
-    """SAELens' pretrained-SAE directory (shipped with the package)."""
-    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """One release of SAELens' pretrained-SAE directory, the fields synthact reads: its hub
+    ``repo_id``, ``model``, ``conversion_func``, and per SAE id its folder (``saes_map``) and
+    Neuronpedia id (``neuronpedia_id``, None where it has none)."""
 
-    return get_pretrained_saes_directory()
+    release: str
+    repo_id: str
+    model: str
+    conversion_func: str | None
+    saes_map: dict[str, str]
+    neuronpedia_id: dict[str, str | None]
 
 
-def directory_entry(release: str) -> PretrainedSAELookup:
+DIRECTORY_FILE = "pretrained_saes.yaml"
+
+
+@functools.cache
+def directory() -> dict[str, DirectoryEntry]:
+    """SAELens' pretrained-SAE directory, read from the ``pretrained_saes.yaml`` the package ships
+    as SAELens reads it, without importing SAELens (seconds): a bad name is refused at once."""
+    spec = importlib.util.find_spec("sae_lens")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("SAELens is not installed: pip install sae-lens")
+    path = Path(spec.origin).parent / DIRECTORY_FILE
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return {
+        release: DirectoryEntry(
+            release,
+            value["repo_id"],
+            value["model"],
+            value.get("conversion_func"),
+            {sae["id"]: _folder(sae["path"]) for sae in value["saes"]},
+            {sae["id"]: sae.get("neuronpedia") for sae in value["saes"]},
+        )
+        for release, value in yaml.load(path.read_text(), Loader=loader).items()
+    }
+
+
+def _folder(path: str | int) -> str:
+    return str(path) if isinstance(path, int) else path
+
+
+def directory_entry(release: str) -> DirectoryEntry:
     entries = directory()
     if release not in entries:
         nearby = difflib.get_close_matches(release, list(entries), n=5, cutoff=0.5)

@@ -45,6 +45,32 @@ def test_bad_release_is_a_one_line_error(capsys: pytest.CaptureFixture) -> None:
     assert "has no SAE id 'blocks.99.hook_resid_pre'" in usage_error(words, capsys)
 
 
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["--subject", "gpt2-small-res-jb/blocks.99.hook_resid_pre"],
+        ["--subject", "no-such-release/x"],
+        ["--subject", "planted", "--device", "cpu", "--tf32"],
+    ],
+    ids=["sae-id", "release", "tf32"],
+)
+def test_refusals_import_neither_saelens_nor_torch(words: list[str]) -> None:
+    """A bad release, SAE id or ``--tf32`` off CUDA is refused from SAELens' directory file and
+    the options alone: neither library (seconds to import) is loaded first."""
+    code = (
+        "import sys\n"
+        "from synthact.runs import cli\n"
+        "try:\n"
+        f"    cli.main(['replicate', *{words!r}])\n"
+        "except SystemExit as stop:\n"
+        "    print(stop.code, *sorted({'sae_lens', 'torch'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=nested_env(), timeout=60
+    )
+    assert done.stdout.split() == ["2"], done.stdout + done.stderr
+
+
 def usage_error(words: list[str], capsys: pytest.CaptureFixture) -> str:
     """The one line ``synthact WORDS`` prints before it exits with status 2."""
     with pytest.raises(SystemExit) as stop:

@@ -507,3 +507,16 @@ def test_auto_device_picks_an_available_one() -> None:
     if not torch.cuda.is_available() and torch.backends.mps.is_available():
         expected = "mps"
     assert resolve_device("auto") == expected
+
+
+def test_the_release_directory_is_saelens_own():
+    """`releases.directory` reads SAELens' directory file without importing SAELens: every
+    release and field it keeps equals SAELens' own parse."""
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    theirs = get_pretrained_saes_directory()
+    ours = releases.directory()
+    assert set(ours) == set(theirs)
+    for name, entry in ours.items():
+        for field in dataclasses.fields(entry):
+            assert getattr(entry, field.name) == getattr(theirs[name], field.name), (name, field)
