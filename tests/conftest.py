@@ -6,7 +6,8 @@ checks' error rates; ``benchmarks/`` times the engine. Every test outside ``unit
 ``slow``, as are the unit tests that start a subprocess, so ``pytest tests -m "not slow"`` is the
 fast set. Opt-ins: ``--calibration`` runs the error-rate simulations at n = 1000,
 ``--null-gemma3`` the tests that build the Gemma-3 null hub, ``--cluster`` the Ray cluster tests,
-``--platforms`` every CPU kernel setting on every subject.
+``--platforms`` every CPU kernel setting on every subject, ``--installed`` the wheel installed in
+a fresh virtual environment.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "it the full-size null hubs)",
     )
     parser.addoption(
+        "--installed",
+        action="store_true",
+        help="also build the wheel, install it in a fresh virtual environment and run the claims "
+        "and the README's own claim from an empty folder (tests/e2e/test_installed.py; about 3 "
+        "minutes)",
+    )
+    parser.addoption(
         "--cluster",
         action="store_true",
         help="also run the Ray cluster tests: a node, then the driver, killed mid-sweep "
@@ -52,6 +60,7 @@ OPT_IN = {
     "null_gemma3": ("--null-gemma3", "builds the Gemma-3 null hub: runs with --null-gemma3"),
     "cluster": ("--cluster", "a Ray cluster sweep (pip install -e '.[ray]'): runs with --cluster"),
     "platforms": ("--platforms", "another CPU kernel setting or subject: runs with --platforms"),
+    "installed": ("--installed", "the wheel in a fresh virtual environment: runs with --installed"),
 }
 """Markers of tests that run only with their option: (option, why skipped)."""
 

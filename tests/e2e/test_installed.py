@@ -18,6 +18,7 @@ from tests.subprocesses import nested_env
 ROOT = Path(__file__).resolve().parents[2]
 TOP_LEFT_OUT = {".git", ".venv", "reports", "build"}
 """Folders of the checkout's top the wheel does not need."""
+pytestmark = pytest.mark.installed
 SMALL = ["--subject", "planted", "--n", "30", "--n-gaussian", "1000"]
 
 

@@ -7,7 +7,7 @@ concluded as `claims/expectations.toml` says and every snapshot passed; each sna
 been compared, not skipped. `MKL_CBWR=COMPATIBLE` (MKL's code path for any x86 CPU) moves float
 rounding on every machine, AVX2 ones included, so it runs by default, on planted-null's C1 and
 absolute-step sensitivity snapshot (every MS row tied); ``--platforms`` runs every setting on
-every subject with the whole selection.
+every subject with the whole selection, `PLATFORMS_SUBJECTS` included.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from tests.readme import ROOT, readme_test_command
+from tests.readme import PLATFORMS_SUBJECTS, ROOT, readme_test_command
 from tests.subprocesses import nested_env
 
 SETTINGS = {
@@ -42,7 +42,7 @@ steps (every MS row tied); relative steps and the plateau paths are left to ``--
 def _cases() -> list:
     cases = []
     for setting in SETTINGS:
-        for subject in SUBJECTS:
+        for subject in (*SUBJECTS, *PLATFORMS_SUBJECTS):
             marks = () if (setting, subject) == DEFAULT else (pytest.mark.platforms,)
             cases.append(pytest.param(setting, subject, marks=marks, id=f"{setting}-{subject}"))
     return cases

@@ -18,7 +18,7 @@ from synthact.method import constructions, targets
 from synthact.method.config import RunConfig, run_configs
 from synthact.method.experiments import Lab
 from synthact.outputs import snapshots
-from tests.readme import readme_test_command, readme_test_options
+from tests.readme import PLATFORMS_SUBJECTS, readme_test_command, readme_test_options
 
 SNAPSHOTS = Path(__file__).resolve().parents[2] / "claims" / "test_snapshots"
 SMALL = {"n": 50, "n_gaussian": 400}
@@ -111,9 +111,14 @@ def test_a_snapshot_of_another_configuration_or_size_is_not_compared(base):
 
 def test_every_committed_snapshot_is_compared_by_the_readme_test_command():
     """A snapshot of another configuration, or of a subject the command does not run, is
-    skipped, not compared: this fails first. The configuration is the README command's own."""
-    configs = run_configs({**readme_test_options(), "device": "cpu"})
-    names = {re.sub(r"[^\w.-]", "_", c.subject): snapshots.run_fields(c) for c in configs}
+    skipped, not compared: this fails first. The configuration is the README command's own;
+    `PLATFORMS_SUBJECTS` have theirs compared with ``--platforms``."""
+    options = {**readme_test_options(), "device": "cpu"}
+    configs = run_configs(options)
+    extra = run_configs({**options, "subject": ",".join(PLATFORMS_SUBJECTS)})
+    names = {
+        re.sub(r"[^\w.-]", "_", c.subject): snapshots.run_fields(c) for c in [*configs, *extra]
+    }
     files = sorted(SNAPSHOTS.glob("*.yml"))
     assert files
     for path in files:
@@ -206,7 +211,7 @@ def test_the_committed_planted_snapshot_catches_a_one_percent_longer_step(tmp_pa
 def _readme_subjects() -> list:
     """The README test command's subjects: planted-null (every MS row tied) by default, the others
     with ``--platforms`` (planted's committed snapshot is checked by default above)."""
-    subjects, _ = readme_test_command()
+    subjects = [*readme_test_command()[0], *PLATFORMS_SUBJECTS]
     marks = {s: () if s == "planted-null" else (pytest.mark.platforms,) for s in subjects}
     return [pytest.param(s, marks=marks[s], id=s) for s in subjects]
 
