@@ -16,7 +16,7 @@ import pytest
 
 from synthact.fixtures.evidence import Evidence, _feature
 from synthact.fixtures.verdicts import Outcome, summary_lines
-from synthact.judge import power
+from synthact.judge import claims, power
 from synthact.judge.checks import Check, ClaimNotSupported, ControlInconclusive
 from synthact.judge.hypotheses import Hypothesis
 from synthact.judge.policy import Observation
@@ -153,10 +153,13 @@ def test_a_claim_that_holds_holds_at_any_n():
     assert observed(ev)["outcome"] == "holds"
 
 
-def test_a_claim_s_feature_is_its_first_sentence_whole():
-    doc = (ROOT / "claims" / "test_c15_cooccurrence.py").read_text().split('"""')[1]
-    assert _feature(doc).startswith("C15: synthetic activations")
-    assert _feature(doc).endswith("(the question the paper leaves open, section 7).")
+def test_a_claim_s_feature_is_its_statement_whole():
+    """A recorded claim's from its record; a user's own claim's from its module's first
+    sentence."""
+    heading = claims.claim("C15").heading
+    assert heading.startswith("C15: synthetic activations")
+    assert heading.endswith("(the question the paper leaves open, section 7).")
+    assert claims.claim("C1").heading.startswith("C01: ")
     assert _feature("C1: one.\nTwo.") == "C01: one."
 
 
