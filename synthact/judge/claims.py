@@ -1,8 +1,8 @@
 """The claims, one record each: what the claim tests (claims/), the power simulation
 (tools/power_table.py), the expectations check and the claims matrix all read.
 
-A `Claim` names its statement, the experiment its test reads and its `ClaimCase` s. A case names
-the hypothesis its test judges (`synthact.judge.hypotheses`), the variants it runs in (step modes
+A `Claim` names its statement and its `ClaimCase` s. A case names the hypothesis its test judges
+(`synthact.judge.hypotheses`), the experiment its test reads, the variants it runs in (step modes
 or comparisons: what ``C1[relative]`` names in ``claims/expectations.toml``), the types it
 compares and shows, and the paper's effect as the power simulation draws it: the table whose rows
 give each type's law, the law's kind and the simulation's `Shape`. The hypothesis' case names are
@@ -19,8 +19,8 @@ from enum import Enum
 from synthact.judge import hypotheses as h
 from synthact.judge.hypotheses import Hypothesis, Steps
 from synthact.judge.paper import paper_rows
+from synthact.method.engine import MODES
 
-MODES = ("absolute", "relative")
 SYNTHETIC = ("synthetic-baseline", "synthetic-structured", "synthetic-random", "structured-no-cos")
 """The paper's synthetic constructions: the types whose C14 cases the power table simulates."""
 PLATEAU_VARIANTS = ("random", "synthetic-baseline", "synthetic-structured")
@@ -159,15 +159,16 @@ class ClaimCase:
         mode = self.mode or variant
         kinds = [kind.format(variant=variant) for kind in self.kinds]
         columns = {kind: Row(self.table, mode, kind, self.law) for kind in kinds}
-        rows = paper_rows(self.table, mode)
-        laws = ", ".join(f"{kind} {rows[kind][0]:.2f} ± {rows[kind][1]:.2f}" for kind in kinds)
         name = self.name.format(variant=variant)
         judge = lambda s: self.hypothesis(s, variant)  # noqa: E731
-        return Simulated(name, columns, judge, effect=self._effect(mode, None, laws))
+        return Simulated(name, columns, judge, effect=self._effect(mode, None, kinds))
 
-    def _effect(self, mode: str, kind: str | None, laws: str) -> str | None:
+    def _effect(self, mode: str, kind: str | None, kinds: list[str]) -> str | None:
+        """`effect` filled in (None where the case has none)."""
         if self.effect is None:
             return None
+        rows = paper_rows(self.table, mode)
+        laws = ", ".join(f"{k} {rows[k][0]:.2f} ± {rows[k][1]:.2f}" for k in kinds)
         return self.effect.format(table=self.table, mode=mode, kind=kind, laws=laws)
 
     def _same_law(self, variant: str, kind: str) -> Simulated:
@@ -176,7 +177,7 @@ class ClaimCase:
         columns = {name.format(kind=kind, **self.power_args): row for name in self.pair}
         name = self.power_name or self.name.format(variant=variant, kind=kind)
         judge = lambda s: self.hypothesis(s, variant, kind, **self.power_args)  # noqa: E731
-        return Simulated(name, columns, judge, effect=self._effect(mode, kind, ""))
+        return Simulated(name, columns, judge, effect=self._effect(mode, kind, [kind]))
 
 
 @dataclass(frozen=True)
