@@ -1,11 +1,13 @@
-"""C1: perturbations towards real activations blow up earlier than towards random ones."""
+"""The test of C1: its statement and cases are `synthact.judge.claims`' record of it."""
 
 import pytest
 
-from synthact.judge import hypotheses
+from synthact.judge.claims import claim
+
+C1 = claim("C1")
 
 
-@pytest.mark.claim("C1")
+@pytest.mark.claim(C1.id)
 def test_c01_real_blows_up_before_random(sensitivity, evidence):
     """Real targets blow up earlier than Gaussian ones; their MS distributions differ (KS > 0.3).
 
@@ -15,5 +17,4 @@ def test_c01_real_blows_up_before_random(sensitivity, evidence):
     relative). KS measures any difference of the distributions, not this effect, so it decides
     the claim but not the absence (an untrained GPT-2 shows KS about 0.15-0.25 at n = 100).
     """
-    steps = evidence.distributions(sensitivity, ["real", "random"], table="A.1")
-    evidence.verdict(hypotheses.c01_real_before_random(steps, sensitivity.mode))
+    evidence.judge(C1.case("C1[{variant}]"), sensitivity)

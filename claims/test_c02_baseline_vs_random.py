@@ -1,17 +1,16 @@
-"""C2: synthetic-baseline targets are closer to real ones than random targets are."""
+"""The test of C2: its statement and cases are `synthact.judge.claims`' record of it."""
 
 import pytest
 
-from synthact.judge import hypotheses
+from synthact.judge.claims import claim
+
+C2 = claim("C2")
 
 
-@pytest.mark.claim("C2")
+@pytest.mark.claim(C2.id)
 def test_c02_baseline_closer_than_random(sensitivity, evidence):
     """KS(baseline, real) < KS(random, real).
 
     Table A.1: 0.31 vs 0.44 (absolute), 0.27 vs 0.62 (relative).
     """
-    steps = evidence.distributions(
-        sensitivity, ["real", "random", "synthetic-baseline"], table="A.1"
-    )
-    evidence.verdict(hypotheses.c02_baseline_closer_than_random(steps, sensitivity.mode))
+    evidence.judge(C2.case("C2[{variant}]"), sensitivity)

@@ -1,19 +1,19 @@
-"""C3: synthetic-structured targets are closer to real ones than synthetic-baseline targets."""
+"""The test of C3: its statement and cases are `synthact.judge.claims`' record of it."""
 
 import pytest
 
-from synthact.judge import hypotheses
+from synthact.judge.claims import claim
+
+C3 = claim("C3")
+CASE = C3.case("C3[{variant}]")
 
 
-@pytest.mark.claim("C3")
-@pytest.mark.parametrize("sensitivity", ["absolute"], indirect=True)
+@pytest.mark.claim(C3.id)
+@pytest.mark.parametrize("sensitivity", CASE.variants, indirect=True)
 def test_c03_structured_closer_than_baseline(sensitivity, evidence):
     """KS(structured, real) < KS(baseline, real) with absolute steps.
 
     Table 1: 0.11 vs 0.28. Real activations are not "bags of SAE latents": the sparsity and
     decoder-cosine structure the structured construction keeps matters.
     """
-    steps = evidence.distributions(
-        sensitivity, ["real", "synthetic-baseline", "synthetic-structured"], table="1"
-    )
-    evidence.verdict(hypotheses.c03_structured_closer_than_baseline(steps, sensitivity.mode))
+    evidence.judge(CASE, sensitivity)

@@ -1,11 +1,13 @@
-"""C6: structured w/o cos sim is the best synthetic type with relative steps, not with absolute."""
+"""The test of C6: its statement and cases are `synthact.judge.claims`' record of it."""
 
 import pytest
 
-from synthact.judge import hypotheses
+from synthact.judge.claims import claim
+
+C6 = claim("C6")
 
 
-@pytest.mark.claim("C6")
+@pytest.mark.claim(C6.id)
 def test_c06_no_cos_best_relative_worse_absolute(sensitivity, evidence):
     """Relative steps: no-cos is the closest synthetic type to real (within 0.05 KS of each other).
     Absolute steps: it is further from real than synthetic-structured.
@@ -14,6 +16,4 @@ def test_c06_no_cos_best_relative_worse_absolute(sensitivity, evidence):
     The relative gap of 0.02 to synthetic-random is one n = 1000 cannot resolve, hence "within
     0.05" (`synthact.judge.hypotheses.NON_INFERIORITY`).
     """
-    kinds = ["real", "structured-no-cos", *hypotheses.SYNTHETIC_OTHERS]
-    steps = evidence.distributions(sensitivity, kinds, table="A.1")
-    evidence.verdict(hypotheses.c06_no_cos(steps, sensitivity.mode))
+    evidence.judge(C6.case("C6[{variant}]"), sensitivity)

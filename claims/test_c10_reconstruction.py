@@ -1,11 +1,13 @@
-"""C10: SAE reconstructions of real targets behave like them, blowing up slightly later."""
+"""The test of C10: its statement and cases are `synthact.judge.claims`' record of it."""
 
 import pytest
 
-from synthact.judge import hypotheses
+from synthact.judge.claims import claim
+
+C10 = claim("C10")
 
 
-@pytest.mark.claim("C10")
+@pytest.mark.claim(C10.id)
 def test_c10_reconstruction_like_real(reconstruction, evidence):
     """Towards SAE(T) instead of T: later, and (absolute) the same MS distribution (KS < 0.1).
 
@@ -15,6 +17,4 @@ def test_c10_reconstruction_like_real(reconstruction, evidence):
     larger (0.11) and five times the smaller (0.02). Rows are paired: each reconstruction shares
     its real target's base prompt.
     """
-    kinds = ["real", "random", "reconstruction"]
-    steps = evidence.distributions(reconstruction, kinds, table="D.1")
-    evidence.verdict(hypotheses.c10_reconstruction_like_real(steps, reconstruction.mode))
+    evidence.judge(C10.case("C10[{variant}]"), reconstruction)

@@ -1,12 +1,15 @@
-"""C11: real activations sit on activation plateaus that random and synthetic bases lack."""
+"""The test of C11: its statement and cases are `synthact.judge.claims`' record of it."""
 
 import pytest
 
-from synthact.judge import hypotheses
+from synthact.judge.claims import claim
+
+C11 = claim("C11")
+CASE = C11.case("C11[{variant}]")
 
 
-@pytest.mark.claim("C11")
-@pytest.mark.parametrize("variant", ["random", "synthetic-baseline", "synthetic-structured"])
+@pytest.mark.claim(C11.id)
+@pytest.mark.parametrize("variant", CASE.variants)
 def test_c11_real_bases_have_larger_plateaus(plateau, variant, evidence):
     """From real bases, L2 takes more steps towards a random direction to reach the AP threshold
     than from bases of the other type.
@@ -18,5 +21,4 @@ def test_c11_real_bases_have_larger_plateaus(plateau, variant, evidence):
     control the effect must be absent: real later by less than half that run's gap in pooled
     standard deviations (1.02 random, 1.38 baseline, 1.11 structured).
     """
-    steps = evidence.distributions(plateau, ["real", variant], metric="ap")
-    evidence.verdict(hypotheses.c11_real_plateaus(steps, variant))
+    evidence.judge(CASE, plateau, variant)

@@ -1,22 +1,15 @@
-"""C13: the scale facts of the setup: activation norm, base-target distance, cosine w.r.t. b_dec."""
+"""The test of C13: its statement and cases are `synthact.judge.claims`' record of it."""
 
 import allure
 import pytest
 
-from synthact.judge import checks
-from synthact.judge.hypotheses import Hypothesis
+from synthact.judge.claims import claim
 from synthact.outputs import report
 
-TOLERANCE = 0.10
-"""Relative tolerance on the norm and the distance, given as "about 56" and "about 40"."""
-COS_TOLERANCE = 0.05
+C13 = claim("C13")
 
 
-def _mean(x):
-    return x.mean(axis=-1)
-
-
-@pytest.mark.claim("C13")
+@pytest.mark.claim(C13.id)
 def test_c13_scale_facts(latent_statistics, lab, evidence):
     """Activation norm about 56, base-target distance about 40 (step 80), mean cosine between real
     activations w.r.t. the SAE decoder bias about 0.42 (sections 4.1-4.3).
@@ -26,8 +19,6 @@ def test_c13_scale_facts(latent_statistics, lab, evidence):
     the one its step constants use (1 on gpt2-small, which declares the paper's; the norm rule
     elsewhere: mean activation norm / 56, to one significant figure); the cosine has no scale.
     """
-    facts = latent_statistics.scale_facts
-    paper = report.paper_numbers()["scale"]
     factor = lab.constants.factor
     allure.attach(
         report.latent_markdown(latent_statistics),
@@ -39,16 +30,4 @@ def test_c13_scale_facts(latent_statistics, lab, evidence):
         "scale factor",
         allure.attachment_type.TEXT,
     )
-    found = []
-    for name, values, number in (
-        ("activation norm", facts.act_norm, paper["activation_norm"]),
-        ("base-target distance", facts.distance, paper["base_target_distance"]),
-    ):
-        target = factor * number
-        low, high = (1 - TOLERANCE) * target, (1 + TOLERANCE) * target
-        found += checks.within(f"mean {name} ({number} × {factor:g})", _mean, values, low, high)
-    cos = paper["mean_cosine_wrt_b_dec"]
-    found += checks.within(
-        "mean cosine w.r.t. b_dec", _mean, facts.cos_b_dec, cos - COS_TOLERANCE, cos + COS_TOLERANCE
-    )
-    evidence.verdict(Hypothesis("C13", tuple(found)))
+    evidence.verdict(C13.case("C13").hypothesis(latent_statistics.scale_facts, factor))

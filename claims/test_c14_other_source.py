@@ -1,12 +1,15 @@
-"""C14: building synthetic activations from another real activation does not change the results."""
+"""The test of C14: its statement and cases are `synthact.judge.claims`' record of it."""
 
 import pytest
 
-from synthact.judge import hypotheses
+from synthact.judge.claims import claim
 from synthact.method import constructions
 
+C14 = claim("C14")
+CASE = C14.case("C14[{variant}, {kind}]")
 
-@pytest.mark.claim("C14")
+
+@pytest.mark.claim(C14.id)
 @pytest.mark.parametrize("kind", constructions.names("other-source"))
 def test_c14_construction_source_does_not_matter(other_source, kind, lab, evidence):
     """Synthetic targets built from a third real activation give the same MS distribution as
@@ -21,10 +24,11 @@ def test_c14_construction_source_does_not_matter(other_source, kind, lab, eviden
     from_base = lab.result("sensitivity", other_source.mode)
     evidence.parameters(from_base)
     evidence.parameters(other_source)
+    from_a, from_other = (name.format(kind=kind) for name in CASE.pair)
     steps = {
         "real": from_base.steps("real"),
-        f"{kind} from A": from_base.steps(kind),
-        f"{kind} from another activation": other_source.steps(kind),
+        from_a: from_base.steps(kind),
+        from_other: other_source.steps(kind),
     }
     evidence.show(steps, f"max slope (MS) step of L2, {other_source.mode} step")
-    evidence.verdict(hypotheses.c14_source_does_not_matter(steps, other_source.mode, kind))
+    evidence.verdict(CASE.hypothesis(steps, other_source.mode, kind))

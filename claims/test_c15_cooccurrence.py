@@ -1,15 +1,14 @@
-"""C15: synthetic activations whose latents co-occur as in real ones are closer to real than
-frequency-matched ones whose latents do not (the question the paper leaves open, section 7)."""
+"""The test of C15: its statement and cases are `synthact.judge.claims`' record of it."""
 
 import pytest
 
-from synthact.judge import hypotheses
+from synthact.judge.claims import claim
 
-KINDS = ["real", *hypotheses.C15_KINDS, "synthetic-structured"]
-"""The compared pair, and structured (the paper's best construction) shown beside them."""
+C15 = claim("C15")
+AP = C15.case("C15[{variant}]", "plateau")
 
 
-@pytest.mark.claim("C15")
+@pytest.mark.claim(C15.id)
 def test_c15_cooccurrence_closer_than_frequency_control(sensitivity, evidence):
     """KS(cooccurrence, real) < KS(frequency-matched, real) for MS steps, absolute and relative.
 
@@ -18,13 +17,11 @@ def test_c15_cooccurrence_closer_than_frequency_control(sensitivity, evidence):
     pass means co-occurrence itself helps. On a control the effect must be absent: co-occurrence
     not closer than the frequency-matched construction by `hypotheses.C15_MARGIN` KS or more.
     """
-    steps = evidence.distributions(sensitivity, KINDS)
-    evidence.verdict(hypotheses.c15_cooccurrence_closer(steps, sensitivity.mode))
+    evidence.judge(C15.case("C15[{variant}]", "sensitivity"), sensitivity)
 
 
-@pytest.mark.claim("C15")
-@pytest.mark.parametrize("variant", ["AP"])
+@pytest.mark.claim(C15.id)
+@pytest.mark.parametrize("variant", AP.variants)
 def test_c15_cooccurrence_bases_plateau_like_real(plateau, variant, evidence):
     """KS(cooccurrence, real) < KS(frequency-matched, real) for the AP steps of plateau bases."""
-    steps = evidence.distributions(plateau, KINDS, metric="ap")
-    evidence.verdict(hypotheses.c15_cooccurrence_closer(steps, variant))
+    evidence.judge(AP, plateau, variant)

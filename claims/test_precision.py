@@ -1,12 +1,15 @@
-"""Precision: lower precision (bfloat16, float16, TF32) keeps the float32 step distributions."""
+"""The test of precision: its statement and cases are `synthact.judge.claims`' record of it."""
 
 import pytest
 
-from synthact.judge import hypotheses
+from synthact.judge.claims import claim
 from synthact.method.experiments import EXPERIMENTS, Lab
 
+PRECISION = claim("precision")
+CASE = PRECISION.case("precision[{variant}, {kind}]")
 
-@pytest.mark.claim("precision")
+
+@pytest.mark.claim(PRECISION.id)
 @pytest.mark.parametrize("kind", EXPERIMENTS["sensitivity"].types)
 def test_precision_keeps_the_step_distributions(sensitivity, kind, lab, evidence):
     """The MS steps of each type move by KS < 0.1 from float32 (same seed, same prompts and
@@ -19,10 +22,11 @@ def test_precision_keeps_the_step_distributions(sensitivity, kind, lab, evidence
     precision = f"{config.dtype}" + (" + TF32" if config.tf32 else "")
     float32 = reference.result("sensitivity", sensitivity.mode)
     evidence.parameters(float32)
+    lower, full = (name.format(kind=kind, precision=precision) for name in CASE.pair)
     steps = {
         "real": float32.steps("real"),
-        f"{kind} ({precision})": sensitivity.steps(kind),
-        f"{kind} (float32)": float32.steps(kind),
+        lower: sensitivity.steps(kind),
+        full: float32.steps(kind),
     }
     evidence.show(steps, f"max slope (MS) step of L2, {sensitivity.mode} step")
-    evidence.verdict(hypotheses.precision_keeps_steps(steps, sensitivity.mode, kind, precision))
+    evidence.verdict(CASE.hypothesis(steps, sensitivity.mode, kind, precision))

@@ -1,4 +1,4 @@
-"""Quantitative checks: our mean, std and KS of each paper table row, within a tolerance from n.
+"""The test of tables: its statement is `synthact.judge.claims`' record of it.
 
 Asserted on gpt2-small only (claims/expectations.toml): the numbers are GPT-2's. A table is
 compared only with a run of the variant that printed it (its ``run`` in paper_numbers.json).
@@ -7,7 +7,10 @@ compared only with a run of the variant that printed it (its ``run`` in paper_nu
 import allure
 import pytest
 
+from synthact.judge.claims import claim
 from synthact.outputs import report
+
+TABLES = claim("tables")
 
 CASES = [
     (table, mode)
@@ -16,7 +19,7 @@ CASES = [
 ]
 
 
-@pytest.mark.claim("tables")
+@pytest.mark.claim(TABLES.id)
 @pytest.mark.parametrize(("table", "mode"), CASES, ids=[f"{t}-{m}" for t, m in CASES])
 def test_table_matches_paper(table, mode, lab, evidence):
     """Each row's mean, std and KS agree with the paper's within 3 standard errors.

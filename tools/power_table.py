@@ -3,7 +3,8 @@
 A `Law` is a discretised distribution of steps (normal like MS, AUC and NL steps; gamma like AP
 steps); `paired_steps` draws rows of several laws correlated through a Gaussian copula (rows share
 a base prompt); `rate` runs a judge on many such datasets. `CASES` holds every claim case with the
-paper's effect as laws, judged by the claim's own `synthact.judge.hypotheses` function.
+paper's effect as laws, built from the claim records (`synthact.judge.claims`) and judged by the
+claim's own `synthact.judge.hypotheses` function.
 
 ``python -m tools.power_table`` (from the checkout) simulates every case and writes
 ``synthact/data/power.json`` (read at run time by `synthact.judge.power.needed_n`: a claim that
@@ -25,7 +26,7 @@ import numpy as np
 from scipy import optimize, special
 from scipy.stats import beta
 
-from synthact.judge import checks, hypotheses
+from synthact.judge import checks, claims
 from synthact.judge.paper import paper_rows
 from synthact.judge.power import N_GRID, POWER_FILE, RHOS, TARGET_POWER
 
@@ -159,11 +160,6 @@ class Case:
     effect: str
 
 
-def _laws(table: str, mode: str, kinds: Sequence[str], law=Law.normal) -> dict[str, Law]:
-    rows = paper_rows(table, mode)
-    return {kind: law(rows[kind][0], rows[kind][1]) for kind in kinds}
-
-
 def _ks_note(laws: Mapping[str, Law], table: str, mode: str) -> str:
     rows = paper_rows(table, mode)
     real = laws["real"]
@@ -175,168 +171,37 @@ def _ks_note(laws: Mapping[str, Law], table: str, mode: str) -> str:
     return f"Table {table} {mode}, KS vs real: " + ", ".join(parts)
 
 
-def _table_case(name: str, table: str, mode: str, kinds: Sequence[str], judge) -> Case:
-    laws = _laws(table, mode, kinds)
-    return Case(name, laws, judge, _ks_note(laws, table, mode))
+LAWS = {"normal": Law.normal, "gamma": Law.gamma}
+"""The simulated laws of a claim case's rows (`synthact.judge.claims.Row.law`)."""
 
 
-def _prefixed(steps: Steps, prefix: str) -> dict[str, np.ndarray]:
-    return {k.removeprefix(prefix): v for k, v in steps.items() if k.startswith(prefix)}
-
-
-def _two_runs(name: str, tables: tuple[tuple[str, str], tuple[str, str]], kinds, judge) -> Case:
-    """A case comparing two runs (modes or signals) of the same rows: laws keyed ``"run:kind"``."""
-    laws, notes = {}, []
-    for prefix, (table, mode) in zip(("one:", "two:"), tables, strict=True):
-        run_laws = _laws(table, mode, kinds)
-        laws |= {prefix + k: law for k, law in run_laws.items()}
-        notes.append(_ks_note(run_laws, table, mode))
-    return Case(
-        name, laws, lambda s: judge(_prefixed(s, "one:"), _prefixed(s, "two:")), "; ".join(notes)
-    )
-
-
-def _same_law(name: str, law: Law, one: str, two: str, judge, effect: str) -> Case:
-    return Case(name, {one: law, two: law}, judge, effect)
-
-
-SYNTHETIC = ("synthetic-baseline", "synthetic-structured", "synthetic-random", "structured-no-cos")
-ORDERING = hypotheses.ORDERING
-H = hypotheses
+def _case(simulated: claims.Simulated) -> Case:
+    """A claim record's power case: each column's law from its paper row, judged by the claim's
+    hypothesis; the effect in words, else each run's KS against real beside the paper's."""
+    rows = simulated.columns
+    laws = {
+        key: LAWS[row.law](*paper_rows(row.table, row.mode)[row.kind][:2])
+        for key, row in rows.items()
+    }
+    judge = lambda s: simulated.hypothesis(s).holds  # noqa: E731
+    if simulated.effect is not None:
+        return Case(simulated.name, laws, judge, simulated.effect)
+    notes = []
+    for prefix in simulated.runs:
+        run = {k.removeprefix(prefix): law for k, law in laws.items() if k.startswith(prefix)}
+        first = rows[next(k for k in rows if k.startswith(prefix))]
+        notes.append(_ks_note(run, first.table, first.mode))
+    return Case(simulated.name, laws, judge, "; ".join(notes))
 
 
 def _cases() -> list[Case]:
-    cases = []
-    for mode in ("absolute", "relative"):
-        cases += [
-            _table_case(
-                f"C1[{mode}]",
-                "A.1",
-                mode,
-                ("real", "random"),
-                lambda s, m=mode: H.c01_real_before_random(s, m).holds,
-            ),
-            _table_case(
-                f"C2[{mode}]",
-                "A.1",
-                mode,
-                ("real", "random", "synthetic-baseline"),
-                lambda s, m=mode: H.c02_baseline_closer_than_random(s, m).holds,
-            ),
-            _table_case(
-                f"C6[{mode}]",
-                "A.1",
-                mode,
-                ("real", *SYNTHETIC),
-                lambda s, m=mode: H.c06_no_cos(s, m).holds,
-            ),
-            _table_case(
-                f"C7[{mode}]",
-                "B.1",
-                mode,
-                ORDERING,
-                lambda s, m=mode: H.c07_auc_ordering(s, m).holds,
-            ),
-            _table_case(
-                f"C8[{mode}]",
-                "B.2",
-                mode,
-                ORDERING,
-                lambda s, m=mode: H.c08_nl_ordering(s, m).holds,
-            ),
-            _table_case(
-                f"C9[{mode}]",
-                "C.1",
-                mode,
-                ORDERING,
-                lambda s, m=mode: H.c09_kl_ordering(s, m).holds,
-            ),
-            _table_case(
-                f"C10[{mode}]",
-                "D.1",
-                mode,
-                ("real", "reconstruction"),
-                lambda s, m=mode: H.c10_reconstruction_like_real(s, m).holds,
-            ),
-        ]
-        for kind in SYNTHETIC:
-            law = _laws("A.1", mode, [kind])[kind]
-            cases.append(
-                _same_law(
-                    f"C14[{mode}, {kind}]",
-                    law,
-                    f"{kind} from A",
-                    f"{kind} from another activation",
-                    lambda s, m=mode, k=kind: H.c14_source_does_not_matter(s, m, k).holds,
-                    f"both constructions: Table A.1 {mode} {kind} row",
-                )
-            )
-    cases += [
-        _table_case(
-            "C3[absolute]",
-            "1",
-            "absolute",
-            ("real", "synthetic-baseline", "synthetic-structured"),
-            lambda s: H.c03_structured_closer_than_baseline(s, "absolute").holds,
-        ),
-        _table_case(
-            "C4[absolute]",
-            "A.1",
-            "absolute",
-            ("real", "synthetic-baseline", "synthetic-random"),
-            lambda s: H.c04_random_further_than_baseline(s, "absolute").holds,
-        ),
-        _table_case(
-            "C5 mid-path",
-            "A.1",
-            "relative",
-            ("real",),
-            lambda s: H.c05_real_blowups_mid_path(s["real"]).holds,
-        ),
-        _two_runs(
-            "C5 gap shrinks",
-            (("A.1", "absolute"), ("A.1", "relative")),
-            ("real", "synthetic-baseline", "synthetic-structured"),
-            lambda a, r: H.c05_gap_shrinks(a, r).holds,
-        ),
-        _two_runs(
-            "C9 gap",
-            (("C.1", "absolute"), ("1", "absolute")),
-            ("real", "synthetic-baseline", "synthetic-structured"),
-            lambda kl, l2: H.c09_gap_not_smaller(kl, l2).holds,
-        ),
+    """Every power case of the claim records (`synthact.judge.claims.CLAIMS`)."""
+    cases = [
+        _case(simulated)
+        for claim in claims.CLAIMS
+        for case in claim.cases
+        for simulated in case.simulated()
     ]
-    recorded = paper_rows("AP", "absolute")
-    for variant in ("random", "synthetic-baseline", "synthetic-structured"):
-        laws = {k: Law.gamma(recorded[k][0], recorded[k][1]) for k in ("real", variant)}
-        cases.append(
-            Case(
-                f"C11[{variant}]",
-                laws,
-                lambda s, v=variant: H.c11_real_plateaus(s, v).holds,
-                f"recorded AP run (towards A), gamma laws: real {recorded['real'][0]:.2f} ± "
-                f"{recorded['real'][1]:.2f}, {variant} {recorded[variant][0]:.2f} ± "
-                f"{recorded[variant][1]:.2f}",
-            )
-        )
-    real = _laws("A.1", "absolute", ["real"])["real"]
-    cases.append(
-        _same_law(
-            "precision",
-            real,
-            "real (lower)",
-            "real (float32)",
-            lambda s: (
-                H.precision_keeps_steps(
-                    {"x (lower)": s["real (lower)"], "x (float32)": s["real (float32)"]},
-                    "absolute",
-                    "x",
-                    "lower",
-                ).holds
-            ),
-            "both precisions: Table A.1 absolute real row",
-        )
-    )
     return sorted(cases, key=lambda c: _case_order(c.name))
 
 

@@ -12,12 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from synthact.judge import checks, stats
 from synthact.judge.checks import Check
-from synthact.judge.paper import paper_rows
+from synthact.judge.paper import paper_numbers, paper_rows
+
+if TYPE_CHECKING:
+    from synthact.method.latents import LatentStats, ScaleFacts
 
 Steps = Mapping[str, np.ndarray]
 
@@ -89,8 +93,11 @@ def c04_random_further_than_baseline(steps: Steps, mode: str) -> Hypothesis:
     )
 
 
-def c05_real_blowups_mid_path(real: np.ndarray) -> Hypothesis:
+def c05_real_blowups_mid_path(steps: Steps, mode: str) -> Hypothesis:
     """Relative MS steps of real targets: >= 90 % in [30, 70], median in [45, 55]."""
+    if mode != "relative":
+        raise ValueError(f"C5's mid-path case reads relative steps, not {mode!r} ones")
+    real = steps["real"]
     return Hypothesis(
         "C5 mid-path",
         (
@@ -186,6 +193,76 @@ def c11_real_plateaus(steps: Steps, variant: str) -> Hypothesis:
     )
 
 
+def _per_activation_mean(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Mean of each activation's block of ``values`` (blocks of ``counts``, in order): ``[sum
+    counts]`` -> ``[number of non-empty blocks]``.
+
+    Empty blocks are skipped. Cosines are bootstrapped over activations, not over latent pairs,
+    which are dependent.
+    """
+    counts = counts[counts > 0]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.add.reduceat(values, starts) / counts
+
+
+def _mean(x: np.ndarray) -> np.ndarray:
+    return x.mean(axis=-1)
+
+
+def c12_latent_structure(stats: LatentStats) -> Hypothesis:
+    """Top latent's norm share above twice the second's; active latents' decoder rows aligned
+    with the top latent's and with each other (cosines averaged per activation)."""
+    share = stats.norm_share
+    top_cos = _per_activation_mean(stats.top_cos, stats.l0 - 1)
+    pairwise_cos = _per_activation_mean(stats.pairwise_cos, stats.l0 * (stats.l0 - 1) // 2)
+    found = (
+        checks.bound_check(
+            "top-latent share - 2 x second-latent share > 0",
+            lambda top, second: top.mean(axis=-1) - 2 * second.mean(axis=-1),
+            [share[:, 0], share[:, 1]],
+            above=0.0,
+        ),
+        checks.bound_check(
+            "mean cosine of active latents with the top latent > 0",
+            _mean,
+            [top_cos],
+            above=0.0,
+        ),
+        checks.bound_check(
+            "mean pairwise cosine of active latents > 0",
+            _mean,
+            [pairwise_cos],
+            above=0.0,
+        ),
+    )
+    return Hypothesis("C12", found)
+
+
+SCALE_TOLERANCE = 0.10
+"""Relative tolerance on the norm and the distance, given as "about 56" and "about 40"."""
+COS_TOLERANCE = 0.05
+"""Absolute tolerance on the mean cosine w.r.t. b_dec, given as "about 0.42"."""
+
+
+def c13_scale_facts(facts: ScaleFacts, factor: float) -> Hypothesis:
+    """Mean activation norm and base-target distance within `SCALE_TOLERANCE` of the paper's
+    times ``factor`` (the subject's scale factor), mean cosine w.r.t. b_dec within
+    `COS_TOLERANCE` of the paper's."""
+    paper = paper_numbers()["scale"]
+    found = []
+    for name, values, number in (
+        ("activation norm", facts.act_norm, paper["activation_norm"]),
+        ("base-target distance", facts.distance, paper["base_target_distance"]),
+    ):
+        target = factor * number
+        low, high = (1 - SCALE_TOLERANCE) * target, (1 + SCALE_TOLERANCE) * target
+        found += checks.within(f"mean {name} ({number} × {factor:g})", _mean, values, low, high)
+    cos = paper["mean_cosine_wrt_b_dec"]
+    low, high = cos - COS_TOLERANCE, cos + COS_TOLERANCE
+    found += checks.within("mean cosine w.r.t. b_dec", _mean, facts.cos_b_dec, low, high)
+    return Hypothesis("C13", tuple(found))
+
+
 C15_MARGIN = 0.3
 """KS by which co-occurrence must NOT beat its frequency-matched control where co-occurrence
 carries no mechanism (`planted-cooccur-null`). Not the equivalence margin 0.1: at n = 100 the
@@ -210,16 +287,24 @@ def c15_cooccurrence_closer(steps: Steps, case: str) -> Hypothesis:
     )
 
 
+C14_PAIR = ("{kind} from A", "{kind} from another activation")
+"""The names of a construction's steps built from A and from another real activation."""
+
+
 def c14_source_does_not_matter(steps: Steps, mode: str, kind: str) -> Hypothesis:
     """``kind`` built from A and from another real activation: the same MS distribution."""
-    pair = (f"{kind} from A", f"{kind} from another activation")
+    pair = tuple(name.format(kind=kind) for name in C14_PAIR)
     found = (checks.ks_below(steps, *pair),)
     return Hypothesis(f"C14[{mode}, {kind}]", found, samples=_of(steps, *pair))
 
 
+PRECISION_PAIR = ("{kind} ({precision})", "{kind} (float32)")
+"""The names of a type's steps in a lower precision and in float32."""
+
+
 def precision_keeps_steps(steps: Steps, mode: str, kind: str, precision: str) -> Hypothesis:
     """``kind``'s MS steps in ``precision`` and in float32: the same distribution."""
-    pair = (f"{kind} ({precision})", f"{kind} (float32)")
+    pair = tuple(name.format(kind=kind, precision=precision) for name in PRECISION_PAIR)
     found = (checks.ks_below(steps, *pair),)
     return Hypothesis(f"precision[{mode}, {kind}]", found, samples=_of(steps, *pair))
 

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import torch
-from sae_lens import SAE
 
 from synthact.core.choices import LATENT_MOVES
 from synthact.core.code_digest import modules_digest
@@ -37,6 +37,9 @@ from synthact.core.validate import check_generator, check_log_sparsity
 from synthact.method import synthetic
 from synthact.method.cooccurrence import Cooccurrence
 from synthact.method.targets import decode, encode
+
+if TYPE_CHECKING:
+    from sae_lens import SAE
 
 MEMBERSHIPS = ("sensitivity", "kl", "plateau", "other-source")
 """What a construction can join: the sensitivity experiment (MS/AUC/NL), its KL curves (Appendix

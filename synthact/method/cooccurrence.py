@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse
 import torch
-from sae_lens import SAE
 
 from synthact.core.cache import Arrays
 from synthact.core.validate import check_positive_int, check_rows
 from synthact.method.targets import encode
+
+if TYPE_CHECKING:
+    from sae_lens import SAE
 
 
 @dataclass(frozen=True, eq=False)

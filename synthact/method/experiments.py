@@ -17,6 +17,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from synthact.method import constructions
 from synthact.method.config import RunConfig
 from synthact.method.constructions import PoolStatistics
 from synthact.method.cooccurrence import Cooccurrence, count_cooccurrence
-from synthact.method.engine import MODES, Curves, perturbation_curves
+from synthact.method.engine import MODES
 from synthact.method.latents import LatentStats, ScaleFacts, latent_statistics, scale_facts
 from synthact.method.results import PATH_STEPS, PLATEAU_STEPS, CurveArrays, LatentResult, Result
 from synthact.method.targets import (
@@ -45,6 +46,9 @@ from synthact.method.targets import (
 )
 from synthact.subjects import Constants, Subject, estimate_log_sparsity, load_subject, subject_spec
 from synthact.subjects.activations import collect_activations
+
+if TYPE_CHECKING:
+    from synthact.method.engine import Curves
 
 __all__ = ["EXPERIMENTS", "Experiment", "Lab", "Result", "Stage", "stage_table"]
 
@@ -540,6 +544,8 @@ class Lab:
         progress: Callable[[int], None] | None = None,
     ) -> Curves:
         """The engine on the subject: every call of the experiments goes through here."""
+        from synthact.method.engine import perturbation_curves
+
         subject = self.subject
         return perturbation_curves(
             subject.model,

@@ -5,14 +5,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sae_lens import SAE
 
 from synthact.core.validate import check_positive_int, check_rows
 from synthact.method.targets import decode, encode
+
+if TYPE_CHECKING:
+    from sae_lens import SAE
 
 SHARES = ("l1", "l2sq", "l2")
 """Definitions of a latent's share of the latent-activation norm; see `latent_statistics`."""

@@ -12,11 +12,14 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import torch
-from sae_lens import SAE
 
 from synthact.core.validate import check_generator, check_positive_int, check_rows
+
+if TYPE_CHECKING:
+    from sae_lens import SAE
 
 # --- real activations -----------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from synthact.judge.claims import claim_order
 from synthact.outputs.report import png
 
 OUTCOMES = ("holds", "does not hold", "underpowered", "error")
@@ -128,15 +129,9 @@ def row_labels(cells: Sequence[Cell]) -> dict[tuple[str, str, str], str]:
     return labels
 
 
-def claim_number(claim: str) -> int:
-    """The number of a claim id (``C11`` -> 11), for sorting C1, C2, ..., C14; others last."""
-    number = re.fullmatch(r"C(\d+)", claim)
-    return int(number.group(1)) if number else 10**6
-
-
 def _row_order(row: tuple[str, str, str]) -> tuple[int, str, str, str]:
     claim, test, case = row
-    return (claim_number(claim), claim, test, case)
+    return (claim_order(claim), claim, test, case)
 
 
 def _grid(cells: Sequence[Cell], subjects: Sequence[str]) -> tuple[dict, list[list[Cell | None]]]:

@@ -40,6 +40,7 @@ __all__ = [
     "resolve_device",
     "resolve_release",
     "subject_spec",
+    "uses_hub",
     "validate_subject",
 ]
 
@@ -74,6 +75,16 @@ def subject_spec(name: str) -> SubjectSpec:
             f"({', '.join(r.example for r in PREFIXES.values())}); `synthact subjects` lists them"
         )
     return releases.release_spec(name)
+
+
+def uses_hub(name: str) -> bool:
+    """Whether the subject ``name`` downloads from the Hugging Face hub (``SubjectSpec.hub``:
+    gpt2-small, a SAELens release), told from the name alone: nothing is read or imported, so a
+    run can decide its hub access before the hub's libraries load."""
+    if name in SUBJECTS:
+        return SUBJECTS[name].hub
+    prefix, colon, _ = name.partition(":")
+    return "/" in name and not (colon and prefix in PREFIXES)
 
 
 def describe_subject(name: str) -> str:

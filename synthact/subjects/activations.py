@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
-from transformer_lens import HookedTransformer
-from transformer_lens.hook_points import HookPoint
 
 from synthact.core.validate import check_positive_int
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+    from transformer_lens.hook_points import HookPoint
 
 
 class _HookReached(Exception):

@@ -102,6 +102,7 @@ GPT2_SMALL = SubjectSpec(
         repo_fingerprint,
         [("model", GPT2_REPO), ("model", SAE_REPO), ("dataset", OPENWEBTEXT_REPO)],
     ),
+    hub=True,
 )
 NULL_GPT2 = SubjectSpec(
     "null-gpt2",

@@ -167,6 +167,7 @@ def release_spec(name: str) -> SubjectSpec:
         loader,
         preflight=partial(check_release_files, release),
         fingerprint=partial(release_fingerprint, release),
+        hub=True,
     )
 
 

@@ -91,7 +91,7 @@ class SubjectSpec:
     nothing, that the subject can load here (offline: its hub files are cached), else raises
     RuntimeError saying what to do. ``fingerprint()`` identifies the content of its files
     (weights, configs, prompts) for the result cache's keys, or is None while they are not on
-    this machine yet (known once loaded)."""
+    this machine yet (known once loaded). ``hub``: it downloads from the Hugging Face hub."""
 
     name: str
     description: str
@@ -99,6 +99,7 @@ class SubjectSpec:
     constants: Constants | None = None
     preflight: Callable[[], None] = _nothing_to_check
     fingerprint: Callable[[], str | None] = _all_in_code
+    hub: bool = False
 
 
 @dataclass(frozen=True)

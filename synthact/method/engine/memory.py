@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from transformer_lens import HookedTransformerConfig
 
 from synthact.core.validate import check_positive_int
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformerConfig
 
 CPU_ROWS = 256
 """Rows per chunk on CPU: 2 prompts x 101 steps, the fastest measured at GPT-2 size on one core."""

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from transformer_lens import HookedTransformer
 
 from synthact.core.validate import check_positive_int
 from synthact.method.engine import memory
 from synthact.subjects.hooks import RESID_FORMS, resid_hook
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
 
 MODES = ("absolute", "relative")
 
@@ -97,6 +100,8 @@ def prepare(
 
 def check_model(model: HookedTransformer) -> None:
     """A TransformerLens model without hooks attached (the engine would not run them)."""
+    from transformer_lens import HookedTransformer
+
     if not isinstance(model, HookedTransformer):
         raise TypeError(f"model must be a transformer_lens HookedTransformer, got {type(model)}")
     hooked = [name for name, hp in model.hook_dict.items() if hp.fwd_hooks or hp.bwd_hooks]

@@ -22,7 +22,7 @@ from synthact.outputs.matrix import (
 )
 from tests.subprocesses import nested_env, session_cache
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 WHERE = {"claim": "C1", "test": "test_c01_real", "subject": "planted", "case": "absolute"}
 OBSERVED = {
     "outcome": "does not hold",

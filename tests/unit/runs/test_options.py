@@ -20,7 +20,7 @@ from synthact.method.config import (
 )
 from synthact.runs import cli
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 OTHERS = [
     "--subject=planted,null-gpt2",
     "--n=50",
