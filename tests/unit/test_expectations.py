@@ -56,7 +56,7 @@ def test_every_subject_has_a_role_for_the_report():
     assert subject_role("gpt2-small-res-jb/blocks.6.hook_resid_pre") == table["default"]["role"]
 
 
-NOT_IN_PAPER = {"C15"}
+NOT_IN_PAPER = {"C15", "C16"}
 """Claims the paper does not state: computed and shown on gpt2-small, not judged."""
 
 
