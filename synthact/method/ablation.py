@@ -3,7 +3,8 @@ its blowup, and whether a few of them carry it (docs/method.md, "Latent ablation
 
 Removing a set S of a base activation A's active latents moves A to its ablation
 ``A - (decode(z) - decode(z without S))``, z = ``encode(A)``; the engine measures L2 and KL
-curves along the relative-mode path from A to it. Per base (the sensitivity experiment's rows):
+curves along the relative-mode path of `N_STEPS` points from A to it. Per base (the sensitivity
+experiment's rows):
 
 - ``single``: S = {j} for every active latent j (the latents in descending activation);
 - ``progressive``: S = the first m latents in descending score, m = 1 .. ``PROGRESSIVE``;
@@ -31,6 +32,9 @@ from synthact.method.results import PATH_STEPS
 from synthact.method.targets import decode, encode
 from synthact.subjects import Constants
 
+N_STEPS = 21
+"""Points of each removal path (every 5 % of the way): the score needs the path's slopes, not the
+sensitivity experiment's 101 points, and a row has about as many paths as active latents."""
 TOP_K = 3
 """How many top latents C16 removes together (and how many random ones it compares)."""
 PROGRESSIVE = 8
@@ -43,7 +47,7 @@ PATHS = ("single", "progressive", "whole", "random")
 
 Run = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], Curves]
 """The engine on a subject: ``(tokens [P, T], targets [P, d], bases [P, d], kl) -> Curves`` along
-the relative-mode paths (with KL curves when ``kl``)."""
+the relative-mode paths of `N_STEPS` points (with KL curves when ``kl``)."""
 
 
 def blowup_excess(curves: np.ndarray) -> np.ndarray:
@@ -260,8 +264,8 @@ class AblationResult:
         return blowup_excess(excess_curves[rows]) / whole
 
     def steps(self, metric: str = "ms", signal: str = "l2") -> np.ndarray:
-        """``[n, K]`` the step metric of each single path (-1 pad): the relative-mode step at which
-        removing the latent blows the output up (`synthact.method.metrics`)."""
+        """``[n, K]`` the step metric of each single path (-1 pad): the point (of `N_STEPS`) at
+        which removing the latent blows the output up (`synthact.method.metrics`)."""
         curves = self.curves("single", signal)[self.active]
         params = {"ms": {"flat_slope": self.constants.flat_slope if signal == "l2" else 0.02}}
         found = metrics.METRICS[metric](curves, **params.get(metric, {}))

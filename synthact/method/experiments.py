@@ -29,6 +29,7 @@ from synthact.core.registry import Registry
 from synthact.core.seeding import generator
 from synthact.core.stages import Stage, StageClock, stage_table
 from synthact.method import constructions
+from synthact.method.ablation import N_STEPS as ABLATION_STEPS
 from synthact.method.ablation import AblationResult, ablation_arrays
 from synthact.method.config import RunConfig
 from synthact.method.constructions import PoolStatistics
@@ -197,7 +198,7 @@ def _ablation(lab: Lab) -> AblationResult:
         sae = lab.subject.sae
         arrays = ablation_arrays(
             lambda tokens, target, base, kl: lab._run(
-                tokens, target, mode="relative", kl=kl, base=base
+                tokens, target, mode="relative", kl=kl, base=base, n_steps=ABLATION_STEPS
             ),
             sae,
             lab.base_tokens,
@@ -568,8 +569,10 @@ class Lab:
         kl: bool = False,
         base: torch.Tensor | None = None,
         progress: Callable[[int], None] | None = None,
+        n_steps: int | None = None,
     ) -> Curves:
-        """The engine on the subject: every call of the experiments goes through here."""
+        """The engine on the subject: every call of the experiments goes through here (paths of
+        ``n_steps`` points; None: the config's)."""
         subject = self.subject
         return perturbation_curves(
             subject.model,
@@ -578,7 +581,7 @@ class Lab:
             base=base,
             mode=mode,
             step=self.config.spacing(self.constants.step),
-            n_steps=self.config.n_steps,
+            n_steps=n_steps or self.config.n_steps,
             hook_in=subject.hook_in,
             hook_out=subject.hook_out,
             kl=kl,

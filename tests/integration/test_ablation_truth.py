@@ -16,7 +16,7 @@ import torch
 from sae_lens import SAE
 
 from synthact.core.seeding import generator
-from synthact.method.ablation import TOP_K, AblationResult, ablation_arrays, blowup_excess
+from synthact.method.ablation import N_STEPS, TOP_K, AblationResult, ablation_arrays, blowup_excess
 from synthact.method.engine import perturbation_curves
 from synthact.subjects import Constants
 from synthact.subjects.activations import collect_activations
@@ -25,8 +25,8 @@ from synthact.subjects.planted_network import PlantedConfig
 
 pytestmark = pytest.mark.slow
 
-N, N_STEPS = 16, 21
-"""Rows and path points: a short grid keeps the engine cheap; the closed form uses the same."""
+N = 16
+"""Rows (prompts)."""
 RAISED = {"ramp_start": 0.95, "ramp_end": 1.05, "features_per_token": 6}
 """Ramps that rise near the median feature magnitude, with six features per token: about half of
 a row's active latents sit below their ramp (removing them moves nothing), so the truth is not
