@@ -579,7 +579,12 @@ def ablation_markdown(ablation) -> str:
     if not rows:
         return "\n".join([*lines, "no latent drives a blowup"]) + "\n"
     lines += ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(_fmt(v) for v in row.values()) + " |" for row in rows]
+    lines += [
+        "| "
+        + " | ".join(f"{v:.2e}" if k == "firing frequency" else _fmt(v) for k, v in row.items())
+        + " |"
+        for row in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
