@@ -6,10 +6,11 @@ Removing a set S of a base activation A's active latents moves A to its ablation
 curves along the relative-mode path of `N_STEPS` points from A to it. Per base (the sensitivity
 experiment's rows):
 
-- ``single``: S = {j} for every active latent j (the latents in descending activation);
+- ``single``: S = {j} for every active latent j (the latents in descending activation; the
+  `MAX_LATENTS` largest);
 - ``progressive``: S = the first m latents in descending score, m = 1 .. ``PROGRESSIVE``;
 - ``whole``: S = every active latent;
-- ``random``: S = ``TOP_K`` latents drawn uniformly from the active ones (all when fewer).
+- ``random``: S = ``TOP_K`` latents drawn uniformly from the single paths' (all when fewer).
 
 A latent's score is the blowup excess of its single path (`blowup_excess`): the output change at
 the ablation beyond what the path's flattest stretch gives over its length. A linear response
@@ -37,6 +38,9 @@ N_STEPS = 21
 sensitivity experiment's 101 points, and a row has about as many paths as active latents."""
 TOP_K = 3
 """How many top latents C16 removes together (and how many random ones it compares)."""
+MAX_LATENTS = 64
+"""Latents of a row ablated one at a time: its 64 largest (all of them where L0 is at most 64, as on
+the planted subjects and trained-tiny); the whole-code path removes every active one."""
 PROGRESSIVE = 8
 """Longest progressive removal: the top 1 .. 8 latents (the whole code is its own path)."""
 DRIVING_SHARE = 0.1
@@ -65,29 +69,43 @@ def blowup_excess(curves: np.ndarray) -> np.ndarray:
     return v[..., -1] - v[..., 0] - (v.shape[-1] - 1) * flattest
 
 
-def active_latents(sae: SAE, base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each base's active latents in descending activation.
+def active_latents(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's active latents in descending activation, at most `MAX_LATENTS`.
 
-    ``base [n, d]`` -> ``(latents [n, K] int64, activations [n, K] float32)``, K the largest
-    number of active latents of a row, padded with -1 and 0.
+    ``codes [n, d_sae]`` -> ``(latents [n, K] int64, activations [n, K] float32)``, K the largest
+    number of them in a row, padded with -1 and 0.
     """
-    codes = encode(sae, base)
-    k = max(1, int((codes > 0).sum(dim=1).max()))
+    k = min(MAX_LATENTS, max(1, int((codes > 0).sum(dim=1).max())))
     values, latents = codes.topk(k, dim=1)
     active = values > 0
     return torch.where(active, latents, -1), torch.where(active, values, 0.0)
 
 
 def _removals(
-    sae: SAE, codes: torch.Tensor, rows: torch.Tensor, removed: torch.Tensor, chunk: int = 1024
+    sae: SAE,
+    codes: torch.Tensor,
+    latents: torch.Tensor,
+    rows: torch.Tensor,
+    slots: torch.Tensor | None,
+    chunk: int = 1024,
 ) -> torch.Tensor:
-    """``decode(z) - decode(z without the removed latents)`` of each path, ``[P, d]`` float32:
-    ``codes [n, d_sae]``, the path's row ``rows [P]`` and ``removed [P, d_sae]`` bool."""
+    """``decode(z) - decode(z without the removed latents)`` of each path, ``[P, d]`` float32.
+
+    Path p removes, from the code ``codes[rows[p]]`` (``codes [n, d_sae]``), the latents of its
+    row's slots ``slots[p]`` (``[P, K]`` bool over ``latents [n, K]``), or (``slots`` None) every
+    active one."""
+    spare = sae.cfg.d_sae  # a column for the padding, dropped
     parts = [torch.zeros(0, sae.cfg.d_in)]
     for start in range(0, len(rows), chunk):
-        z = codes[rows[start : start + chunk]]
-        kept = torch.where(removed[start : start + chunk], 0.0, z)
-        parts.append(decode(sae, z) - decode(sae, kept))
+        part = slice(start, start + chunk)
+        z = codes[rows[part]]
+        if slots is None:
+            removed = z > 0
+        else:
+            index = torch.where(slots[part], latents[rows[part]], spare)
+            removed = torch.zeros(len(z), spare + 1, dtype=torch.bool).scatter_(1, index, True)
+            removed = removed[:, :spare]
+        parts.append(decode(sae, z) - decode(sae, torch.where(removed, 0.0, z)))
     return torch.cat(parts)
 
 
@@ -101,7 +119,8 @@ def ablation_arrays(
     """The ablation experiment's arrays (see the module docstring) for ``tokens [n, T]`` whose
     activations are ``base [n, d]``; ``generator`` draws the random sets.
 
-    Arrays: ``latents``, ``activations`` ``[n, K]`` (`active_latents`); ``order [n, K]`` the slots
+    Arrays: ``latents``, ``activations`` ``[n, K]`` (`active_latents`: the row's single paths,
+    at most `MAX_LATENTS`); ``order [n, K]`` the slots
     in descending score (-1 past a row's active latents); ``random/slots [n, TOP_K]`` (-1 pad);
     L2 curves ``<path>/l2``: ``single`` ``[n, K, S]``, ``progressive`` ``[n, M, S]`` (column
     m - 1 removes the top m, M = min(K, PROGRESSIVE)), ``whole`` and ``random`` ``[n, S]``; KL
@@ -109,22 +128,15 @@ def ablation_arrays(
     path once: progressive removals of 1 latent and of a row's whole code are its single and
     whole paths.
     """
-    latents, values = active_latents(sae, base)
+    codes = encode(sae, base)
+    latents, values = active_latents(codes)
     n, k = latents.shape
     active = latents >= 0
-    spare = sae.cfg.d_sae  # a column for the padding, dropped
-    dense = torch.zeros(n, spare + 1).scatter_(1, torch.where(active, latents, spare), values)
-    dense = dense[:, :spare]
-
-    def curves(rows: torch.Tensor, slots: torch.Tensor, kl: bool) -> Curves:
-        """The paths removing ``slots [P, K]`` (bool) of ``rows [P]``."""
-        removed = torch.zeros(len(rows), spare + 1, dtype=torch.bool)
-        removed.scatter_(1, torch.where(slots, latents[rows], spare), True)
-        delta = _removals(sae, dense, rows, removed[:, :-1])
-        return run(tokens[rows], base[rows] - delta, base[rows], kl)
 
     rows, slot = active.nonzero(as_tuple=True)
-    single = curves(rows, torch.nn.functional.one_hot(slot, k).bool(), kl=True)
+    one_hot = torch.nn.functional.one_hot(slot, k).bool()
+    targets = base[rows] - _removals(sae, codes, latents, rows, one_hot)
+    single = run(tokens[rows], targets, base[rows], True)
     arrays = {f"single/{s}": _scatter(getattr(single, s), (n, k), rows, slot) for s in ("l2", "kl")}
     scores = torch.from_numpy(blowup_excess(arrays["single/l2"]))
     perm = torch.where(active, scores, -torch.inf).argsort(dim=1, descending=True, stable=True)
@@ -133,19 +145,21 @@ def ablation_arrays(
     random_slots = torch.where(active.gather(1, pick), pick, -1)[:, :TOP_K]
     counts, m = active.sum(dim=1), min(k, PROGRESSIVE)
     everyone = (counts > 0).nonzero().flatten()
-    plans = [  # (path, its rows, their removed slots [n, K], its column of the path's array)
-        ("whole", everyone, active, None),
+    plans = [  # (path, its rows, their removed slots [n, K] (None: all), its column)
+        ("whole", everyone, None, None),
         ("random", everyone, _slot_mask(random_slots, k), None),
         *(
             ("progressive", (counts > i + 1).nonzero().flatten(), active & (ranks <= i), i)
             for i in range(1, m)
         ),
     ]
-    found = curves(
-        torch.cat([r for _, r, _, _ in plans]),
-        torch.cat([slots[r] for _, r, slots, _ in plans]),
-        kl=False,
-    ).l2.numpy()
+    path_rows = torch.cat([r for _, r, _, _ in plans])
+    deltas = [
+        _removals(sae, codes, latents, r, None if slots is None else slots[r])
+        for _, r, slots, _ in plans
+    ]
+    found = run(tokens[path_rows], base[path_rows] - torch.cat(deltas), base[path_rows], False)
+    found = found.l2.numpy()
     steps = found.shape[1]
     arrays |= {
         f"{path}/l2": np.full((*shape, steps), np.nan, np.float32)

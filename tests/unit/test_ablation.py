@@ -8,6 +8,7 @@ import pytest
 import torch
 from sae_lens import JumpReLUSAE, JumpReLUSAEConfig
 
+from synthact.method import ablation
 from synthact.method.ablation import (
     PROGRESSIVE,
     TOP_K,
@@ -107,3 +108,11 @@ def test_progressive_whole_and_random_paths_remove_what_they_say():
     carried_by_top_3 = blowup_excess(result.curves("progressive")[0, TOP_K - 1])
     assert top[0] == pytest.approx(carried_by_top_3 / expected[-1], rel=1e-5) and top[0] > 0.5
     assert top[1] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_a_row_ablates_its_largest_latents_one_at_a_time_and_its_whole_code_at_once(monkeypatch):
+    monkeypatch.setattr(ablation, "MAX_LATENTS", 2)
+    base = torch.tensor([[2.0, 3.0, 4.0, 1.5, 0.0, 0.0]])
+    result = _result(base, torch.zeros(6))
+    assert result.latents.tolist() == [[2, 1]]
+    assert result.curves("whole")[0, -1] == pytest.approx(float(base.norm()), rel=1e-5)
