@@ -3,6 +3,8 @@ toy response in place of the engine."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from synthact.method.ablation import (
     blowup_excess,
 )
 from synthact.method.engine import Curves
+from synthact.outputs import report
 from synthact.subjects import Constants
 
 STEPS = 21
@@ -116,3 +119,20 @@ def test_a_row_ablates_its_largest_latents_one_at_a_time_and_its_whole_code_at_o
     result = _result(base, torch.zeros(6))
     assert result.latents.tolist() == [[2, 1]]
     assert result.curves("whole")[0, -1] == pytest.approx(float(base.norm()), rel=1e-5)
+
+
+def test_the_report_lists_driving_latents_with_their_neuronpedia_pages():
+    base = torch.tensor([[2.0, 3.0, 4.0, 1.5, 0.0, 0.0], [0.0, 0.0, 3.0, 0.0, 0.0, 2.0]])
+    result = _result(base, torch.tensor([4.0, 0.0, 9.0, 0.0, 0.0, 0.0]))
+    result = dataclasses.replace(result, neuronpedia="gpt2-small/6-res-jb")
+    rows = report.driving_latents(result)
+    assert [(row["latent"], row["rows driven"], row["rows active"]) for row in rows] == [
+        (2, 2, 2),
+        (0, 1, 1),
+    ]
+    assert rows[0]["mean activation"] == pytest.approx(3.5)
+    assert rows[0]["link"] == (
+        "[gpt2-small/6-res-jb/2](https://www.neuronpedia.org/gpt2-small/6-res-jb/2)"
+    )
+    assert "| 2 | 2 | 2 |" in report.ablation_markdown(result)
+    assert report.ablation_figure(result).axes[0].get_title() == "Latent ablations: toy (n = 2)"
