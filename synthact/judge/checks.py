@@ -282,3 +282,31 @@ def checks_markdown(checks: Sequence[Check]) -> str:
             f"| {c.statement} | {c.estimate:.3f} | {c.bound:.3f} | {c.threshold:g} | {verdict} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def mean_above(x: np.ndarray, threshold: float, name: str) -> Check:
+    """mean(x) > threshold: the studentized-bootstrap lower bound (`stats.mean_bound`) above it.
+
+    For per-row values of any skew (a share that is 0 on many rows); its size at the boundary is
+    measured in tests/calibration/test_mean_checks.py.
+    """
+    return _mean_check(x, threshold, name, "lower")
+
+
+def mean_below(x: np.ndarray, threshold: float, name: str) -> Check:
+    """mean(x) < threshold: the studentized-bootstrap upper bound below it (as `mean_above`)."""
+    return _mean_check(x, threshold, name, "upper")
+
+
+def _mean_check(x: np.ndarray, threshold: float, name: str, side: str) -> Check:
+    d = np.asarray(x, dtype=float) - threshold
+    estimate, bound = stats.mean_bound(d, side, alpha=ALPHA, n_boot=N_BOOT, seed=0)
+    passed = bound > 0 if side == "lower" else bound < 0
+    relation = ">" if side == "lower" else "<"
+    return Check(
+        f"mean {name} {relation} {threshold:g}",
+        estimate + threshold,
+        bound + threshold,
+        threshold,
+        passed,
+    )

@@ -427,6 +427,13 @@ CLAIMS: tuple[Claim, ...] = (
         ),
     ),
     Claim(
+        "C16",
+        "a blowup is carried by few latents: removing a real activation's top 3 SAE latents blows "
+        "its output up by more than a tenth of what removing its whole code does (section 7's "
+        "latent ablations; the project's claim, not the paper's).",
+        (ClaimCase("C16", h.c16_few_latents_carry_blowups, "ablation", variants=(), shape=None),),
+    ),
+    Claim(
         "precision",
         "lower precision (bfloat16, float16, TF32) keeps the float32 step distributions.",
         (

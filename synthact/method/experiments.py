@@ -30,6 +30,8 @@ from synthact.core.registry import Registry
 from synthact.core.seeding import generator
 from synthact.core.stages import Stage, StageClock, stage_table
 from synthact.method import constructions
+from synthact.method.ablation import N_STEPS as ABLATION_STEPS
+from synthact.method.ablation import AblationResult, ablation_arrays
 from synthact.method.config import RunConfig
 from synthact.method.constructions import PoolStatistics
 from synthact.method.cooccurrence import Cooccurrence, count_cooccurrence
@@ -192,6 +194,34 @@ def _latent_statistics(lab: Lab) -> LatentResult:
     )
 
 
+def _ablation(lab: Lab) -> AblationResult:
+    """Section 7's latent ablations of the sensitivity experiment's bases
+    (`synthact.method.ablation`), with the SAE's firing frequencies and Neuronpedia id."""
+
+    def compute() -> Arrays:
+        sae = lab.subject.sae
+        arrays = ablation_arrays(
+            lambda tokens, target, base, kl: lab._run(
+                tokens, target, mode="relative", kl=kl, base=base, n_steps=ABLATION_STEPS
+            ),
+            sae,
+            lab.base_tokens,
+            lab.base_acts,
+            lab.generator("ablation"),
+        )
+        neuronpedia = getattr(getattr(sae.cfg, "metadata", None), "neuronpedia_id", None)
+        return {**arrays, "neuronpedia": np.array(neuronpedia or "")}
+
+    arrays = lab.cached("ablation", compute)
+    return AblationResult(
+        lab.config.subject,
+        lab.constants,
+        arrays,
+        lab.sparsity["log_sparsity"],
+        str(arrays["neuronpedia"]) or None,
+    )
+
+
 EXPERIMENTS: Registry[Experiment] = Registry("experiment")
 EXPERIMENTS.register(  # Section 5.1, Table A.1; records Appendix C's KL curves in the same runs
     Experiment(
@@ -236,6 +266,7 @@ EXPERIMENTS.register(  # the run that printed the AP numbers of the authors' rep
     )
 )
 EXPERIMENTS.register(Experiment("latent-statistics", (), (), compute=_latent_statistics))
+EXPERIMENTS.register(Experiment("ablation", (), (), compute=_ablation))  # section 7, C16
 
 
 class Lab:
@@ -279,7 +310,7 @@ class Lab:
         """The stages recorded since the last call (and forget them)."""
         return self.clock.pop()
 
-    def result(self, name: str, mode: str | None = None) -> Result | LatentResult:
+    def result(self, name: str, mode: str | None = None) -> Result | LatentResult | AblationResult:
         """The result of experiment ``name`` (`EXPERIMENTS`) in step ``mode``."""
         experiment = EXPERIMENTS.lookup(name)
         mode = experiment.mode(mode)
@@ -542,8 +573,10 @@ class Lab:
         kl: bool = False,
         base: torch.Tensor | None = None,
         progress: Callable[[int], None] | None = None,
+        n_steps: int | None = None,
     ) -> Curves:
-        """The engine on the subject: every call of the experiments goes through here."""
+        """The engine on the subject: every call of the experiments goes through here (paths of
+        ``n_steps`` points; None: the config's)."""
         from synthact.method.engine import perturbation_curves
 
         subject = self.subject
@@ -554,7 +587,7 @@ class Lab:
             base=base,
             mode=mode,
             step=self.config.spacing(self.constants.step),
-            n_steps=self.config.n_steps,
+            n_steps=n_steps or self.config.n_steps,
             hook_in=subject.hook_in,
             hook_out=subject.hook_out,
             kl=kl,

@@ -531,3 +531,90 @@ def _config_markdown(lab) -> str:
 def _save(fig: Figure, path: Path) -> Path:
     path.write_bytes(png(fig))
     return path
+
+
+ABLATION_TOP = 15
+"""Latents listed in the ablation report: those driving the most rows' blowups."""
+
+
+def driving_latents(ablation) -> list[dict[str, object]]:
+    """The latents that most often drive a row's blowup (`AblationResult.driving`), most first:
+    latent, rows driven, mean score where active, firing frequency, mean activation where active
+    and, where the SAE's metadata names a Neuronpedia id, that id and its page (built offline)."""
+    latents, driving = ablation.latents, ablation.driving()
+    scores, activations = ablation.scores(), ablation.arrays["activations"]
+    frequency = ablation.firing_frequency()
+    counts = np.bincount(latents[driving], minlength=len(frequency))
+    chosen = [int(j) for j in np.argsort(-counts, kind="stable")[:ABLATION_TOP] if counts[j]]
+    rows = []
+    for j in chosen:
+        where = latents == j
+        row: dict[str, object] = {
+            "latent": j,
+            "rows driven": int(counts[j]),
+            "rows active": int(where.sum()),
+            "mean score": float(scores[where].mean()),
+            "firing frequency": float(frequency[j]),
+            "mean activation": float(activations[where].mean()),
+        }
+        if ablation.neuronpedia:
+            row["neuronpedia"] = f"{ablation.neuronpedia}/{j}"
+            row["link"] = (
+                f"[{ablation.neuronpedia}/{j}](https://www.neuronpedia.org/{ablation.neuronpedia}/{j})"
+            )
+        rows.append(row)
+    return rows
+
+
+def ablation_markdown(ablation) -> str:
+    """`driving_latents` as a markdown table, with the shares C16 reads."""
+    top, random = ablation.carried("top"), ablation.carried("random")
+    lines = [
+        f"latent ablations on {ablation.subject} (n = {len(ablation.latents)}): the top latents "
+        f"carry {top.mean():.3f} of the output change as blowup, as many random ones "
+        f"{random.mean():.3f}",
+        "",
+    ]
+    rows = driving_latents(ablation)
+    if not rows:
+        return "\n".join([*lines, "no latent drives a blowup"]) + "\n"
+    lines += ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += [
+        "| "
+        + " | ".join(f"{v:.2e}" if k == "firing frequency" else _fmt(v) for k, v in row.items())
+        + " |"
+        for row in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ablation_figure(ablation) -> Figure:
+    """Each (row, active latent)'s contribution (`AblationResult.scores`) against the latent's
+    firing frequency, the latents driving a blowup marked."""
+    active, driving = ablation.active, ablation.driving()
+    frequency = ablation.firing_frequency()[ablation.latents[active]]
+    scores = ablation.scores()[active]
+    marked = driving[active]
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
+    ax.scatter(
+        frequency[~marked],
+        scores[~marked],
+        s=8,
+        alpha=0.5,
+        color=PALETTE["random"],
+        label="other active latents",
+    )
+    ax.scatter(
+        frequency[marked],
+        scores[marked],
+        s=8,
+        alpha=0.7,
+        color=PALETTE["real"],
+        label="driving the row's blowup",
+    )
+    ax.set(xscale="log", xlabel="firing frequency", ylabel="contribution (blowup excess, L2)")
+    ax.legend(frameon=False)
+    ax.set_title(f"Latent ablations: {ablation.subject} (n = {len(ablation.latents)})")
+    fig.tight_layout()
+    return fig
