@@ -47,5 +47,22 @@ def needed_n(hypothesis_case: str, pairing: float) -> int | None:
     entries = _entries(hypothesis_case)
     if not entries:
         return None
-    rho = max((r for r in RHOS if r <= pairing), default=RHOS[0])
-    return max(entry["by_rho"][f"{rho:g}"]["needed_n"] for entry in entries)
+    return max(entry["by_rho"][_rho(pairing)]["needed_n"] for entry in entries)
+
+
+def oracle_needed_n(hypothesis_case: str, pairing: float) -> int | None:
+    """The smallest n at which even an oracle that knows the laws (the most powerful test of a
+    boundary law of the null against the paper's effect) has `TARGET_POWER`: no valid check
+    shows the paper's effect below it. None where the table has no oracle entry (it has one
+    for the cases whose check is below `TARGET_POWER` at n = 1000 and rho 0.5)."""
+    found = [
+        entry["oracle"][_rho(pairing)]["needed_n"]
+        for entry in _entries(hypothesis_case)
+        if "oracle" in entry
+    ]
+    return max(found) if found else None
+
+
+def _rho(pairing: float) -> str:
+    """The table's key of the largest tabulated correlation not above ``pairing``."""
+    return f"{max((r for r in RHOS if r <= pairing), default=RHOS[0]):g}"

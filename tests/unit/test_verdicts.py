@@ -138,6 +138,19 @@ def test_a_claim_that_fails_below_its_needed_n_is_underpowered_not_judged(expect
         at_needed.verdict(claim(check(False, "KS < 0.1"), case=case))
 
 
+def test_a_claim_beyond_the_oracle_s_n_says_the_paper_s_effect_is_too_small():
+    """C9's gap: even the most powerful test of the paper's laws needs more than n = 1000."""
+    case = "C9 gap"
+    beyond = power.oracle_needed_n(case, 0.5)
+    assert beyond is not None and beyond > 1000
+    ev = evidence("holds", n=1000, subject="gpt2-small")
+    with pytest.raises(pytest.xfail.Exception, match="the paper's effect cannot be shown at n = "):
+        ev.verdict(claim(check(False, "gap > -0.05"), case=case))
+    seen = observed(ev)
+    assert seen["outcome"] == "effect too small"
+    assert seen["note"].endswith(f"needs n >= {power.oracle_needed_n(case, 0.0)}")  # pairing 0
+
+
 def test_a_positive_control_that_fails_fails_at_any_n():
     """Its expected "holds" was measured on its own effect, not the paper's."""
     case = "C14[absolute, synthetic-baseline]"
