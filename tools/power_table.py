@@ -740,6 +740,12 @@ class OracleBound:
         pi1 = self._pi1(w, tau, s, zeta)
         return pi1, np.clip(special.expit(special.logit(pi1) + shift), 1e-15, 1 - 1e-15)
 
+    def law(self, paper: Law) -> Law:
+        """P0's law of the moved column: ``paper`` reweighted so that ``P(<= k) = p0``."""
+        below = np.arange(paper.cdf.size) <= self.k
+        scaled = 1 - (1 - paper.cdf) * (1 - self.p0) / (1 - self.p1)
+        return Law(np.where(below, paper.cdf * self.p0 / self.p1, scaled))
+
     def moments(self) -> tuple[float, float, float, float]:
         """Mean and sd of a row's log-likelihood ratio log(P1/P0) under P0, then under P1."""
         pi1, pi0 = self._pi(_NODES)
@@ -822,6 +828,27 @@ def oracle(case: Case, rho: float, reps: int) -> dict:
         "boundary": f"{bound.moved} vs {bound.reference}: P(<= {bound.k}) "
         f"{bound.p1:.3f} -> {bound.p0:.3f}",
     }
+
+
+def null_laws(case: Case) -> dict[str, Law]:
+    """Laws on the boundary of the case's null (the claim is exactly false): where the claim
+    orders or compares types, every type with the first type's law (equal means, equal KS); an
+    equivalence at KS exactly `checks.EQUIVALENCE_MARGIN`; C5's mid-path median exactly 45; a
+    case of `ORACLE_NULLS` at its least favourable one-step boundary law (ρ 0)."""
+    laws = dict(case.laws)
+    if case.name in ORACLE_NULLS:
+        bound = max(oracle_bounds(case, 0.0), key=OracleBound.needed_n)
+        return laws | {bound.moved: bound.law(laws[bound.moved])}
+    if case.name.startswith(("C14[", "precision")):
+        one, two = laws
+        margin = checks.EQUIVALENCE_MARGIN
+        return {one: laws[one], two: _normal_at(laws[one], laws[one].ks, margin, shift=True)}
+    if case.name == "C5 mid-path":
+        sd = math.sqrt(laws["real"].var)
+        median = solve(lambda m: Law.normal(m, sd), lambda law: law.cdf[45], 0.5, 30, 60)
+        return {"real": median}
+    first = next(iter(laws.values()))
+    return {kind: first for kind in laws}
 
 
 # --- the committed table ---------------------------------------------------------------------
