@@ -115,7 +115,7 @@ def decide(
         message = f"{note} (any valid check; {NOT_SHOWABLE_WHY}); not judged:\n{failed}"
         observed = _observed("effect too small", key, shown, note)
         return Verdict(Decision.EFFECT_TOO_SMALL, observed, message)
-    if needs is not None and needs > n:
+    if needs is not None and (needs > n or needs > largest_n):  # beyond the table: unknown
         at_least = f"n > {largest_n}" if needs > largest_n else f"n >= {needs}"
         note = f"at n = {n}: needs {at_least}"
         message = f"underpowered {note}; not judged:\n{failed}"

@@ -47,6 +47,9 @@ def test_below_the_needed_n_a_failure_is_underpowered_only_where_the_paper_effec
     assert control.decision is Decision.NOT_SUPPORTED
     unknown = verdict([check(False)], n=99, paper=True, needed=never)
     assert unknown.decision is Decision.NOT_SUPPORTED
+    past_the_table = verdict([check(False)], n=4000, paper=True, needed=needs(2001))
+    assert past_the_table.decision is Decision.UNDERPOWERED  # no n of the table has the power
+    assert past_the_table.observation.note == "at n = 4000: needs n > 2000"
 
 
 def test_below_the_oracle_s_n_a_failure_is_the_paper_s_effect_too_small_not_the_run_s_n():
@@ -59,9 +62,9 @@ def test_below_the_oracle_s_n_a_failure_is_the_paper_s_effect_too_small_not_the_
         "the paper's effect cannot be shown at n = 1000: needs n >= 2474"
     )
     assert beyond.message.startswith("the paper's effect cannot be shown at n = 1000")
-    within = verdict([check(False)], n=1000, paper=True, needed=needs(2001), oracle=needs(1000))
+    within = verdict([check(False)], n=1000, paper=True, needed=needs(1500), oracle=needs(1000))
     assert within.decision is Decision.UNDERPOWERED  # a valid check could, this one cannot
-    at = verdict([check(False)], n=2474, paper=True, needed=needs(2474), oracle=needs(2474))
+    at = verdict([check(False)], n=1500, paper=True, needed=needs(1500), oracle=needs(1200))
     assert at.decision is Decision.NOT_SUPPORTED
     control = verdict([check(False)], n=1000, paper=False, needed=needs(2001), oracle=needs(2474))
     assert control.decision is Decision.NOT_SUPPORTED
