@@ -28,7 +28,7 @@ from scipy.stats import beta
 
 from synthact.judge import checks, hypotheses
 from synthact.judge.paper import paper_rows
-from synthact.judge.power import N_GRID, POWER_FILE, RHOS, TARGET_POWER
+from synthact.judge.power import N_GRID, PAPER_N, POWER_FILE, RHOS, TARGET_POWER
 
 ROOT = Path(__file__).resolve().parents[1]
 """The checkout: the table and docs/power.md are written into it."""
@@ -812,8 +812,8 @@ def oracle_bounds(case: Case, rho: float) -> list[OracleBound]:
     return found
 
 
-ORACLE_N = 1000
-"""The paper's n, at which the oracle's power is tabulated."""
+ORACLE_N = PAPER_N
+"""The oracle's power is tabulated at the paper's n."""
 
 
 def oracle(case: Case, rho: float, reps: int) -> dict:

@@ -6,10 +6,10 @@ the checks, records the `Observation` and acts on the `Verdict` (pass, raise, xf
 - expected ``holds`` or ``not judged``: the claim holds when every check passes; otherwise it is
   not supported, unless the run's n is below the n the case needs for 80 % power at the paper's
   effect where that effect is what is expected (the paper's subject or a subject of the user's
-  own, or a claim not judged): then it is underpowered (not judged), or, where the run's n is
-  below the n that even an oracle knowing the laws needs (the power table's Neyman-Pearson
-  bound), the paper's effect is too small to be shown at this n by any valid check (not
-  judged: a finding about the paper, not about the run). A control's expected "holds" was
+  own, or a claim not judged): then it is underpowered (not judged), or, where even an oracle
+  knowing the laws (the power table's Neyman-Pearson bound) needs more than the paper's n and
+  the run's, the paper's effect is too small to be shown at the paper's n by any valid check
+  (not judged: a finding about the paper, not about the run). A control's expected "holds" was
   measured on its own effect, so its failure stays a failure at any n.
 - expected ``fails`` (a control): the effect shown absent at the paper's size (every ``absent``
   check passes) is the expected failure, whichever way the direction came out; else the claim
@@ -26,6 +26,7 @@ from enum import Enum
 
 from synthact.judge.checks import Check
 from synthact.judge.hypotheses import Hypothesis
+from synthact.judge.power import PAPER_N
 
 EXPECTATIONS = ("holds", "fails", "not judged")
 """What claims/expectations.toml may say of a claim on a subject."""
@@ -110,8 +111,8 @@ def decide(
     needs = needed_n(hypothesis.case, hypothesis.pairing) if paper_effect_expected else None
     bound = oracle_needed_n if paper_effect_expected and oracle_needed_n else None
     beyond = bound(hypothesis.case, hypothesis.pairing) if bound else None
-    if beyond is not None and beyond > n:
-        note = f"the paper's effect cannot be shown at n = {n}: needs n >= {beyond}"
+    if beyond is not None and beyond > max(n, PAPER_N):  # beyond the paper's own n, and ours
+        note = f"the paper's effect cannot be shown at n = {max(n, PAPER_N)}: needs n >= {beyond}"
         message = f"{note} (any valid check; {NOT_SHOWABLE_WHY}); not judged:\n{failed}"
         observed = _observed("effect too small", key, shown, note)
         return Verdict(Decision.EFFECT_TOO_SMALL, observed, message)

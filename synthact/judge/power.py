@@ -14,6 +14,9 @@ N_GRID = (100, 150, 200, 300, 400, 500, 700, 1000, 1500, 2000)
 RHOS = (0.0, 0.5, 0.9)
 """Pairing correlations the table is simulated at; a run uses the largest not above its own."""
 POWER_FILE = "data/power.json"
+PAPER_N = 1000
+"""The paper's n: where no valid check reaches `TARGET_POWER` at it, the paper's effect is too
+small for the paper's own runs (the oracle's needed n, beyond it)."""
 N_NEEDED_CAP = 4000
 """The most rows ``--n-needed`` runs a claim's experiments at."""
 

@@ -3,9 +3,9 @@
 A `Cell` is one claim test case on one subject: the observed outcome (``holds``, ``does not
 hold``, ``underpowered``: not judged, as it did not hold at an n below the one it needs for 80 %
 power at the paper's effect, ``effect too small``: not judged, as even an oracle that knows the
-laws needs a larger n to show the paper's effect, or ``error``), the statistic of its deciding
-check (the first failed check, else the first) with the estimate, one-sided bound and
-threshold, and the verdict ``claims/expectations.toml`` expects there (``holds`` or ``fails``;
+laws needs more than the paper's n to show the paper's effect, or ``error``), the statistic of
+its deciding check (the first failed check, else the first) with the estimate, one-sided bound
+and threshold, and the verdict ``claims/expectations.toml`` expects there (``holds`` or ``fails``;
 ``not judged`` expects nothing). An expected failure is met by the effect shown absent
 (``absence_shown``), whichever way the claim's direction came out, as the claim tests decide
 it. `write_matrix` writes the cells as ``matrix.md`` and as a heat map ``matrix.png``.

@@ -62,6 +62,12 @@ def test_below_the_oracle_s_n_a_failure_is_the_paper_s_effect_too_small_not_the_
         "the paper's effect cannot be shown at n = 1000: needs n >= 2474"
     )
     assert beyond.message.startswith("the paper's effect cannot be shown at n = 1000")
+    small_run = verdict([check(False)], n=100, paper=True, needed=needs(2001), oracle=needs(2474))
+    assert small_run.observation.note.startswith("the paper's effect cannot be shown at n = 1000")
+    below_the_paper = verdict(
+        [check(False)], n=100, paper=True, needed=needs(2000), oracle=needs(284)
+    )
+    assert below_the_paper.decision is Decision.UNDERPOWERED  # the paper's n would do: our n
     within = verdict([check(False)], n=1000, paper=True, needed=needs(1500), oracle=needs(1000))
     assert within.decision is Decision.UNDERPOWERED  # a valid check could, this one cannot
     at = verdict([check(False)], n=1500, paper=True, needed=needs(1500), oracle=needs(1200))
