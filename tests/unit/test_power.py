@@ -3,9 +3,13 @@ its experiments."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
+from synthact.fixtures.experiments import rows
 from synthact.judge import power
+from synthact.method.experiments import EXPERIMENTS
 
 
 def test_a_claim_test_in_a_mode_decides_its_mode_s_cases_and_those_without_a_mode():
@@ -36,3 +40,31 @@ def test_the_needed_n_is_capped(monkeypatch):
     monkeypatch.setattr(power, "N_NEEDED_CAP", 1000)
     monkeypatch.setitem(table["cases"]["C4[absolute]"]["by_rho"], "0", entry)
     assert power.rows_needed("C4", "absolute", 100) == 1000
+
+
+def _item(claim: str, fixture: str, mode: str | None = None) -> SimpleNamespace:
+    marker = SimpleNamespace(args=(claim,))
+    params = {fixture: mode} if mode else {}
+    return SimpleNamespace(
+        fixturenames=[fixture],
+        callspec=SimpleNamespace(params=params),
+        get_closest_marker=lambda name: marker if name == "claim" else None,
+    )
+
+
+def test_an_experiment_runs_at_the_largest_n_of_the_claims_that_share_its_rows():
+    """C4 reads sensitivity (absolute, 2000), C1 its relative mode (100), C14 other-source: the
+    sensitivity rows, in both modes and through its kl view, run at 2000; other-source at 700."""
+    items = [
+        _item("C4", "sensitivity", "absolute"),
+        _item("C1", "sensitivity", "relative"),
+        _item("C14", "other_source", "relative"),
+    ]
+    request = SimpleNamespace(session=SimpleNamespace(items=items))
+    lab = SimpleNamespace(config=SimpleNamespace(n_needed=True, n=100))
+    for name in ("sensitivity", "kl", "reconstruction"):
+        assert rows(request, lab, EXPERIMENTS[name]) == 2000, name
+    assert rows(request, lab, EXPERIMENTS["other-source"]) == 700
+    assert rows(request, lab, EXPERIMENTS["plateau"]) == 100  # no claim of the session reads it
+    lab.config.n_needed = False
+    assert rows(request, lab, EXPERIMENTS["sensitivity"]) is None  # the run's own n
