@@ -5,7 +5,8 @@ the checks, records the `Observation` and acts on the `Verdict` (pass, raise, xf
 
 - expected ``holds`` or ``not judged``: the claim holds when every check passes; otherwise it is
   not supported, unless the run's n is below the n the case needs for 80 % power at the paper's
-  effect where that effect is what is expected (the paper's subject or a subject of the user's
+  effect (or that n is beyond the power table's grid: no n is known to have the power) where
+  that effect is what is expected (the paper's subject or a subject of the user's
   own, or a claim not judged): then it is underpowered (not judged), or, where even an oracle
   knowing the laws (the power table's Neyman-Pearson bound) needs more than the paper's n and
   the run's, the paper's effect is too small to be shown at the paper's n by any valid check
