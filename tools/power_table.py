@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import astuple, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from scipy.stats import beta
 
 from synthact.judge import checks, claims
 from synthact.judge.paper import paper_rows
-from synthact.judge.power import N_GRID, POWER_FILE, RHOS, TARGET_POWER
+from synthact.judge.power import N_GRID, PAPER_N, POWER_FILE, RHOS, TARGET_POWER
 
 ROOT = Path(__file__).resolve().parents[1]
 """The checkout: the table and docs/power.md are written into it."""
@@ -515,6 +516,206 @@ EQUIVALENCE = _equivalence_truths()
 EQUIVALENCE_RHOS = (0.0, 0.5, 0.9, 0.99)
 
 
+# --- the oracle: what no valid test can show ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KsNull:
+    """A claim ``sum_i c_i KS(x_i, y_i) < threshold`` on a case's laws (``terms``: ``(c_i, x_i,
+    y_i)`` law keys); its null is ``>=``."""
+
+    terms: tuple[tuple[float, str, str], ...]
+    threshold: float
+
+    def value(self, laws: Mapping[str, Law]) -> float:
+        return sum(c * laws[x].ks(laws[y]) for c, x, y in self.terms)
+
+
+def _gap_of_gaps(first: str, second: str) -> tuple[tuple[float, str, str], ...]:
+    """``gap(first) - gap(second)``, gap = KS(baseline, real) - KS(structured, real) of a run."""
+    return tuple(
+        (sign * c, f"{run}{kind}", f"{run}real")
+        for run, sign in ((first, 1), (second, -1))
+        for c, kind in ((1, "synthetic-baseline"), (-1, "synthetic-structured"))
+    )
+
+
+ORACLE_NULLS: dict[str, tuple[KsNull, ...]] = {
+    "C4[absolute]": (
+        KsNull(((1, "synthetic-baseline", "real"), (-1, "synthetic-random", "real")), 0.0),
+    ),
+    # absolute gap - relative gap > 0, i.e. relative (two:) gap - absolute (one:) gap < 0
+    "C5 gap shrinks": (KsNull(_gap_of_gaps("two:", "one:"), 0.0),),
+    "C6[relative]": tuple(
+        KsNull(((1, "structured-no-cos", "real"), (-1, other, "real")), H.NON_INFERIORITY)
+        for other in H.SYNTHETIC_OTHERS
+    ),
+    # KL (one:) gap - L2 (two:) gap > -0.05, i.e. L2 gap - KL gap < 0.05
+    "C9 gap": (KsNull(_gap_of_gaps("two:", "one:"), H.NON_INFERIORITY),),
+    "C10[absolute]": (KsNull(((1, "reconstruction", "real"),), checks.EQUIVALENCE_MARGIN),),
+}
+"""The KS statements of the claim cases below `TARGET_POWER` at n = 1000 (ρ 0.5): each case
+fails when one of its statements fails, so a law on the boundary of any one is in its null."""
+
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(161)
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
+"""Gauss-Hermite rule for expectations over a standard normal."""
+_Z_ALPHA = special.ndtri(1 - checks.ALPHA)
+
+
+@dataclass(frozen=True)
+class OracleBound:
+    """The most powerful test of the paper's laws P1 against one boundary law P0 of a case's null.
+
+    P0 keeps every column of P1 but ``moved``, whose steps are reweighted on each side of the
+    step ``k`` so that ``P0(moved <= k) = p0`` puts ``KS(moved, reference)`` on the null's
+    boundary (the other KS terms keep their values). At pairing ``rho`` the oracle also sees the
+    other ``columns - 1`` columns' latent normals (Gaussian copula): the moved column's chance of
+    ``<= k`` given them is ``pi1(W) = Phi((zeta - tau W) / s)`` with W standard normal, and P0
+    shifts its log-odds by the constant ``shift`` (the least-KL such P0, I-projection). The
+    log-likelihood ratio of a row is then a function of ``(1{moved <= k}, W)``."""
+
+    moved: str
+    reference: str
+    k: int
+    p1: float
+    p0: float
+    rho: float
+    columns: int
+
+    @cached_property
+    def _latent(self) -> tuple[float, float, float, float]:
+        """``tau``, ``s``, ``zeta = Phi^-1(p1)`` and P0's log-odds ``shift``."""
+        m, rho = self.columns, self.rho
+        tau = math.sqrt((m - 1) * rho**2 / (1 + (m - 2) * rho)) if m > 1 else 0.0
+        s, zeta = math.sqrt(max(1 - tau**2, 1e-12)), float(special.ndtri(self.p1))
+        logit = special.logit(self._pi1(_NODES, tau, s, zeta))
+        shift = optimize.brentq(
+            lambda x: _WEIGHTS @ special.expit(logit + x) - self.p0, -60.0, 60.0, xtol=1e-13
+        )
+        return tau, s, zeta, shift
+
+    @staticmethod
+    def _pi1(w: np.ndarray, tau: float, s: float, zeta: float) -> np.ndarray:
+        return np.clip(special.ndtr((zeta - tau * w) / s), 1e-15, 1 - 1e-15)
+
+    def _pi(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``pi1`` and ``pi0`` at the values ``w`` of W (any shape)."""
+        tau, s, zeta, shift = self._latent
+        pi1 = self._pi1(w, tau, s, zeta)
+        return pi1, np.clip(special.expit(special.logit(pi1) + shift), 1e-15, 1 - 1e-15)
+
+    def law(self, paper: Law) -> Law:
+        """P0's law of the moved column: ``paper`` reweighted so that ``P(<= k) = p0``."""
+        below = np.arange(paper.cdf.size) <= self.k
+        scaled = 1 - (1 - paper.cdf) * (1 - self.p0) / (1 - self.p1)
+        return Law(np.where(below, paper.cdf * self.p0 / self.p1, scaled))
+
+    def moments(self) -> tuple[float, float, float, float]:
+        """Mean and sd of a row's log-likelihood ratio log(P1/P0) under P0, then under P1."""
+        pi1, pi0 = self._pi(_NODES)
+        below, above = np.log(pi1 / pi0), np.log((1 - pi1) / (1 - pi0))
+        found = []
+        for pi in (pi0, pi1):
+            mean = _WEIGHTS @ (pi * below + (1 - pi) * above)
+            square = _WEIGHTS @ (pi * below**2 + (1 - pi) * above**2)
+            found += [float(mean), math.sqrt(max(square - mean**2, 0.0))]
+        return tuple(found)  # type: ignore[return-value]
+
+    def power(self, n: int) -> float:
+        """The NP test's power at n rows (normal approximation of the summed log ratio)."""
+        mean0, sd0, mean1, sd1 = self.moments()
+        return float(special.ndtr((math.sqrt(n) * (mean1 - mean0) - _Z_ALPHA * sd0) / sd1))
+
+    def needed_n(self) -> int:
+        """The smallest n at which `power` reaches `TARGET_POWER`."""
+        mean0, sd0, mean1, sd1 = self.moments()
+        root = (_Z_ALPHA * sd0 + special.ndtri(TARGET_POWER) * sd1) / (mean1 - mean0)
+        return math.ceil(root**2)
+
+    def rate(self, n: int, reps: int, seed: int = 0) -> Rate:
+        """The NP test's power at n rows by simulation: the critical value from ``reps`` samples
+        of P0, the power from ``reps`` of P1 (checks `power`'s normal approximation)."""
+        rng = np.random.default_rng(seed)
+        sums = []
+        for null in (True, False):
+            total = np.zeros(reps)
+            for start in range(0, reps, 64):
+                pi1, pi0 = self._pi(rng.standard_normal((min(64, reps - start), n)))
+                below = rng.random(pi1.shape) < (pi0 if null else pi1)
+                llr = np.where(below, np.log(pi1 / pi0), np.log((1 - pi1) / (1 - pi0)))
+                total[start : start + len(llr)] = llr.sum(axis=1)
+            sums.append(total)
+        critical = np.quantile(sums[0], 1 - checks.ALPHA)
+        return Rate(int((sums[1] > critical).sum()), reps)
+
+
+def oracle_bounds(case: Case, rho: float) -> list[OracleBound]:
+    """Every boundary law of the case's `ORACLE_NULLS` that moves one column at one step: a
+    column of a single term with a positive coefficient (its KS raised, the others kept), at
+    each step k, on either side of the reference's CDF."""
+    laws, found = case.laws, []
+    for null in ORACLE_NULLS[case.name]:
+        value = null.value(laws)
+        if value >= null.threshold:
+            raise ValueError(f"{case.name}: the paper's laws are in the null ({value:.3g})")
+        for c, x, y in null.terms:
+            target = laws[x].ks(laws[y]) + (null.threshold - value) / c
+            for moved, reference in ((x, y), (y, x)):
+                if c <= 0 or sum(moved in term[1:] for term in null.terms) != 1:
+                    continue
+                size = min(laws[moved].cdf.size, laws[reference].cdf.size) - 1
+                for k in range(size):
+                    p1, ref = float(laws[moved].cdf[k]), float(laws[reference].cdf[k])
+                    found += [
+                        OracleBound(moved, reference, k, p1, p0, rho, len(laws))
+                        for p0 in (ref - target, ref + target)
+                        if 1e-6 < p0 < 1 - 1e-6 and 1e-9 < p1 < 1 - 1e-9
+                    ]
+    if not found:
+        raise ValueError(f"{case.name}: no boundary law moves a single column")
+    return found
+
+
+ORACLE_N = PAPER_N
+"""The oracle's power is tabulated at the paper's n."""
+
+
+def oracle(case: Case, rho: float, reps: int) -> dict:
+    """The least favourable of `oracle_bounds` (its most powerful test needs the largest n for
+    `TARGET_POWER`): that n, its power at `ORACLE_N` (normal approximation, and simulated), and
+    its law."""
+    bound = max(oracle_bounds(case, rho), key=OracleBound.needed_n)
+    return {
+        "power": round(bound.power(ORACLE_N), 4),
+        "simulated": list(astuple(bound.rate(ORACLE_N, reps, seed=ORACLE_N))),
+        "needed_n": bound.needed_n(),
+        "boundary": f"{bound.moved} vs {bound.reference}: P(<= {bound.k}) "
+        f"{bound.p1:.3f} -> {bound.p0:.3f}",
+    }
+
+
+def null_laws(case: Case) -> dict[str, Law]:
+    """Laws on the boundary of the case's null (the claim is exactly false): where the claim
+    orders or compares types, every type with the first type's law (equal means, equal KS); an
+    equivalence at KS exactly `checks.EQUIVALENCE_MARGIN`; C5's mid-path median exactly 45; a
+    case of `ORACLE_NULLS` at its least favourable one-step boundary law (ρ 0)."""
+    laws = dict(case.laws)
+    if case.name in ORACLE_NULLS:
+        bound = max(oracle_bounds(case, 0.0), key=OracleBound.needed_n)
+        return laws | {bound.moved: bound.law(laws[bound.moved])}
+    if case.name.startswith(("C14[", "precision")):
+        one, two = laws
+        margin = checks.EQUIVALENCE_MARGIN
+        return {one: laws[one], two: _normal_at(laws[one], laws[one].ks, margin, shift=True)}
+    if case.name == "C5 mid-path":
+        sd = math.sqrt(laws["real"].var)
+        median = solve(lambda m: Law.normal(m, sd), lambda law: law.cdf[45], 0.5, 30, 60)
+        return {"real": median}
+    first = next(iter(laws.values()))
+    return {kind: first for kind in laws}
+
+
 # --- the committed table ---------------------------------------------------------------------
 
 SIZE_NS = (100, 1000)
@@ -557,8 +758,9 @@ def size(boundary: Boundary, rho: float, reps: int) -> dict:
 
 
 def _done(table: dict, kind: str, name: str, rho: float) -> bool:
-    if kind == "case":
-        return f"{rho:g}" in table["cases"].get(name, {}).get("by_rho", {})
+    if kind in ("case", "oracle"):
+        part = "by_rho" if kind == "case" else "oracle"
+        return f"{rho:g}" in table["cases"].get(name, {}).get(part, {})
     return f"{rho:g}" in table[kind].get(name, {})
 
 
@@ -566,6 +768,8 @@ def _run(task: tuple) -> tuple:
     kind, name, rho, reps = task
     if kind == "case":
         return task, simulate(next(c for c in CASES if c.name == name), rho, reps)
+    if kind == "oracle":
+        return task, oracle(next(c for c in CASES if c.name == name), rho, reps)
     scenarios = BOUNDARIES if kind == "sizes" else EQUIVALENCE
     return task, size(next(b for b in scenarios if b.key == name), rho, reps)
 
@@ -585,6 +789,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.markdown_only:
         table |= {"rhos": list(RHOS), "target_power": TARGET_POWER, "n_grid": list(N_GRID)}
         tasks = [("case", c.name, rho, args.reps) for c in CASES for rho in RHOS]
+        tasks += [("oracle", name, rho, args.reps) for name in ORACLE_NULLS for rho in RHOS]
         tasks += [("sizes", b.key, rho, args.reps) for b in BOUNDARIES for rho in b.rhos]
         tasks += [
             ("equivalence", b.key, r, args.reps) for b in EQUIVALENCE for r in EQUIVALENCE_RHOS
@@ -598,12 +803,57 @@ def main(argv: Sequence[str] | None = None) -> None:
                     entry = table["cases"].setdefault(name, {"by_rho": {}})
                     entry["effect"] = next(c.effect for c in CASES if c.name == name)
                     entry["by_rho"][f"{rho:g}"] = result
+                elif kind == "oracle":
+                    entry = table["cases"].setdefault(name, {"by_rho": {}})
+                    entry.setdefault("oracle", {})[f"{rho:g}"] = result
                 else:
                     table[kind].setdefault(name, {})[f"{rho:g}"] = result
                 print(kind, name, rho, result, flush=True)
                 args.out.write_text(json.dumps(table, indent=1) + "\n")
     docs = ROOT / "docs" / "power.md"
     docs.write_text(markdown(table))
+
+
+def _oracle_markdown(table: dict) -> list[str]:
+    """The oracle section of docs/power.md: what no valid test can show at n = 1000."""
+    lines = [
+        "",
+        "## What no valid test can show: the oracle bound",
+        "",
+        f"For the claim cases below {table['target_power'] * 100:.0f} % power at n = {ORACLE_N}"
+        " and ρ 0.5,",
+        "an oracle that knows both laws bounds the power of every valid check. A check of level",
+        "5 % passes at most 5 % of the time at *every* law of the claim's null, so in particular",
+        "at one boundary law P0; against the paper's laws P1 no test of level 5 % at P0 is more",
+        "powerful than the Neyman-Pearson test of P0 against P1 (`tools/power_table.py`,",
+        "`OracleBound`). The power of that test is an upper bound on the power of every valid",
+        "check of the claim; where it is below the target at n = 1000, the paper's effect is too",
+        "small for n = 1000 whatever the check (the run reports *effect too small*), and the",
+        "oracle's needed n is a lower bound on the n any valid check needs.",
+        "",
+        "P0 keeps the paper's laws and pairing except one type's steps, reweighted on each side",
+        "of one step k so that one KS term of the claim reaches the null's boundary with the other",
+        "terms unchanged; the bound is the least favourable over the types, the steps k and the",
+        "direction. At ρ = 0 the types are independent and the test's statistic is the sum of",
+        "the marginal pmfs' log-likelihood ratios (a binomial count at k). At ρ > 0 the oracle",
+        "is also shown the other types' latent normals of the Gaussian copula (more information,",
+        "so still an upper bound), and P0 shifts the moved type's log-odds of `<= k` given them",
+        "by a constant (the least-KL such law), so the bound covers the joint law of the rows.",
+        "Powers are from the normal approximation of the summed log ratio, checked by",
+        "simulation (in brackets, with its 95 % interval). A bound above the target does not",
+        "show that a check reaching it exists: a check must hold its size at every boundary law",
+        "at once, the oracle at one.",
+        "",
+        "| claim case | ρ | oracle power, n = 1000 | oracle needed n | boundary law P0 |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in table["cases"].items():
+        for rho, found in entry.get("oracle", {}).items():
+            power = f"{found['power']:.1%} ({_rate(found['simulated'])})"
+            lines.append(
+                f"| {name} | {rho} | {power} | {found['needed_n']} | {found['boundary']} |"
+            )
+    return lines
 
 
 def _rate(pair: Sequence[int]) -> str:
@@ -676,7 +926,9 @@ def markdown(table: dict) -> str:
         f"{', '.join(map(str, table['n_grid']))} with {table['target_power']:.0%} power (beyond",
         "it: `> max`). A claim that does not hold at an n below its needed n (at the run's own",
         "pairing correlation, rounded down to a tabulated ρ) is reported as *underpowered*, not",
-        "judged; a claim that holds holds at any n.",
+        "judged; a claim that holds holds at any n. A needed n beyond the grid is underpowered",
+        "at any n. `--n-needed` runs each claim's experiments at its cases' needed n at ρ 0 (the",
+        "least favourable; the run's pairing is known only after its rows), at most 4000.",
         "",
         "| claim case | ρ | power, n = 100 | power, n = 1000 | needed n |",
         "|---|---|---|---|---|",
@@ -692,6 +944,7 @@ def markdown(table: dict) -> str:
             needed_text = f"> {largest}" if needed > largest else str(needed)
             cells = " | ".join(_rate(power.get(str(n))) for n in SIZE_NS)
             lines.append(f"| {name} | {rho} | {cells} | {needed_text} |")
+    lines += _oracle_markdown(table)
     lines += ["", "Effects simulated:", ""]
     lines += [f"- {name}: {entry['effect']}" for name, entry in table["cases"].items()]
     return "\n".join(lines) + "\n"

@@ -5,9 +5,13 @@ the checks, records the `Observation` and acts on the `Verdict` (pass, raise, xf
 
 - expected ``holds`` or ``not judged``: the claim holds when every check passes; otherwise it is
   not supported, unless the run's n is below the n the case needs for 80 % power at the paper's
-  effect where that effect is what is expected (the paper's subject or a subject of the user's
-  own, or a claim not judged): then it is underpowered (not judged). A control's expected
-  "holds" was measured on its own effect, so its failure stays a failure at any n.
+  effect (or that n is beyond the power table's grid: no n is known to have the power) where
+  that effect is what is expected (the paper's subject or a subject of the user's
+  own, or a claim not judged): then it is underpowered (not judged), or, where even an oracle
+  knowing the laws (the power table's Neyman-Pearson bound) needs more than the paper's n and
+  the run's, the paper's effect is too small to be shown at the paper's n by any valid check
+  (not judged: a finding about the paper, not about the run). A control's expected "holds" was
+  measured on its own effect, so its failure stays a failure at any n.
 - expected ``fails`` (a control): the effect shown absent at the paper's size (every ``absent``
   check passes) is the expected failure, whichever way the direction came out; else the claim
   holding is reported as such (the strict xfail turns it into a failure); else neither was shown,
@@ -23,6 +27,7 @@ from enum import Enum
 
 from synthact.judge.checks import Check
 from synthact.judge.hypotheses import Hypothesis
+from synthact.judge.power import PAPER_N
 
 EXPECTATIONS = ("holds", "fails", "not judged")
 """What claims/expectations.toml may say of a claim on a subject."""
@@ -34,14 +39,16 @@ class Decision(Enum):
     HOLDS = "holds"  # return: the test passes (a control's strict xfail reports XPASS)
     NOT_SUPPORTED = "not supported"  # raise ClaimNotSupported: the one verdict that fails
     UNDERPOWERED = "underpowered"  # xfail: not judged at this n
+    EFFECT_TOO_SMALL = "effect too small"  # xfail: no valid check shows the paper's effect here
     INCONCLUSIVE = "inconclusive"  # raise ControlInconclusive: an error, not a verdict
 
 
 @dataclass(frozen=True)
 class Observation:
     """What a claim test observed, for the terminal summary, the matrix and Allure: the outcome
-    (``holds``, ``does not hold``, ``underpowered``), the key check (the first failed one, else
-    the first) and whether the effect was shown absent; ``note`` qualifies the outcome."""
+    (``holds``, ``does not hold``, ``underpowered``, ``effect too small``), the key check (the
+    first failed one, else the first) and whether the effect was shown absent; ``note``
+    qualifies the outcome."""
 
     outcome: str
     statistic: str
@@ -69,6 +76,9 @@ class Verdict:
     message: str = ""
 
 
+NOT_SHOWABLE_WHY = "an oracle knowing the laws has under 80 % power, docs/power.md"
+"""Why the paper's effect cannot be shown below the oracle's needed n."""
+
 NeededN = Callable[[str, float], "int | None"]
 """``(hypothesis case, pairing correlation) -> n`` the case needs
 (`synthact.judge.power.needed_n`)."""
@@ -81,12 +91,14 @@ def decide(
     paper_effect_expected: bool,
     needed_n: NeededN,
     largest_n: int,
+    oracle_needed_n: NeededN | None = None,
 ) -> Verdict:
     """The verdict on ``hypothesis`` expected to be ``expected`` at this run's ``n``.
 
     ``paper_effect_expected``: the paper's effect is what is expected here (the paper's subject
     expected to hold, or a claim not judged), so the power table applies; ``largest_n`` is the
-    power table's largest searched n (a need beyond it reads "n > largest_n")."""
+    power table's largest searched n (a need beyond it reads "n > largest_n");
+    ``oracle_needed_n``: the n any valid check needs (`synthact.judge.power.oracle_needed_n`)."""
     if expected not in EXPECTATIONS:
         raise ValueError(f"expected must be one of {EXPECTATIONS}, got {expected!r}")
     checks, absent, holds = hypothesis.checks, hypothesis.absent, hypothesis.holds
@@ -98,7 +110,14 @@ def decide(
         return Verdict(Decision.HOLDS, _observed("holds", key, shown))
     failed = _bullets(c for c in checks if not c.passed)
     needs = needed_n(hypothesis.case, hypothesis.pairing) if paper_effect_expected else None
-    if needs is not None and needs > n:
+    bound = oracle_needed_n if paper_effect_expected and oracle_needed_n else None
+    beyond = bound(hypothesis.case, hypothesis.pairing) if bound else None
+    if beyond is not None and beyond > max(n, PAPER_N):  # beyond the paper's own n, and ours
+        note = f"the paper's effect cannot be shown at n = {max(n, PAPER_N)}: needs n >= {beyond}"
+        message = f"{note} (any valid check; {NOT_SHOWABLE_WHY}); not judged:\n{failed}"
+        observed = _observed("effect too small", key, shown, note)
+        return Verdict(Decision.EFFECT_TOO_SMALL, observed, message)
+    if needs is not None and (needs > n or needs > largest_n):  # beyond the table: unknown
         at_least = f"n > {largest_n}" if needs > largest_n else f"n >= {needs}"
         note = f"at n = {n}: needs {at_least}"
         message = f"underpowered {note}; not judged:\n{failed}"

@@ -14,6 +14,11 @@ N_GRID = (100, 150, 200, 300, 400, 500, 700, 1000, 1500, 2000)
 RHOS = (0.0, 0.5, 0.9)
 """Pairing correlations the table is simulated at; a run uses the largest not above its own."""
 POWER_FILE = "data/power.json"
+PAPER_N = 1000
+"""The paper's n: where no valid check reaches `TARGET_POWER` at it, the paper's effect is too
+small for the paper's own runs (the oracle's needed n, beyond it)."""
+N_NEEDED_CAP = 4000
+"""The most rows ``--n-needed`` runs a claim's experiments at."""
 
 
 def case_key(hypothesis_case: str) -> str:
@@ -47,5 +52,48 @@ def needed_n(hypothesis_case: str, pairing: float) -> int | None:
     entries = _entries(hypothesis_case)
     if not entries:
         return None
-    rho = max((r for r in RHOS if r <= pairing), default=RHOS[0])
-    return max(entry["by_rho"][f"{rho:g}"]["needed_n"] for entry in entries)
+    return max(entry["by_rho"][_rho(pairing)]["needed_n"] for entry in entries)
+
+
+def oracle_needed_n(hypothesis_case: str, pairing: float) -> int | None:
+    """The smallest n at which even an oracle that knows the laws (the most powerful test of a
+    boundary law of the null against the paper's effect) has `TARGET_POWER`: no valid check
+    shows the paper's effect below it. None where the table has no oracle entry (it has one
+    for the cases whose check is below `TARGET_POWER` at n = 1000 and rho 0.5)."""
+    found = [
+        entry["oracle"][_rho(pairing)]["needed_n"]
+        for entry in _entries(hypothesis_case)
+        if "oracle" in entry
+    ]
+    return max(found) if found else None
+
+
+def _rho(pairing: float) -> str:
+    """The table's key of the largest tabulated correlation not above ``pairing``."""
+    return f"{max((r for r in RHOS if r <= pairing), default=RHOS[0]):g}"
+
+
+def claim_cases(claim: str, mode: str | None) -> list[str]:
+    """The table's cases of claim ``claim`` (``C4``, ``precision``) that a test in step ``mode``
+    can decide: ``C4[absolute]`` in absolute mode, and every case whose brackets name no mode
+    (``C5 gap shrinks``, ``C11[random]``)."""
+    found = []
+    for name in power_table()["cases"]:
+        head, _, inside = name.partition("[")
+        bracket_mode = inside.split(",")[0].rstrip("]")
+        if head.split(" ")[0] == claim and (
+            bracket_mode not in ("absolute", "relative") or bracket_mode == mode
+        ):
+            found.append(name)
+    return found
+
+
+def rows_needed(claim: str, mode: str | None, n: int) -> int:
+    """The n at which ``--n-needed`` runs the experiments of ``claim``'s tests in ``mode``: the
+    largest needed n of its cases (at pairing 0, the least favourable: the run's own pairing is
+    known only once its rows are computed), at most `N_NEEDED_CAP`, and never below ``n``. A
+    need beyond the table's grid adds no rows: no n is known to decide it, and it is reported
+    underpowered at any n."""
+    needs = [needed_n(case, 0.0) for case in claim_cases(claim, mode)]
+    known = [need for need in needs if need is not None and need <= N_GRID[-1]]
+    return max([n, *(min(need, N_NEEDED_CAP) for need in known)])

@@ -56,6 +56,12 @@ class RunConfig:
     )
     n: int = option(1000, "perturbations per target/base type (the paper's n)")
     seed: int = option(0, "master seed of every random draw; same seed, same numbers")
+    n_needed: bool = option(
+        False,
+        "run each claim's experiments at the larger of --n and the n the claim needs for 80 %% "
+        "power at the paper's effect (synthact/data/power.json at pairing 0, at most 4000): "
+        "the rows of --n, then more (docs/power.md)",
+    )
     n_gaussian: int = option(32_000, "real activations the Gaussian ('random') is fitted on")
     n_latent_stats: int = 2_000
     """Real activations for Appendix E (paper: 2,000)."""

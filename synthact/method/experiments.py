@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -301,6 +301,7 @@ class Lab:
         self.clock = StageClock(progress.finished)
         self._results: dict[str, Arrays] = {}
         self._targets: dict[tuple[str, str], torch.Tensor] = {}
+        self._added: dict[int, Lab] = {}
 
     @property
     def stages(self) -> list[Stage]:
@@ -310,10 +311,19 @@ class Lab:
         """The stages recorded since the last call (and forget them)."""
         return self.clock.pop()
 
-    def result(self, name: str, mode: str | None = None) -> Result | LatentResult | AblationResult:
-        """The result of experiment ``name`` (`EXPERIMENTS`) in step ``mode``."""
+    def result(
+        self, name: str, mode: str | None = None, n: int | None = None
+    ) -> Result | LatentResult | AblationResult:
+        """The result of experiment ``name`` (`EXPERIMENTS`) in step ``mode``; with ``n`` above
+        the config's, this run's rows followed by ``n - config.n`` more (`rows_from`), so a
+        larger n starts with the rows of the run at the config's n."""
         experiment = EXPERIMENTS.lookup(name)
         mode = experiment.mode(mode)
+        if n is not None and n > self.config.n:
+            if experiment.compute is not None:
+                raise ValueError(f"{name} has no rows to add: it is not a step experiment")
+            more = self.rows_from(n).result(name, mode)
+            return self.result(name, mode).followed_by(more)  # type: ignore[union-attr]
         if experiment.same_as is not None:
             return self.result(experiment.same_as, mode)
         if experiment.compute is not None:
@@ -350,6 +360,12 @@ class Lab:
         """The generator of the draw named by ``labels``."""
         return generator(self.config.seed, *labels)
 
+    def rows_from(self, stop: int) -> Lab:
+        """The lab of the rows ``config.n`` to ``stop`` (one per ``stop``): `AddedRows`."""
+        if stop not in self._added:
+            self._added[stop] = AddedRows(self, stop)
+        return self._added[stop]
+
     def cached(self, name: str, compute: Callable[[], Arrays], **extra: object) -> Arrays:
         """``compute()``'s arrays, from memory, else from the on-disk cache, else computed (and
         timed as stage ``name``)."""
@@ -365,6 +381,7 @@ class Lab:
     def _key(self, name: str, **extra: object) -> dict[str, object]:
         config = asdict(self.config)
         del config["construction"]  # an outside construction's results carry its own digest
+        del config["n_needed"]  # which n each experiment runs at, not what a row holds
         key = {"experiment": name, "method": method_version(), "config": config}
         return {**key, "files": self._fingerprint, **extra}
 
@@ -595,6 +612,68 @@ class Lab:
             share=self.share,
             tf32=self.config.tf32,
         )
+
+
+class AddedRows(Lab):
+    """The rows ``start = parent.config.n`` to ``stop`` of the parent lab's step experiments.
+
+    Their bases continue the parent's permutation of the pool (`real_pairs` is prefix-stable:
+    the first ``start`` pairs of ``stop`` are the parent's), so no base repeats; every other draw
+    (pair targets, Gaussian and synthetic targets, plateau bases) has its own generator, the
+    parent's label with ``rows START-STOP`` added, so the parent's rows, cache entries and
+    snapshots are untouched. The pool, its Gaussian, sparsity and constants are the parent's;
+    each cache entry's key is the parent's with ``rows: [start, stop]``.
+    """
+
+    def __init__(self, parent: Lab, stop: int):
+        start = parent.config.n
+        if stop <= start:
+            raise ValueError(f"rows to add run from {start} to a larger n, got {stop}")
+        self.parent, self.start, self.stop = parent, start, stop
+        self.config = replace(parent.config, n=stop - start)
+        self.device, self.share, self.cache = parent.device, parent.share, parent.cache
+        self.progress, self.clock = parent.progress, parent.clock
+        self._results, self._targets, self._added = {}, {}, {}
+
+    def generator(self, *labels: str) -> torch.Generator:
+        return generator(self.config.seed, *labels, f"rows {self.start}-{self.stop}")
+
+    def _key(self, name: str, **extra: object) -> dict[str, object]:
+        return self.parent._key(name, **extra) | {"rows": [self.start, self.stop]}
+
+    @property
+    def subject(self) -> Subject:  # type: ignore[override]
+        return self.parent.subject
+
+    @property
+    def pool(self) -> Arrays:
+        return self.parent.pool
+
+    @property
+    def acts(self) -> torch.Tensor:  # type: ignore[override]
+        return self.parent.acts
+
+    @property
+    def sparsity(self) -> Arrays:
+        return self.parent.sparsity
+
+    @property
+    def constants(self) -> Constants:  # type: ignore[override]
+        return self.parent.constants
+
+    @property
+    def gaussian(self) -> Gaussian:  # type: ignore[override]
+        return self.parent.gaussian
+
+    @property
+    def pool_statistics(self) -> PoolStatistics:  # type: ignore[override]
+        return self.parent.pool_statistics
+
+    @property
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        """The pairs ``start`` to ``stop`` of the parent's draw of ``stop`` pairs."""
+        base, target = real_pairs(len(self.acts), self.stop, self.parent.generator("pairs"))
+        return base[self.start :], target[self.start :]
 
 
 def _unprefixed(arrays: Arrays, prefix: str) -> dict[str, np.ndarray]:

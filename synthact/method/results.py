@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -49,6 +49,29 @@ class CurveArrays(Mapping[str, np.ndarray]):
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+class RowsThen(Mapping[str, np.ndarray]):
+    """Every array of ``first`` followed by the same array of ``then`` along the rows (the first
+    axis), concatenated on first use: a claim that reads two types concatenates only those."""
+
+    def __init__(self, first: Mapping[str, np.ndarray], then: Mapping[str, np.ndarray]):
+        self._first, self._then = first, then
+        self._joined: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._joined:
+            self._joined[key] = np.concatenate([self._first[key], self._then[key]])
+        return self._joined[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._first
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def __len__(self) -> int:
+        return len(self._first)
 
 
 PATH_STEPS = (("ms", "l2"), ("auc", "l2"), ("nl", "l2"), ("ms", "kl"))
@@ -96,6 +119,14 @@ class Result:
         arrays = ChainMap(self.arrays, other.arrays)  # lazy: reads compute nothing else
         steps = tuple(dict.fromkeys(self.step_metrics + other.step_metrics))
         return Result(self.subject, experiment, self.mode, self.constants, arrays, steps)
+
+    def followed_by(self, more: Result) -> Result:
+        """This result's rows, then ``more``'s (more rows of the same experiment and mode)."""
+        mine = (self.subject, self.experiment, self.mode, self.constants)
+        theirs = (more.subject, more.experiment, more.mode, more.constants)
+        if mine != theirs:
+            raise ValueError(f"cannot add the rows of {theirs} to {mine}")
+        return replace(self, arrays=RowsThen(self.arrays, more.arrays))
 
     def distance(self, kind: str) -> np.ndarray:
         return self.arrays[f"{kind}/distance"]

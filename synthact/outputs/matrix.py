@@ -2,12 +2,13 @@
 
 A `Cell` is one claim test case on one subject: the observed outcome (``holds``, ``does not
 hold``, ``underpowered``: not judged, as it did not hold at an n below the one it needs for 80 %
-power at the paper's effect, or ``error``), the statistic of its deciding check (the first failed
-check, else the first) with the estimate, one-sided bound and threshold, and the verdict
-``claims/expectations.toml`` expects there (``holds`` or ``fails``; ``not judged`` expects
-nothing). An expected failure is met by the effect shown absent (``absence_shown``), whichever
-way the claim's direction came out, as the claim tests decide it. `write_matrix` writes the
-cells as ``matrix.md`` and as a heat map ``matrix.png``.
+power at the paper's effect, ``effect too small``: not judged, as even an oracle that knows the
+laws needs more than the paper's n to show the paper's effect, or ``error``), the statistic of
+its deciding check (the first failed check, else the first) with the estimate, one-sided bound
+and threshold, and the verdict ``claims/expectations.toml`` expects there (``holds`` or ``fails``;
+``not judged`` expects nothing). An expected failure is met by the effect shown absent
+(``absence_shown``), whichever way the claim's direction came out, as the claim tests decide
+it. `write_matrix` writes the cells as ``matrix.md`` and as a heat map ``matrix.png``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from matplotlib.patches import Rectangle
 from synthact.judge.claims import claim_order
 from synthact.outputs.report import png
 
-OUTCOMES = ("holds", "does not hold", "underpowered", "error")
+OUTCOMES = ("holds", "does not hold", "underpowered", "effect too small", "error")
+NOT_JUDGED = ("underpowered", "effect too small")
+"""Outcomes that judge nothing: the run's n (or the paper's effect) is too small to decide."""
 JUDGEMENTS = ("met", "not met", "not judged")
 JUDGEMENT_COLORS = {"met": "#a6dba0", "not met": "#f4a582", "not judged": "#d9d9d9"}
 """Heat-map colours of `JUDGEMENTS` (green, red, grey); a cell not run is white."""
@@ -77,8 +80,8 @@ class Cell:
     @property
     def met(self) -> bool | None:
         """Whether the expected verdict was met; None when none is expected or the claim was
-        underpowered (not judged)."""
-        if self.expected not in MEETS or self.outcome == "underpowered":
+        underpowered or its effect too small (`NOT_JUDGED`)."""
+        if self.expected not in MEETS or self.outcome in NOT_JUDGED:
             return None
         if self.expected == "fails":
             return self.outcome != "error" and self.absence_shown

@@ -2,7 +2,7 @@
 a tiny model for the sparsity estimate."""
 
 import io
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -285,7 +285,7 @@ def test_cache_keys_cover_the_method_code_and_every_variant(tmp_path, monkeypatc
     keys = []
     monkeypatch.setattr(lab.cache, "get_or_compute", lambda name, key, compute: keys.append(key))
     lab.cached("pool", dict, kl=True)
-    config = {k: v for k, v in asdict(lab.config).items() if k != "construction"}
+    config = {k: v for k, v in asdict(lab.config).items() if k not in ("construction", "n_needed")}
     key = {"experiment": "pool", "method": method_version(), "config": config}
     key |= {"files": "", "kl": True}  # planted's files: none, its code is the method's
     assert keys == [key]
@@ -370,6 +370,30 @@ def test_views_and_joins_follow_the_table(tmp_path):
     joined = lab.result("reconstruction", "relative")
     assert joined.experiment == "sensitivity+reconstruction" and joined.mode == "relative"
     assert {"real", "random", "reconstruction"} <= set(joined.types)
+
+
+def test_a_larger_n_starts_with_the_run_s_rows_and_computes_only_the_rows_added(tmp_path):
+    """``--n-needed``: n = 10 is n = 6's rows (read from the cache), then 4 more of their own
+    draws; bases continue the pool's permutation, so none repeats. (A plain run at a larger n
+    need not start with the smaller run's rows: the synthetic constructions draw per batch.)"""
+    config = RunConfig(subject="planted-null", n=6, n_gaussian=200)
+    kinds = ("real", "random", "synthetic-baseline")
+    run = Lab(config, ResultCache(tmp_path), progress=False).result("sensitivity", "absolute")
+    first = {kind: run.curves(kind) for kind in kinds}
+    lab = Lab(config, ResultCache(tmp_path), progress=False)
+    larger = lab.result("sensitivity", "absolute", 10)
+    for kind in kinds:
+        assert larger.curves(kind).shape[0] == 10
+        assert np.array_equal(larger.curves(kind)[:6], first[kind])
+    assert [stage.name for stage in lab.stages if stage.name.startswith("sensitivity")] == [
+        f"sensitivity-absolute-{kind}" for kind in kinds
+    ]  # the 4 rows added, each type once; the first 6 rows were read
+    added = lab.rows_from(10)
+    bases = torch.cat([lab.pairs[0], added.pairs[0]])
+    assert len(set(bases.tolist())) == 10
+    assert torch.equal(bases, Lab(replace(config, n=10), ResultCache(tmp_path)).pairs[0])
+    with pytest.raises(ValueError, match="not a step experiment"):
+        lab.result("latent-statistics", n=10)
 
 
 class _Terminal(io.StringIO):

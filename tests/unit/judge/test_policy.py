@@ -21,8 +21,9 @@ def never(case: str, pairing: float) -> None:
     return None
 
 
-def verdict(checks, expected="holds", n=100, paper=False, needed=never, absent=()):
-    return decide(Hypothesis("C0", tuple(checks), tuple(absent)), expected, n, paper, needed, 2000)
+def verdict(checks, expected="holds", n=100, paper=False, needed=never, absent=(), oracle=None):
+    hypothesis = Hypothesis("C0", tuple(checks), tuple(absent))
+    return decide(hypothesis, expected, n, paper, needed, 2000, oracle)
 
 
 @pytest.mark.parametrize("expected", ["holds", "not judged"])
@@ -46,6 +47,35 @@ def test_below_the_needed_n_a_failure_is_underpowered_only_where_the_paper_effec
     assert control.decision is Decision.NOT_SUPPORTED
     unknown = verdict([check(False)], n=99, paper=True, needed=never)
     assert unknown.decision is Decision.NOT_SUPPORTED
+    past_the_table = verdict([check(False)], n=4000, paper=True, needed=needs(2001))
+    assert past_the_table.decision is Decision.UNDERPOWERED  # no n of the table has the power
+    assert past_the_table.observation.note == "at n = 4000: needs n > 2000"
+
+
+def test_below_the_oracle_s_n_a_failure_is_the_paper_s_effect_too_small_not_the_run_s_n():
+    """Even the most powerful test of the paper's laws needs more rows: a finding about the
+    paper, distinct from underpowered, and only where the paper's effect is expected."""
+    beyond = verdict([check(False)], n=1000, paper=True, needed=needs(2001), oracle=needs(2474))
+    assert beyond.decision is Decision.EFFECT_TOO_SMALL
+    assert beyond.observation.outcome == "effect too small"
+    assert beyond.observation.note == (
+        "the paper's effect cannot be shown at n = 1000: needs n >= 2474"
+    )
+    assert beyond.message.startswith("the paper's effect cannot be shown at n = 1000")
+    small_run = verdict([check(False)], n=100, paper=True, needed=needs(2001), oracle=needs(2474))
+    assert small_run.observation.note.startswith("the paper's effect cannot be shown at n = 1000")
+    below_the_paper = verdict(
+        [check(False)], n=100, paper=True, needed=needs(2000), oracle=needs(284)
+    )
+    assert below_the_paper.decision is Decision.UNDERPOWERED  # the paper's n would do: our n
+    within = verdict([check(False)], n=1000, paper=True, needed=needs(1500), oracle=needs(1000))
+    assert within.decision is Decision.UNDERPOWERED  # a valid check could, this one cannot
+    at = verdict([check(False)], n=1500, paper=True, needed=needs(1500), oracle=needs(1200))
+    assert at.decision is Decision.NOT_SUPPORTED
+    control = verdict([check(False)], n=1000, paper=False, needed=needs(2001), oracle=needs(2474))
+    assert control.decision is Decision.NOT_SUPPORTED
+    held = verdict([check(True)], n=1000, paper=True, needed=needs(2001), oracle=needs(2474))
+    assert held.decision is Decision.HOLDS  # a claim that holds holds at any n
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,8 @@ def test_cell_rejects_unknown_outcomes() -> None:
         ("fails", "holds", False),
         ("fails", "does not hold", False),
         ("not judged", "holds", None),
+        ("holds", "underpowered", None),
+        ("holds", "effect too small", None),
         (None, "error", None),
     ],
 )
