@@ -27,7 +27,7 @@ import numpy as np
 from scipy import optimize, special
 from scipy.stats import beta
 
-from synthact.judge import checks, claims
+from synthact.judge import checks, claims, hypotheses
 from synthact.judge.paper import paper_rows
 from synthact.judge.power import N_GRID, PAPER_N, POWER_FILE, RHOS, TARGET_POWER
 
@@ -547,11 +547,11 @@ ORACLE_NULLS: dict[str, tuple[KsNull, ...]] = {
     # absolute gap - relative gap > 0, i.e. relative (two:) gap - absolute (one:) gap < 0
     "C5 gap shrinks": (KsNull(_gap_of_gaps("two:", "one:"), 0.0),),
     "C6[relative]": tuple(
-        KsNull(((1, "structured-no-cos", "real"), (-1, other, "real")), H.NON_INFERIORITY)
-        for other in H.SYNTHETIC_OTHERS
+        KsNull(((1, "structured-no-cos", "real"), (-1, other, "real")), hypotheses.NON_INFERIORITY)
+        for other in hypotheses.SYNTHETIC_OTHERS
     ),
     # KL (one:) gap - L2 (two:) gap > -0.05, i.e. L2 gap - KL gap < 0.05
-    "C9 gap": (KsNull(_gap_of_gaps("two:", "one:"), H.NON_INFERIORITY),),
+    "C9 gap": (KsNull(_gap_of_gaps("two:", "one:"), hypotheses.NON_INFERIORITY),),
     "C10[absolute]": (KsNull(((1, "reconstruction", "real"),), checks.EQUIVALENCE_MARGIN),),
 }
 """The KS statements of the claim cases below `TARGET_POWER` at n = 1000 (ρ 0.5): each case
