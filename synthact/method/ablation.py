@@ -21,17 +21,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from sae_lens import SAE
 
 from synthact.core.cache import Arrays
 from synthact.method import metrics
-from synthact.method.engine import Curves
 from synthact.method.results import PATH_STEPS
 from synthact.method.targets import decode, encode
 from synthact.subjects import Constants
+
+if TYPE_CHECKING:
+    from sae_lens import SAE
+
+    from synthact.method.engine import Curves
 
 N_STEPS = 21
 """Points of each removal path (every 5 % of the way): the score needs the path's slopes, not the
@@ -49,7 +53,7 @@ excess is at least this share of its removal's output change (C16's margin, per 
 PATHS = ("single", "progressive", "whole", "random")
 """The removal paths, in the order of the module docstring."""
 
-Run = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], Curves]
+Run = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], "Curves"]
 """The engine on a subject: ``(tokens [P, T], targets [P, d], bases [P, d], kl) -> Curves`` along
 the relative-mode paths of `N_STEPS` points (with KL curves when ``kl``)."""
 
