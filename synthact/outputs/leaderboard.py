@@ -181,7 +181,8 @@ def subject_markdown(rows: Sequence[Row]) -> str:
     for row in rows:
         label = _label(row) + (" (ceiling)" if row.role == "ceiling" else "")
         texts = [str(row.cells[c]) if c in row.cells else "—" for c in columns]
-        score = f"{row.score:.2f}" if row in order or row.role == "floor" else "—"
+        shown = row.score is not None and (row in order or row.role == "floor")
+        score = f"{row.score:.2f}" if shown else "—"
         lines.append(f"| {_rank(rows, row)} | {label} | " + " | ".join(texts) + f" | {score} |")
     unranked = [_label(row) for row in rows[1:] if row not in order]
     if unranked:

@@ -73,6 +73,14 @@ def test_a_column_without_real_steps_is_left_out():
     assert all(not row.cells for row in subject_rows("toy", steps, ["random"]))
 
 
+def test_a_subject_without_any_column_reads_as_dashes():
+    """A run that computed no step experiment on a subject (only C16's ablations) has a floor
+    with no score: a dash, not a crash."""
+    text = leaderboard.subject_markdown(subject_rows("toy", {}, ["random"]))
+    floor = next(line for line in text.splitlines() if line.startswith("| floor"))
+    assert floor.endswith("| — |")
+
+
 def test_the_markdown_ranks_and_dashes_missing_columns():
     text = leaderboard.leaderboard_markdown(subject_rows("toy", _steps(), KINDS))
     lines = text.splitlines()
