@@ -123,20 +123,23 @@ class ClaimCase:
         """The types its test reads: the compared ones, then those shown beside them."""
         return [kind.format(variant=variant) for kind in (*self.kinds, *self.shown)]
 
-    def case_names(self) -> list[str]:
-        """The hypothesis' case names (a `Shape.SAME_LAW` case's for its tabulated types)."""
+    def case_names(self, mode: str | None = None) -> list[str]:
+        """The hypothesis' case names (a `Shape.SAME_LAW` case's for its tabulated types); with
+        ``mode``, those a test in that step mode decides (every variant that is not a mode)."""
         kinds = self.kinds if self.shape is Shape.SAME_LAW else (None,)
         return [
             self.name.format(variant=variant, kind=kind)
             for variant in self.variants or (None,)
+            if mode is None or variant == mode or variant not in MODES
             for kind in kinds
         ]
 
-    def power_names(self) -> set[str]:
-        """The power table's rows for the case's names (empty without a power case)."""
+    def power_names(self, mode: str | None = None) -> set[str]:
+        """The power table's rows for the case's names (empty without a power case); with
+        ``mode``, for those a test in that step mode decides."""
         if self.shape is None:
             return set()
-        return {self.power_name or name for name in self.case_names()}
+        return {self.power_name or name for name in self.case_names(mode)}
 
     def simulated(self) -> list[Simulated]:
         """The power table's cases of this one, with the paper's effect as rows."""

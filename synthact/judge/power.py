@@ -75,17 +75,15 @@ def _rho(pairing: float) -> str:
 
 def claim_cases(claim: str, mode: str | None) -> list[str]:
     """The table's cases of claim ``claim`` (``C4``, ``precision``) that a test in step ``mode``
-    can decide: ``C4[absolute]`` in absolute mode, and every case whose brackets name no mode
-    (``C5 gap shrinks``, ``C11[random]``)."""
-    found = []
-    for name in power_table()["cases"]:
-        head, _, inside = name.partition("[")
-        bracket_mode = inside.split(",")[0].rstrip("]")
-        if head.split(" ")[0] == claim and (
-            bracket_mode not in ("absolute", "relative") or bracket_mode == mode
-        ):
-            found.append(name)
-    return found
+    can decide, from its record (`synthact.judge.claims`): the cases of variant ``mode``
+    (``C4[absolute]`` in absolute mode) and those whose variants are not step modes
+    (``C11[random]``); every case for ``mode`` None; none for a claim without a record (a user's
+    own)."""
+    from synthact.judge.claims import BY_ID
+
+    if claim not in BY_ID:
+        return []
+    return sorted({name for case in BY_ID[claim].cases for name in case.power_names(mode)})
 
 
 def rows_needed(claim: str, mode: str | None, n: int) -> int:
