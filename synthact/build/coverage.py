@@ -34,7 +34,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from synthact.method.engine import engine_path
 
 if TYPE_CHECKING:
-    from sae_lens.loading.pretrained_saes_directory import PretrainedSAELookup
+    from synthact.subjects.releases import DirectoryEntry
 
 PATHS = ("fast", "generic", "naive", "none", "unknown")
 """The engine's three paths, then what it cannot serve."""
@@ -65,16 +65,16 @@ class ModelCoverage:
 
 
 def directory_coverage(
-    directory: Mapping[str, PretrainedSAELookup] | None = None,
+    directory: Mapping[str, DirectoryEntry] | None = None,
     path_of: Callable[[str], tuple[str, str, str]] | None = None,
 ) -> list[ModelCoverage]:
     """Every model of ``directory`` (default: the installed SAELens directory) with its SAEs and
     engine path, most SAEs first; ``path_of`` gives a model's (path, why, config source)
     (default `model_path`)."""
     if directory is None:
-        from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+        from synthact.subjects.releases import directory as saelens_directory
 
-        directory = get_pretrained_saes_directory()
+        directory = saelens_directory()
     path_of = path_of or model_path
     saes, releases = Counter(), Counter()
     for entry in directory.values():
