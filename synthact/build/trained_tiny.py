@@ -54,6 +54,7 @@ from synthact.subjects.local import (
     read_log_sparsity,
     save_transformer,
 )
+from synthact.subjects.prompts import read_shipped_text
 from synthact.subjects.trained_tiny import SUBJECT_DIR
 
 if TYPE_CHECKING:
@@ -175,17 +176,10 @@ def write_corpus(directory: Path, corpus: dict[str, str]) -> None:
 
 def read_corpus(directory: Path = SUBJECT_DIR) -> dict[str, str]:
     """The shipped corpus texts, checked against `CORPUS_SHA256`."""
-    corpus = {}
-    for name, relative in CORPUS_FILES.items():
-        text = gzip.decompress((directory / relative).read_bytes()).decode("utf-8")
-        digest = sha256(text)
-        if digest != CORPUS_SHA256[name]:
-            raise ValueError(
-                f"{directory / relative} has SHA-256 {digest}, not the recipe's "
-                f"{CORPUS_SHA256[name]}: the corpus changed; restore it from the repository"
-            )
-        corpus[name] = text
-    return corpus
+    return {
+        name: read_shipped_text(directory / relative, CORPUS_SHA256[name], "corpus")
+        for name, relative in CORPUS_FILES.items()
+    }
 
 
 def sha256(text: str) -> str:

@@ -17,6 +17,7 @@ import itertools
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -236,12 +237,18 @@ def pydoc_topics_text() -> str:
     null subjects' prompts and hub must not.
     """
     path = resources.files("synthact").joinpath(PYDOC_TOPICS_FILE)
+    return read_shipped_text(path, PYDOC_TOPICS_SHA256)
+
+
+def read_shipped_text(path: Path | Traversable, sha256: str, what: str = "file") -> str:
+    """The UTF-8 text of the gzip file ``path`` the package ships, checked against its hex
+    ``sha256``: ValueError naming the file when its ``what`` changed."""
     text = gzip.decompress(path.read_bytes()).decode("utf-8")
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    if digest != PYDOC_TOPICS_SHA256:
+    if digest != sha256:
         raise ValueError(
-            f"synthact/{PYDOC_TOPICS_FILE} has SHA-256 {digest}, not {PYDOC_TOPICS_SHA256}: the "
-            "file changed; restore it from the repository or reinstall synthact"
+            f"{path} has SHA-256 {digest}, not {sha256}: the {what} changed; restore it from "
+            "the repository or reinstall synthact"
         )
     return text
 
