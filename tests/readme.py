@@ -15,6 +15,9 @@ PLATFORMS_SUBJECTS = ("null:gpt2-small-res-jb/blocks.6.hook_resid_pre",)
 """Subjects with committed snapshots that run with ``--platforms`` only, not in the README's test
 command: the release path's GPT-2 null control (its Pythia-shaped one and the GPT-2 null of the
 paper's own loading path run by default), left out to keep the default run near 10 minutes."""
+C16_ONLY_SUBJECTS = ("planted-raised",)
+"""Subjects the README's test command runs C16 on, and nothing else: its ablation experiment has
+no step snapshot, so they have none."""
 
 
 def _readme_test_line() -> str:

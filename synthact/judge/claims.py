@@ -432,8 +432,9 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         "C16",
         "a blowup is carried by few latents: removing a real activation's top 3 SAE latents blows "
-        "its output up by more than a tenth of what removing its whole code does (section 7's "
-        "latent ablations; the project's claim, not the paper's).",
+        "its output up by more than removing 3 of its active latents at random, by a tenth of "
+        "what removing its whole code does (section 7's latent ablations; the project's claim, "
+        "not the paper's).",
         (ClaimCase("C16", h.c16_few_latents_carry_blowups, "ablation", variants=(), shape=None),),
     ),
     Claim(

@@ -211,7 +211,9 @@ class AblationResult:
     """The ablation experiment of one subject (`ablation_arrays`' arrays).
 
     ``log_sparsity [d_sae]``: the SAE's log10 firing frequencies; ``neuronpedia``: the SAE's
-    Neuronpedia id from its metadata (None when it has none).
+    Neuronpedia id from its metadata (None when it has none); ``random_weights``: the subject is a
+    null control, random weights under that id's release (`SubjectSpec.random_weights`), whose
+    latents are not the ones Neuronpedia shows.
     """
 
     subject: str
@@ -219,6 +221,7 @@ class AblationResult:
     arrays: Mapping[str, np.ndarray]
     log_sparsity: np.ndarray
     neuronpedia: str | None = None
+    random_weights: bool = False
     step_metrics: tuple[tuple[str, str], ...] = PATH_STEPS
 
     @property

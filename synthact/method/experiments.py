@@ -196,7 +196,8 @@ def _latent_statistics(lab: Lab) -> LatentResult:
 
 def _ablation(lab: Lab) -> AblationResult:
     """Section 7's latent ablations of the sensitivity experiment's bases
-    (`synthact.method.ablation`), with the SAE's firing frequencies and Neuronpedia id."""
+    (`synthact.method.ablation`), with the SAE's firing frequencies and Neuronpedia id (and
+    whether the subject is a null control under that id's release)."""
 
     def compute() -> Arrays:
         sae = lab.subject.sae
@@ -219,6 +220,7 @@ def _ablation(lab: Lab) -> AblationResult:
         arrays,
         lab.sparsity["log_sparsity"],
         str(arrays["neuronpedia"]) or None,
+        random_weights=subject_spec(lab.config.subject).random_weights,
     )
 
 

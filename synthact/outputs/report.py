@@ -535,12 +535,15 @@ def _save(fig: Figure, path: Path) -> Path:
 
 ABLATION_TOP = 15
 """Latents listed in the ablation report: those driving the most rows' blowups."""
+NULL_CONTROL = "none: null control (random weights)"
+"""A null control's Neuronpedia column: its latents are random, not the release's it is named as."""
 
 
 def driving_latents(ablation) -> list[dict[str, object]]:
     """The latents that most often drive a row's blowup (`AblationResult.driving`), most first:
     latent, rows driven, mean score where active, firing frequency, mean activation where active
-    and, where the SAE's metadata names a Neuronpedia id, that id and its page (built offline)."""
+    and, where the SAE's metadata names a Neuronpedia id, that id and its page (built offline), or
+    on a null control (random weights under that id's release) `NULL_CONTROL`, no page."""
     latents, driving = ablation.latents, ablation.driving()
     scores, activations = ablation.scores(), ablation.arrays["activations"]
     frequency = ablation.firing_frequency()
@@ -557,7 +560,9 @@ def driving_latents(ablation) -> list[dict[str, object]]:
             "firing frequency": float(frequency[j]),
             "mean activation": float(activations[where].mean()),
         }
-        if ablation.neuronpedia:
+        if ablation.neuronpedia and ablation.random_weights:
+            row["neuronpedia"] = NULL_CONTROL
+        elif ablation.neuronpedia:
             row["neuronpedia"] = f"{ablation.neuronpedia}/{j}"
             row["link"] = (
                 f"[{ablation.neuronpedia}/{j}](https://www.neuronpedia.org/{ablation.neuronpedia}/{j})"
@@ -575,6 +580,12 @@ def ablation_markdown(ablation) -> str:
         f"{random.mean():.3f}",
         "",
     ]
+    if ablation.neuronpedia and ablation.random_weights:
+        lines += [
+            f"a null control: random weights under the names of {ablation.neuronpedia}, whose "
+            "Neuronpedia pages describe other latents (none linked)",
+            "",
+        ]
     rows = driving_latents(ablation)
     if not rows:
         return "\n".join([*lines, "no latent drives a blowup"]) + "\n"

@@ -109,4 +109,5 @@ NULL_GPT2 = SubjectSpec(
     "random-weight GPT-2 and SAE from a locally built hub, pydoc prompts (null control)",
     partial(_load, True),
     fingerprint=null_fingerprint,
+    random_weights=True,
 )

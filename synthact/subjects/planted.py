@@ -1,4 +1,5 @@
 """The planted controls as subjects: ``planted`` (readout gain 30), ``planted-null`` (gain 0),
+``planted-raised`` (ramps raised: a few of a row's active latents carry its blowup),
 ``planted-cooccur`` (features fire in groups, read jointly) and ``planted-cooccur-null`` (the
 same groups, each member read on its own).
 
@@ -65,6 +66,22 @@ PLANTED_NULL = SubjectSpec(
     "planted-null",
     "the planted transformer with its readout gain set to 0 (exact null)",
     partial(planted_subject, gain=0.0),
+)
+
+RAISED = {"ramp_start": 0.95, "ramp_end": 1.05, "features_per_token": 6}
+"""``planted-raised``: ramps that rise near the median feature magnitude, six features per token.
+
+A row's weaker active latents sit below their ramps (removing them moves nothing), its stronger
+ones on their plateaus: at seed 0, 100 rows, 3.7 of a row's 8.5 active latents carry a ramp (SAE
+L0 8.5: superposition's crosstalk adds to the 6). A row's blowup is carried by some of its latents,
+not all: C16's subject, where `planted`'s rows (L0 3.1, every latent on its plateau) cannot tell
+"a few carry it" from "all do"."""
+
+PLANTED_RAISED = SubjectSpec(
+    "planted-raised",
+    "the planted transformer with its ramps raised to the median feature magnitude and 6 features "
+    "per token: a few of a row's active latents carry its blowup (C16's positive control)",
+    partial(planted_subject, name="planted-raised", gain=30.0, **RAISED),
 )
 
 COOCCUR = {

@@ -198,6 +198,7 @@ def null_release_spec(name: str) -> SubjectSpec:
         description,
         partial(load_release, release, null=True),
         fingerprint=null_hub.fingerprint,
+        random_weights=True,
     )
 
 

@@ -91,7 +91,9 @@ class SubjectSpec:
     nothing, that the subject can load here (offline: its hub files are cached), else raises
     RuntimeError saying what to do. ``fingerprint()`` identifies the content of its files
     (weights, configs, prompts) for the result cache's keys, or is None while they are not on
-    this machine yet (known once loaded). ``hub``: it downloads from the Hugging Face hub."""
+    this machine yet (known once loaded). ``hub``: it downloads from the Hugging Face hub.
+    ``random_weights``: its model and SAE are random weights under a real release's names (a null
+    control), so the release's metadata, its Neuronpedia pages included, does not describe them."""
 
     name: str
     description: str
@@ -100,6 +102,7 @@ class SubjectSpec:
     preflight: Callable[[], None] = _nothing_to_check
     fingerprint: Callable[[], str | None] = _all_in_code
     hub: bool = False
+    random_weights: bool = False
 
 
 @dataclass(frozen=True)

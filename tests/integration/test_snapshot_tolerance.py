@@ -18,7 +18,12 @@ from synthact.method import constructions, targets
 from synthact.method.config import RunConfig, run_configs
 from synthact.method.experiments import Lab
 from synthact.outputs import snapshots
-from tests.readme import PLATFORMS_SUBJECTS, readme_test_command, readme_test_options
+from tests.readme import (
+    C16_ONLY_SUBJECTS,
+    PLATFORMS_SUBJECTS,
+    readme_test_command,
+    readme_test_options,
+)
 
 SNAPSHOTS = Path(__file__).resolve().parents[2] / "claims" / "test_snapshots"
 SMALL = {"n": 50, "n_gaussian": 400}
@@ -128,6 +133,13 @@ def test_every_committed_snapshot_is_compared_by_the_readme_test_command():
         assert not changes, f"{path.name} would be skipped: {changes}"
 
 
+def test_the_c16_only_subjects_are_the_readme_test_command_s_and_have_no_snapshot():
+    subjects = readme_test_command()[0]
+    for subject in C16_ONLY_SUBJECTS:
+        assert subject in subjects, f"{subject}: not a subject of the README's test command"
+        assert not list(SNAPSHOTS.glob(f"{subject}-*.yml")), f"{subject} has snapshots"
+
+
 def test_an_option_added_since_the_snapshot_reads_as_its_default():
     fields = snapshots.run_fields(RunConfig(subject="planted", device="cpu"))
     older = {k: v for k, v in fields.items() if k != "tf32"}
@@ -209,9 +221,12 @@ def test_the_committed_planted_snapshot_catches_a_one_percent_longer_step(tmp_pa
 
 
 def _readme_subjects() -> list:
-    """The README test command's subjects: planted-null (every MS row tied) by default, the others
-    with ``--platforms`` (planted's committed snapshot is checked by default above)."""
-    subjects = [*readme_test_command()[0], *PLATFORMS_SUBJECTS]
+    """The README test command's subjects with snapshots (not `C16_ONLY_SUBJECTS`): planted-null
+    (every MS row tied) by default, the others with ``--platforms`` (planted's committed snapshot
+    is checked by default above)."""
+    subjects = [
+        s for s in (*readme_test_command()[0], *PLATFORMS_SUBJECTS) if s not in C16_ONLY_SUBJECTS
+    ]
     marks = {s: () if s == "planted-null" else (pytest.mark.platforms,) for s in subjects}
     return [pytest.param(s, marks=marks[s], id=s) for s in subjects]
 

@@ -91,6 +91,21 @@ def test_registry_rows_are_named_and_described() -> None:
         assert callable(spec.loader)
 
 
+@pytest.mark.parametrize(
+    ("name", "random_weights"),
+    [
+        ("null-gpt2", True),
+        ("null:gpt2-small-res-jb/blocks.6.hook_resid_pre", True),
+        ("gpt2-small", False),
+        ("gpt2-small-res-jb/blocks.6.hook_resid_pre", False),
+        ("planted", False),
+    ],
+)
+def test_null_controls_say_their_weights_are_random(name: str, random_weights: bool) -> None:
+    """The release's metadata (its Neuronpedia pages) does not describe a null control's SAE."""
+    assert subject_spec(name).random_weights is random_weights
+
+
 def test_unknown_subject_lists_known_names() -> None:
     with pytest.raises(ValueError, match="unknown subject 'gpt3'") as error:
         load_subject("gpt3")

@@ -136,3 +136,14 @@ def test_the_report_lists_driving_latents_with_their_neuronpedia_pages():
     )
     assert "| 2 | 2 | 2 |" in report.ablation_markdown(result)
     assert report.ablation_figure(result).axes[0].get_title() == "Latent ablations: toy (n = 2)"
+
+
+def test_a_null_control_links_no_neuronpedia_page_of_the_release_it_stands_in_for():
+    base = torch.tensor([[2.0, 3.0, 4.0, 1.5, 0.0, 0.0]])
+    result = _result(base, torch.tensor([4.0, 0.0, 9.0, 0.0, 0.0, 0.0]))
+    result = dataclasses.replace(result, neuronpedia="gpt2-small/6-res-jb", random_weights=True)
+    rows = report.driving_latents(result)
+    assert sorted(row["latent"] for row in rows) == [0, 2]
+    assert all(row["neuronpedia"] == report.NULL_CONTROL and "link" not in row for row in rows)
+    text = report.ablation_markdown(result)
+    assert "null control" in text and "neuronpedia.org" not in text
