@@ -18,6 +18,11 @@ paper's own loading path run by default), left out to keep the default run near 
 C16_ONLY_SUBJECTS = ("planted-raised",)
 """Subjects the README's test command runs C16 on, and nothing else: its ablation experiment has
 no step snapshot, so they have none."""
+PLATFORMS_SELECTION = "(test_c01 or test_c11) and not planted-cooccur-null and not planted-raised"
+"""What ``--platforms`` runs beyond the README's ``-k``: C1 and C11 in both modes, with their
+snapshots, on every subject. The README's command runs only C1 in absolute steps on the full-size
+null controls (null-gpt2, the Pythia shape): their relative steps and plateau paths took about five
+of its worker-minutes."""
 
 
 def _readme_test_line() -> str:

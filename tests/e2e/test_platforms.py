@@ -7,7 +7,7 @@ concluded as `claims/expectations.toml` says and every snapshot passed; each sna
 been compared, not skipped. `MKL_CBWR=COMPATIBLE` (MKL's code path for any x86 CPU) moves float
 rounding on every machine, AVX2 ones included, so it runs by default, on planted-null's C1 and
 absolute-step sensitivity snapshot (every MS row tied); ``--platforms`` runs every setting on
-every subject with the whole selection, `PLATFORMS_SUBJECTS` included.
+every subject with the whole selection and `PLATFORMS_SELECTION`, `PLATFORMS_SUBJECTS` included.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from tests.readme import PLATFORMS_SUBJECTS, ROOT, readme_test_command
+from tests.readme import PLATFORMS_SELECTION, PLATFORMS_SUBJECTS, ROOT, readme_test_command
 from tests.subprocesses import nested_env
 
 SETTINGS = {
@@ -51,7 +51,7 @@ def _cases() -> list:
 def _selection(setting: str, subject: str) -> str:
     if (setting, subject) == DEFAULT:
         return f"({SELECTION}) and ({DEFAULT_SELECTION})"
-    return SELECTION
+    return f"({SELECTION}) or ({PLATFORMS_SELECTION})"
 
 
 @pytest.mark.slow

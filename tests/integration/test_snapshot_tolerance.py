@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +22,13 @@ from synthact.method.experiments import Lab
 from synthact.outputs import snapshots
 from tests.readme import (
     C16_ONLY_SUBJECTS,
+    PLATFORMS_SELECTION,
     PLATFORMS_SUBJECTS,
+    ROOT,
     readme_test_command,
     readme_test_options,
 )
+from tests.subprocesses import nested_env
 
 SNAPSHOTS = Path(__file__).resolve().parents[2] / "claims" / "test_snapshots"
 SMALL = {"n": 50, "n_gaussian": 400}
@@ -117,7 +122,8 @@ def test_a_snapshot_of_another_configuration_or_size_is_not_compared(base):
 def test_every_committed_snapshot_is_compared_by_the_readme_test_command():
     """A snapshot of another configuration, or of a subject the command does not run, is
     skipped, not compared: this fails first. The configuration is the README command's own;
-    `PLATFORMS_SUBJECTS` have theirs compared with ``--platforms``."""
+    `PLATFORMS_SUBJECTS` have theirs compared with ``--platforms`` (which snapshots each run
+    selects: the test below)."""
     options = {**readme_test_options(), "device": "cpu"}
     configs = run_configs(options)
     extra = run_configs({**options, "subject": ",".join(PLATFORMS_SUBJECTS)})
@@ -138,6 +144,36 @@ def test_the_c16_only_subjects_are_the_readme_test_command_s_and_have_no_snapsho
     for subject in C16_ONLY_SUBJECTS:
         assert subject in subjects, f"{subject}: not a subject of the README's test command"
         assert not list(SNAPSHOTS.glob(f"{subject}-*.yml")), f"{subject} has snapshots"
+
+
+def _selected_snapshots(subjects: list[str], selection: str) -> set[str]:
+    """File stems of the snapshot tests that ``pytest claims -k SELECTION`` collects."""
+    command = [sys.executable, "-m", "pytest", "claims", "--collect-only", "-q"]
+    command += ["-p", "no:cacheprovider", "--subject", ",".join(subjects), "-k", selection]
+    done = subprocess.run(command, cwd=ROOT, env=nested_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ids = re.findall(r"::test_snapshot\[(.+)\]$", done.stdout, flags=re.MULTILINE)
+    return {re.sub(r"[^\w.-]", "_", case) for case in ids}
+
+
+@pytest.mark.slow
+def test_every_committed_snapshot_is_selected_by_default_or_with_platforms():
+    """The README's ``-k`` compares each subject's C1 snapshot in absolute steps at least;
+    ``--platforms`` (`PLATFORMS_SELECTION`, `PLATFORMS_SUBJECTS`) compares every committed one.
+    A selected snapshot test without its file would write one instead of comparing."""
+    subjects, selection = readme_test_command()
+    files = {path.stem for path in SNAPSHOTS.glob("*.yml")}
+    default = _selected_snapshots(subjects, selection)
+    everything = _selected_snapshots(
+        [*subjects, *PLATFORMS_SUBJECTS], f"({selection}) or ({PLATFORMS_SELECTION})"
+    )
+    assert default <= files and everything == files, sorted(files ^ everything)
+    with_files = {
+        s for s in subjects if any(f.startswith(re.sub(r"[^\w.-]", "_", s)) for f in files)
+    }
+    for subject in with_files:
+        stem = re.sub(r"[^\w.-]", "_", subject) + "-sensitivity-absolute"
+        assert stem in default, f"{subject}: the README's test command compares no C1 snapshot"
 
 
 def test_an_option_added_since_the_snapshot_reads_as_its_default():
