@@ -50,7 +50,6 @@ from typing import TYPE_CHECKING
 from synthact.subjects.local import (
     MANIFEST,
     load_transformer,
-    local_spec,
     read_log_sparsity,
     save_transformer,
 )
