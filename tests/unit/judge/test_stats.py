@@ -8,11 +8,13 @@ import pytest
 import torch
 from scipy import stats as scipy_stats
 
+from synthact.judge import stats
 from synthact.judge.stats import (
     bootstrap_ci,
     bootstrap_distribution,
     ks,
     ks_contrast_bound,
+    ks_lower_bound,
     ks_tolerance,
     ks_upper_bound,
     mean_bound,
@@ -198,9 +200,10 @@ def test_ks_contrast_estimates_the_weighted_sum_and_brackets_it():
     assert high < 0  # near is clearly closer to real than far
 
 
-def test_ks_bounds_of_identical_paired_samples_are_zero():
+def test_ks_bounds_of_identical_paired_samples_are_zero_up_to_the_continuity_correction():
     x = np.random.default_rng(6).integers(0, 50, 300)
     assert ks_contrast_bound([(1, x, x)], "upper") == (0.0, 0.0)
+    assert ks_lower_bound(x, x) == (0.0, -0.5 / 300)
 
 
 def test_ks_upper_bound_is_tighter_than_the_uniform_band():
@@ -211,6 +214,75 @@ def test_ks_upper_bound_is_tighter_than_the_uniform_band():
     estimate, high = ks_contrast_bound([(1, a, b)], "upper")
     _, low = ks_contrast_bound([(1, a, b)], "lower")
     assert 0 < high - estimate < estimate - low
+
+
+def _difference(x, y, seed=0, n_boot=500):
+    rows = np.random.default_rng(seed).integers(0, x.size, (n_boot, x.size))
+    return stats._SignedDifference(x, y, rows)
+
+
+def test_the_contact_set_keeps_the_points_near_the_argmax_and_no_others():
+    """A shift of a normal law: the ECDF difference peaks mid-way and falls off on both sides;
+    its negative side never comes near the maximum."""
+    x = np.floor(np.random.default_rng(9).normal(45, 10, 1000))
+    difference = _difference(x, x + 8)
+    kept = difference.contact_set()
+    assert kept[np.argmax(difference.value)]
+    assert 1 < kept.sum() < 20
+    assert difference.value[kept].min() > difference.estimate - 0.1
+    assert not kept[difference.value < 0].any()
+
+
+def test_on_a_plateau_the_contact_set_keeps_every_point_of_it():
+    """KS 0.3 at every step below 99 (30 % of rows at 0 in one sample, at 99 in the other)."""
+    rng = np.random.default_rng(10)
+    body = np.floor(rng.normal(50, 10, 1000)).clip(1, 98)
+    shift = rng.random(1000) < 0.3
+    difference = _difference(np.where(shift, 0, body), np.where(shift, 99, body))
+    plateau = difference.value[:99]  # +Delta at the support points 0..98
+    assert np.ptp(plateau) < 1e-12 and difference.contact_set()[:99].all()
+
+
+def _false_passes(n_datasets: int) -> int:
+    """Datasets of 100 rows with KS exactly 0.3108 (floors of N(45, 10) and N(53, 10), rows
+    independent) whose lower bound of KS exceeds it."""
+    rng = np.random.default_rng(11)
+    truth = scipy_stats.norm.cdf(0.4) - scipy_stats.norm.cdf(-0.4)
+    found = 0
+    for _ in range(n_datasets):
+        x, y = np.floor(rng.normal(45, 10, 100)), np.floor(rng.normal(53, 10, 100))
+        found += ks_lower_bound(x, y, n_boot=1000)[1] > truth
+    return found
+
+
+def test_a_lower_bound_of_ks_at_the_sample_argmax_alone_fails_its_level(monkeypatch):
+    """The sample's argmax is selected for a large ECDF difference: its own error quantile lets
+    about twice the level through. The contact set accounts for the selection."""
+    assert _false_passes(200) <= 10
+    monkeypatch.setattr(
+        stats._SignedDifference, "contact_set", lambda self: self.value == self.value.max()
+    )
+    assert _false_passes(200) > 10
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "alpha", "message"),
+    [(np.ones(3), np.ones(4), 0.05, "equal sizes"), (np.ones(3), np.ones(3), 0.0, "alpha")],
+)
+def test_ks_lower_bound_bad_arguments(x, y, alpha, message):
+    with pytest.raises(ValueError, match=message):
+        ks_lower_bound(x, y, alpha=alpha)
+
+
+def test_the_contact_set_bound_is_tighter_than_the_uniform_band():
+    """The same bootstrap replicates: the uniform band over every point (a KS contrast's lower
+    bound) against the supremum over the contact set."""
+    rng = np.random.default_rng(12)
+    x, y = np.floor(rng.normal(45, 10, (2, 300))) + np.array([[0], [9]])
+    band = np.abs(_difference(x, y, n_boot=2000).deviations).max(axis=1)
+    estimate, low = ks_lower_bound(x, y)
+    assert estimate - np.quantile(band, 0.95) < low < estimate
+    assert ks_contrast_bound([(1, x, y)], "lower") == (estimate, estimate - np.quantile(band, 0.95))
 
 
 @pytest.mark.parametrize(
