@@ -21,6 +21,7 @@ half a feature short of the whole group. It is flat only at 0 and for the whole 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -307,7 +308,13 @@ def build_planted(*, gain: float = 30.0, seed: int = 0, **construction: float | 
     if unknown:
         raise TypeError(f"unknown PlantedConfig fields {sorted(unknown)}")
     cfg = PlantedConfig(gain=gain, **construction)
+    weights, log_sparsity = _drawn(cfg, seed)
+    return Planted(cfg, build_model(cfg, weights), build_sae(cfg, weights), log_sparsity.clone())
+
+
+@functools.lru_cache(maxsize=5)
+def _drawn(cfg: PlantedConfig, seed: int) -> tuple[PlantedWeights, torch.Tensor]:
+    """The weights of ``cfg`` and their exact log-sparsity ``[d_sae]`` (float32): most of a
+    build's seconds, drawn once per process. Every model and SAE built from them copies them."""
     weights = planted_weights(cfg, seed)
-    sae = build_sae(cfg, weights)
-    log_sparsity = vocabulary_log_sparsity(sae, weights).to(torch.float32)
-    return Planted(cfg, build_model(cfg, weights), sae, log_sparsity)
+    return weights, vocabulary_log_sparsity(build_sae(cfg, weights), weights).to(torch.float32)
