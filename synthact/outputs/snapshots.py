@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,13 @@ Snapshot = dict[str, Any]
 """``{"run": config fields, "platform": str, "<type>": {"<metric>": {"mean", "std", "ks",
 "steps", "tied"}}}``; steps are the rows' integer steps, space-separated; tied (only where a row
 is) is ``"row:steps row:steps"`` with each row's possible steps as runs (``3:40-52,60``)."""
+
+
+def file_stem(*parts: str) -> str:
+    """A snapshot file's name without ``.yml``, from its subject, experiment and mode (or a prefix
+    of them) joined by ``-``: characters other than word characters, dots and dashes (a ``null:``
+    subject's colon and slashes) become ``_``."""
+    return re.sub(r"[^\w.-]", "_", "-".join(parts))
 
 
 def run_fields(config: RunConfig) -> dict[str, Any]:

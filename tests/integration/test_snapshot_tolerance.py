@@ -127,9 +127,7 @@ def test_every_committed_snapshot_is_compared_by_the_readme_test_command():
     options = {**readme_test_options(), "device": "cpu"}
     configs = run_configs(options)
     extra = run_configs({**options, "subject": ",".join(PLATFORMS_SUBJECTS)})
-    names = {
-        re.sub(r"[^\w.-]", "_", c.subject): snapshots.run_fields(c) for c in [*configs, *extra]
-    }
+    names = {snapshots.file_stem(c.subject): snapshots.run_fields(c) for c in [*configs, *extra]}
     files = sorted(SNAPSHOTS.glob("*.yml"))
     assert files
     for path in files:
@@ -153,7 +151,7 @@ def _selected_snapshots(subjects: list[str], selection: str) -> set[str]:
     done = subprocess.run(command, cwd=ROOT, env=nested_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     ids = re.findall(r"::test_snapshot\[(.+)\]$", done.stdout, flags=re.MULTILINE)
-    return {re.sub(r"[^\w.-]", "_", case) for case in ids}
+    return {snapshots.file_stem(case) for case in ids}
 
 
 @pytest.mark.slow
@@ -168,11 +166,9 @@ def test_every_committed_snapshot_is_selected_by_default_or_with_platforms():
         [*subjects, *PLATFORMS_SUBJECTS], f"({selection}) or ({PLATFORMS_SELECTION})"
     )
     assert default <= files and everything == files, sorted(files ^ everything)
-    with_files = {
-        s for s in subjects if any(f.startswith(re.sub(r"[^\w.-]", "_", s)) for f in files)
-    }
+    with_files = {s for s in subjects if any(f.startswith(snapshots.file_stem(s)) for f in files)}
     for subject in with_files:
-        stem = re.sub(r"[^\w.-]", "_", subject) + "-sensitivity-absolute"
+        stem = snapshots.file_stem(subject, "sensitivity", "absolute")
         assert stem in default, f"{subject}: the README's test command compares no C1 snapshot"
 
 
@@ -277,7 +273,7 @@ def test_a_one_percent_longer_step_is_caught_on_every_subject(subject, tmp_path)
     lab.constants = dataclasses.replace(lab.constants, step=lab.constants.step * 1.01)
     caught = []
     for experiment, mode in (("sensitivity", "absolute"), ("plateau", "absolute")):
-        name = f"{subject}-{experiment}-{mode}".replace(":", "_").replace("/", "_")
+        name = snapshots.file_stem(subject, experiment, mode)
         stored = yaml.safe_load((SNAPSHOTS / f"{name}.yml").read_text())
         kinds = tuple(k for k in ("real", "random") if k in stored)  # C15-only: no random
         old = {k: stored[k] for k in ("run", *kinds)}
