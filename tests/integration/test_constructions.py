@@ -15,6 +15,8 @@ import torch
 from synthact.method import constructions, synthetic
 from synthact.method.cooccurrence import Cooccurrence, count_cooccurrence
 from synthact.method.experiments import EXPERIMENTS
+from tests.readme import quick_start_command
+from tests.subprocesses import nested_env, session_cache
 
 PLUGIN = """
 def shrunk(**kw):
@@ -166,21 +168,26 @@ def readme_constructions() -> tuple[str, list[str]]:
     return code, specs.split(",")
 
 
-def replicate_here(folder: Path, *words: str) -> subprocess.CompletedProcess:
+def replicate_here(folder: Path, cache: Path, *words: str) -> subprocess.CompletedProcess:
     """``synthact replicate WORDS`` run from ``folder`` as a user runs it (the console script, so
-    nothing but synthact's own code puts the folder on the path), on planted at n = 30."""
+    nothing but synthact's own code puts the folder on the path), on planted at the quick
+    start's n and on the result cache ``cache``: the built-in types' rows are the quick start's."""
     script = Path(sys.executable).parent / "synthact"
-    command = [str(script), "replicate", "--subject", "planted", "--n", "30"]
-    command += ["--n-gaussian", "1000", "--matrix-dir", str(folder / "reports"), *words]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    quick = quick_start_command()
+    sizes = [
+        word for flag in ("--n", "--n-gaussian") for word in (flag, quick[quick.index(flag) + 1])
+    ]
+    command = [str(script), "replicate", "--subject", "planted", *sizes]
+    command += ["--matrix-dir", str(folder / "reports"), "--synthact-cache", str(cache), *words]
+    return subprocess.run(command, cwd=folder, env=nested_env(), capture_output=True, text=True)
 
 
 @pytest.mark.slow
-def test_the_readme_construction_example_runs_from_the_user_s_folder(tmp_path):
+def test_the_readme_construction_example_runs_from_the_user_s_folder(request, tmp_path):
     code, specs = readme_constructions()
     (tmp_path / "my_constructions.py").write_text(code)
-    done = replicate_here(tmp_path, "--construction", ",".join(specs))
+    cache = session_cache(request.config)
+    done = replicate_here(tmp_path, cache, "--construction", ",".join(specs))
     assert done.returncode in (0, 1), done.stderr[-3000:]
     leaderboard = (tmp_path / "reports" / "constructions.md").read_text()
     assert "| shrunk |" in leaderboard and "| rare latents only |" in leaderboard  # their labels
@@ -190,9 +197,9 @@ def test_the_readme_construction_example_runs_from_the_user_s_folder(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "raised"), [("json:dumps", "TypeError"), ("my_constructions:broken", "KeyError")]
 )
-def test_a_builder_that_raises_is_one_line_of_bad_input(tmp_path, spec, raised):
+def test_a_builder_that_raises_is_one_line_of_bad_input(request, tmp_path, spec, raised):
     (tmp_path / "my_constructions.py").write_text("def broken(**kw):\n    return kw['nothing']\n")
-    done = replicate_here(tmp_path, "--construction", spec)
+    done = replicate_here(tmp_path, session_cache(request.config), "--construction", spec)
     lines = [line for line in done.stderr.splitlines() if line.startswith("synthact: ")]
     assert done.returncode == 2 and len(lines) == 1, done.stderr[-3000:]
     assert f"--construction '{spec.partition(':')[2]}" in lines[0] and raised in lines[0]
