@@ -5,12 +5,12 @@ steps are earlier than the random ones" passes when the upper 95 % bound of ``me
 mean(random)`` is below 0. A claim passes when all its checks pass; testing each part at 5 % and
 requiring all of them is an intersection-union test, so the claim as a whole is tested at 5 % too.
 
-Each kind of statistic gets a bound that holds its level (measured in tests/test_calibration.py,
+Each kind of statistic gets a bound that holds its level (measured in tests/calibration/,
 tabulated in docs/power.md): mean differences a studentized bootstrap and a sign-flip bound,
-standardized gaps and single means a percentile bootstrap; "KS below a margin" pointwise score
-bounds of the ECDF difference (`stats.ks_upper_bound`), "KS above a threshold" bootstrap errors
-of the ECDF difference at the points that may be its argmax (`stats.ks_lower_bound`), differences
-of KS distances the ECDF-error bounds of `stats.ks_contrast_bound`; medians order statistics;
+means a studentized bootstrap, standardized gaps a percentile bootstrap; "KS below a margin"
+pointwise score bounds of the ECDF difference (`stats.ks_upper_bound`), "KS above a threshold"
+and differences of KS distances bootstrap errors of the ECDF differences at the points that may
+be their argmax (`stats.ks_lower_bound`, `stats.ks_contrast_bound`); medians order statistics;
 fractions Clopper-Pearson. Step samples are paired (row i of every type was perturbed from the
 same base prompt), so bootstraps resample rows jointly. Seeds are fixed: the same data, the same
 answer.
@@ -159,7 +159,8 @@ def ks_contrast(
     """``sum_i c_i KS(x_i, y_i)`` above ``above`` (its lower bound) or below ``below`` (upper).
 
     ``terms`` are ``(c_i, x_i, y_i)`` of paired samples; the bound is `stats.ks_contrast_bound`'s,
-    valid at its level where a percentile bootstrap of KS is not.
+    valid at its level where a percentile bootstrap of KS is not: each term's error bounded at
+    the points that may be its argmax, jointly with the other terms' errors.
     """
     if (above is None) == (below is None):
         raise ValueError("give exactly one of above= or below=")
@@ -174,7 +175,7 @@ def ks_above(steps: Mapping[str, np.ndarray], a: str, b: str, threshold: float) 
     """KS(a, b) > threshold: lower bound above it.
 
     The bound bounds the error at the sample's argmax over the points that may be the argmax
-    (`stats.ks_lower_bound`), not over every point as a KS contrast's band does.
+    (`stats.ks_lower_bound`), not over every point.
     """
     estimate, bound = stats.ks_lower_bound(steps[a], steps[b], alpha=ALPHA, n_boot=N_BOOT, seed=0)
     return Check(f"KS({a}, {b}) > {threshold:g}", estimate, bound, threshold, bound > threshold)
@@ -227,18 +228,10 @@ def paper_ordering(steps: Mapping[str, np.ndarray], mode: str) -> list[Check]:
     return found
 
 
-def within(
-    name: str,
-    stat: Callable[[np.ndarray], np.ndarray | float],
-    x: np.ndarray,
-    low: float,
-    high: float,
-) -> list[Check]:
-    """``low < stat(x) < high`` for a smooth statistic (a mean): both bootstrap bounds inside."""
-    return [
-        bound_check(f"{name} > {low:g}", stat, [x], above=low),
-        bound_check(f"{name} < {high:g}", stat, [x], below=high),
-    ]
+def mean_within(x: np.ndarray, low: float, high: float, name: str) -> list[Check]:
+    """``low < mean(x) < high``: both studentized-bootstrap bounds inside (`mean_above`,
+    `mean_below`)."""
+    return [mean_above(x, low, name), mean_below(x, high, name)]
 
 
 def median_within(x: np.ndarray, low: float, high: float, name: str) -> list[Check]:

@@ -205,10 +205,6 @@ def _per_activation_mean(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.add.reduceat(values, starts) / counts
 
 
-def _mean(x: np.ndarray) -> np.ndarray:
-    return x.mean(axis=-1)
-
-
 def c12_latent_structure(stats: LatentStats) -> Hypothesis:
     """Top latent's norm share above twice the second's; active latents' decoder rows aligned
     with the top latent's and with each other (cosines averaged per activation)."""
@@ -216,24 +212,9 @@ def c12_latent_structure(stats: LatentStats) -> Hypothesis:
     top_cos = _per_activation_mean(stats.top_cos, stats.l0 - 1)
     pairwise_cos = _per_activation_mean(stats.pairwise_cos, stats.l0 * (stats.l0 - 1) // 2)
     found = (
-        checks.bound_check(
-            "top-latent share - 2 x second-latent share > 0",
-            lambda top, second: top.mean(axis=-1) - 2 * second.mean(axis=-1),
-            [share[:, 0], share[:, 1]],
-            above=0.0,
-        ),
-        checks.bound_check(
-            "mean cosine of active latents with the top latent > 0",
-            _mean,
-            [top_cos],
-            above=0.0,
-        ),
-        checks.bound_check(
-            "mean pairwise cosine of active latents > 0",
-            _mean,
-            [pairwise_cos],
-            above=0.0,
-        ),
+        checks.mean_above(share[:, 0] - 2 * share[:, 1], 0.0, "top-latent share - 2 x second's"),
+        checks.mean_above(top_cos, 0.0, "cosine of active latents with the top latent"),
+        checks.mean_above(pairwise_cos, 0.0, "pairwise cosine of active latents"),
     )
     return Hypothesis("C12", found)
 
@@ -256,10 +237,10 @@ def c13_scale_facts(facts: ScaleFacts, factor: float) -> Hypothesis:
     ):
         target = factor * number
         low, high = (1 - SCALE_TOLERANCE) * target, (1 + SCALE_TOLERANCE) * target
-        found += checks.within(f"mean {name} ({number} × {factor:g})", _mean, values, low, high)
+        found += checks.mean_within(values, low, high, f"{name} ({number} × {factor:g})")
     cos = paper["mean_cosine_wrt_b_dec"]
     low, high = cos - COS_TOLERANCE, cos + COS_TOLERANCE
-    found += checks.within("mean cosine w.r.t. b_dec", _mean, facts.cos_b_dec, low, high)
+    found += checks.mean_within(facts.cos_b_dec, low, high, "cosine w.r.t. b_dec")
     return Hypothesis("C13", tuple(found))
 
 

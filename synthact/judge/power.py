@@ -9,7 +9,7 @@ from functools import cache
 from importlib import resources
 
 TARGET_POWER = 0.8
-N_GRID = (100, 150, 200, 300, 400, 500, 700, 1000, 1500, 2000)
+N_GRID = (100, 150, 200, 300, 400, 500, 700, 1000, 1500, 2000, 3000, 4000)
 """Sizes searched for the smallest n with `TARGET_POWER` at the paper's effect."""
 RHOS = (0.0, 0.5, 0.9)
 """Pairing correlations the table is simulated at; a run uses the largest not above its own."""

@@ -197,17 +197,11 @@ def ks_lower_bound(
     and lets about twice the level through. The bound is lowered by half a count (``0.5 / n``), a
     continuity correction: on a two-point law with rows perfectly paired (P 0.3) the bootstrap's
     quantile alone lets 5.3-5.5 % through at n = 500-1000 (the binomial's exact quantile), with
-    it at most 4.6 % for n = 100-2000 (4.4 % at n = 1000 with 2000 replicates).
+    it at most 4.6 % for n = 100-2000 (4.4 % at n = 1000 with 2000 replicates). It is the
+    one-term `ks_contrast_bound`.
     """
     _check_alpha(alpha)
-    x, y = _sample(x, "x"), _sample(y, "y")
-    if x.size != y.size:
-        raise ValueError(f"paired samples must have equal sizes, got {x.size} and {y.size}")
-    rows = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
-    difference = _SignedDifference(x, y, rows)
-    error = difference.deviations[:, difference.contact_set()].max(axis=1)
-    margin = float(np.quantile(error, 1 - alpha)) + 0.5 / x.size
-    return difference.estimate, difference.estimate - margin
+    return ks_contrast_bound([(1, x, y)], "lower", alpha=alpha, n_boot=n_boot, seed=seed)
 
 
 KSTerm = tuple[float, ArrayLike, ArrayLike]
@@ -227,18 +221,26 @@ def ks_contrast_bound(
     Every sample has the same n rows, resampled jointly. The bound holds its level for any
     distributions, ties included, because it bounds the error of each KS by errors of the ECDF
     difference ``Delta = F_x - F_y`` at its signed points (`_SignedDifference`; the sample KS is
-    biased upward, so a percentile interval of KS itself is not valid):
+    biased upward, so a percentile interval of KS itself is not valid), and only at the points
+    that may be the population's argmax (each term's contact set, as in `ks_lower_bound`):
 
-    - a lower bound of ``KS = max s Delta(k)`` uses the uniform band: ``KS >= KS^ - max s (Delta^
-      - Delta)``, the max at the sample's argmax, which moves with the data;
+    - a lower bound of ``KS = max s Delta(k)`` bounds the error at the sample's argmax, which
+      moves with the data: ``KS >= KS^ - max s (Delta^ - Delta)`` over the contact set;
     - an upper bound only needs the error at the population's fixed argmax (k*, s*): ``KS <= KS^
       + s (Delta - Delta^)(k*)``; (k*, s*) is unknown, so the bound takes the largest quantile
-      over every signed point. One term of a contrast gets this; any further term that needs an
-      upper bound uses the band (valid at any point, wider).
+      over the contact set's points. One term of a contrast gets this; any further term that
+      needs an upper bound uses the contact set's band (valid at any of its points, wider).
 
-    The errors' joint distribution is the paired bootstrap's (``Delta^* - Delta^``); the bound is
-    the estimate minus (lower) or plus (upper) the ``1 - alpha`` quantile of their weighted sum.
-    A single KS's lower bound is tighter by `ks_lower_bound`.
+    The terms' errors are summed replicate by replicate: their joint distribution is the paired
+    bootstrap's (``Delta^* - Delta^``), so errors of terms that move together (two KS distances
+    from the same real sample) partly cancel instead of each paying its own band. The bound is
+    the estimate minus (lower) or plus (upper) the ``1 - alpha`` quantile of their weighted sum,
+    widened by half a count per term (``0.5 / n`` each, the continuity correction of
+    `ks_lower_bound`). Where every term's error is a count of perfectly paired rows (steps at a
+    few values, a sentinel), the bound is a percentile bootstrap of a sum of counts, which half a
+    count in all does not cover: 5.3 % of simulated sums passed at a skewed boundary (20000 at
+    n = 100 and at 1000), at most 4.6 % with half a count per term (symmetric and skewed sums, n
+    = 100-1000); docs/power.md has the check's own sizes on such laws.
     """
     _check_side(side)
     if not terms:
@@ -253,13 +255,15 @@ def ks_contrast_bound(
     for c, x, y in samples:
         difference = _SignedDifference(x, y, rows)
         estimate += c * difference.estimate
-        needs_upper = (c > 0) == (side == "upper")
-        if needs_upper and point is None:
-            point = -abs(c) * difference.deviations
+        deviations = difference.deviations[:, difference.contact_set()]
+        if (c > 0) != (side == "upper"):  # this KS needs a lower bound
+            band_error += abs(c) * deviations.max(axis=1)
+        elif point is None:
+            point = -abs(c) * deviations
         else:
-            band_error += abs(c) * difference.deviations.max(axis=1)
+            band_error += abs(c) * (-deviations).max(axis=1)
     total = band_error[:, None] + (point if point is not None else 0.0)
-    margin = float(np.quantile(total, 1 - alpha, axis=0).max())
+    margin = float(np.quantile(total, 1 - alpha, axis=0).max()) + 0.5 * len(samples) / n
     return estimate, estimate - margin if side == "lower" else estimate + margin
 
 

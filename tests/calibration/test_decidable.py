@@ -57,11 +57,11 @@ def test_at_its_needed_n_a_claim_case_can_pass(name, rho):
 
 
 def test_a_doctored_needed_n_is_caught():
-    """The check above can fail: a needed n lowered to where the table's power is 61.5 %."""
+    """The check above can fail: a needed n lowered to where the table's power is 63.5 %."""
     table = power.power_table()
     entry = table["cases"]["C4[absolute]"]["by_rho"]["0.5"]
-    doctored = {"cases": {"C4[absolute]": {"by_rho": {"0.5": entry | {"needed_n": 1000}}}}}
-    with pytest.raises(AssertionError, match=r"123/200 at n = 1000"):
+    doctored = {"cases": {"C4[absolute]": {"by_rho": {"0.5": entry | {"needed_n": 700}}}}}
+    with pytest.raises(AssertionError, match=r"127/200 at n = 700"):
         can_pass(doctored, "C4[absolute]", "0.5")
 
 

@@ -1,9 +1,9 @@
-"""Size of the single-mean checks (`checks.mean_above`, `checks.mean_below`, C16): at a true mean
-on the threshold, each passes at most 5 % of the time (beyond Monte-Carlo error: the one-sided 95 %
-Clopper-Pearson lower bound of the observed rate must not exceed 5 %), at n = 30 and 100, on a
-share-like law with a point mass at 0 (a row without a blowup) and a skewed body, and (the lower
-bound, C16's check) on the paired difference of two shares: a point mass at 0 (a row whose random
-latents are its top ones) and a skewed body of both signs."""
+"""Size of the single-mean checks (`checks.mean_above`, `checks.mean_below`: C12, C13, C16): at a
+true mean on the threshold, each passes at most 5 % of the time (beyond Monte-Carlo error: the
+one-sided 95 % Clopper-Pearson lower bound of the observed rate must not exceed 5 %), at n = 30
+and 100, on a share-like law with a point mass at 0 (a row without a blowup) and a skewed body,
+and (the lower bound, C16's check) on the paired difference of two shares: a point mass at 0 (a
+row whose random latents are its top ones) and a skewed body of both signs."""
 
 from __future__ import annotations
 

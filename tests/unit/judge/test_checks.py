@@ -74,12 +74,11 @@ def test_paper_ordering_orders_structured_and_baseline_in_absolute_mode_only(ste
     assert not all(c.passed for c in checks.paper_ordering(swapped, "absolute"))
 
 
-def test_within_checks_both_sides(steps):
-    mean = lambda x: x.mean(axis=-1)  # noqa: E731
-    inside = checks.within("mean", mean, steps["real"], 30, 50)
-    assert [c.statement for c in inside] == ["mean > 30", "mean < 50"]
+def test_mean_within_checks_both_sides(steps):
+    inside = checks.mean_within(steps["real"], 30, 50, "x")
+    assert [c.statement for c in inside] == ["mean x > 30", "mean x < 50"]
     assert all(c.passed for c in inside)
-    assert [c.passed for c in checks.within("mean", mean, steps["real"], 30, 39)] == [True, False]
+    assert [c.passed for c in checks.mean_within(steps["real"], 30, 39, "x")] == [True, False]
 
 
 def test_median_bounds_are_order_statistics():

@@ -23,7 +23,7 @@ def test_a_claim_test_in_a_mode_decides_its_mode_s_cases_and_those_without_a_mod
 @pytest.mark.parametrize(
     ("claim", "mode", "n", "rows"),
     [
-        ("C4", "absolute", 100, 2000),  # needs 2000 at pairing 0
+        ("C4", "absolute", 100, 1500),  # needs 1500 at pairing 0
         ("C4", "absolute", 3000, 3000),  # never below --n
         ("C1", "absolute", 100, 300),
         ("C10", "absolute", 100, 100),  # beyond the grid: no n known to decide it, none added
@@ -53,8 +53,8 @@ def _item(claim: str, fixture: str, mode: str | None = None) -> SimpleNamespace:
 
 
 def test_an_experiment_runs_at_the_largest_n_of_the_claims_that_share_its_rows():
-    """C4 reads sensitivity (absolute, 2000), C1 its relative mode (100), C14 other-source: the
-    sensitivity rows, in both modes and through its kl view, run at 2000; other-source at 700."""
+    """C4 reads sensitivity (absolute, 1500), C1 its relative mode (100), C14 other-source: the
+    sensitivity rows, in both modes and through its kl view, run at 1500; other-source at 700."""
     items = [
         _item("C4", "sensitivity", "absolute"),
         _item("C1", "sensitivity", "relative"),
@@ -63,7 +63,7 @@ def test_an_experiment_runs_at_the_largest_n_of_the_claims_that_share_its_rows()
     request = SimpleNamespace(session=SimpleNamespace(items=items))
     lab = SimpleNamespace(config=SimpleNamespace(n_needed=True, n=100))
     for name in ("sensitivity", "kl", "reconstruction"):
-        assert rows(request, lab, EXPERIMENTS[name]) == 2000, name
+        assert rows(request, lab, EXPERIMENTS[name]) == 1500, name
     assert rows(request, lab, EXPERIMENTS["other-source"]) == 700
     assert rows(request, lab, EXPERIMENTS["plateau"]) == 100  # no claim of the session reads it
     lab.config.n_needed = False
