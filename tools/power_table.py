@@ -954,7 +954,7 @@ def _oracle_markdown(table: dict) -> list[str]:
         "",
         "## What no valid test can show: the oracle bound",
         "",
-        f"For the KS claim cases hardest to decide at n = {ORACLE_N} and ρ 0.5,",
+        f"For the claim cases hardest to decide at n = {ORACLE_N} and ρ 0.5,",
         "an oracle that knows both laws bounds the power of every valid check. A check of level",
         "5 % passes at most 5 % of the time at *every* law of the claim's null, so in particular",
         "at one boundary law P0; against the paper's laws P1 no test of level 5 % at P0 is more",
