@@ -397,20 +397,17 @@ def _sentinel_contrast_boundaries() -> list[Boundary]:
     1, 2 with probabilities 0.3, 0.05, 0.25, 0.2)."""
     real = _two_point(40, 99, 0.15)
     high, low = _two_point(40, 99, 0.45), _points({30: 0.3, 40: 0.55, 99: 0.15})
+    orders = {"40 vs 99 against 30 vs 40": (high, low), "30 vs 40 against 40 vs 99": (low, high)}
     return [
-        Boundary(
-            "closer",
-            "two stretches at KS 0.3: 40 vs 99 against 30 vs 40, comonotone",
-            {"real": real, "a": high, "b": low},
-            lambda s: checks.closer(s, "a", "b").passed,
-            (1.0,),
-        ),
-        Boundary(
-            "closer",
-            "two stretches at KS 0.3: 30 vs 40 against 40 vs 99, comonotone",
-            {"real": real, "a": low, "b": high},
-            lambda s: checks.closer(s, "a", "b").passed,
-            (1.0,),
+        *(
+            Boundary(
+                "closer",
+                f"two stretches at KS 0.3: {words}, comonotone",
+                {"real": real, "a": a, "b": b},
+                lambda s: checks.closer(s, "a", "b").passed,
+                (1.0,),
+            )
+            for words, (a, b) in orders.items()
         ),
         Boundary(
             "KS gap of gaps (C5, C9)",
