@@ -276,11 +276,16 @@ NL_NEVER = _with_sentinel(NL.mean, 9.0, 0.1, 100)
 """NL-like steps, 10 % "never" (100), the rest earlier: the mean of `NL`."""
 
 
+def _points(masses: Mapping[int, float], cap: int = 99) -> Law:
+    """The law with ``masses`` (step -> probability) on the steps 0..cap."""
+    pmf = np.zeros(cap + 1)
+    for step, mass in masses.items():
+        pmf[step] = mass
+    return Law(np.append(np.cumsum(pmf)[:-1], 1.0))
+
+
 def _two_point(low: int, high: int, p_high: float) -> Law:
-    cdf = np.zeros(high + 1)
-    cdf[low:] = 1 - p_high
-    cdf[-1] = 1.0
-    return Law(cdf)
+    return _points({low: 1 - p_high, high: p_high}, cap=high)
 
 
 def _sentinel_boundaries() -> list[Boundary]:
@@ -371,14 +376,6 @@ def _sentinel_ks_boundaries() -> list[Boundary]:
             above,
         ),
     ]
-
-
-def _points(masses: Mapping[int, float], cap: int = 99) -> Law:
-    """The law with ``masses`` (step -> probability) on the steps 0..cap."""
-    pmf = np.zeros(cap + 1)
-    for step, mass in masses.items():
-        pmf[step] = mass
-    return Law(np.append(np.cumsum(pmf)[:-1], 1.0))
 
 
 def _gap_of_gaps_holds(s: Steps) -> bool:
@@ -648,13 +645,13 @@ class EarlierNull:
         """Boundary laws moving ``later`` at one step: its mass below and above step k
         reweighted so that its mean is ``earlier``'s (a one-step tilt, as for the KS nulls)."""
         law, target, found = laws[self.later], laws[self.earlier].mean, []
-        steps = np.arange(law.cdf.size)
+        pmf, steps = law.pmf, np.arange(law.cdf.size)
         for k in range(law.cdf.size - 1):
             p1 = float(law.cdf[k])
             if not 1e-9 < p1 < 1 - 1e-9:
                 continue
-            below = float(law.pmf[: k + 1] @ steps[: k + 1]) / p1
-            above = float(law.pmf[k + 1 :] @ steps[k + 1 :]) / (1 - p1)
+            below = float(pmf[: k + 1] @ steps[: k + 1]) / p1
+            above = float(pmf[k + 1 :] @ steps[k + 1 :]) / (1 - p1)
             p0 = (above - target) / (above - below)
             if 1e-6 < p0 < 1 - 1e-6:
                 found.append(OracleBound(self.later, self.earlier, k, p1, p0, rho, len(laws)))

@@ -200,7 +200,6 @@ def ks_lower_bound(
     it at most 4.6 % for n = 100-2000 (4.4 % at n = 1000 with 2000 replicates). It is the
     one-term `ks_contrast_bound`.
     """
-    _check_alpha(alpha)
     return ks_contrast_bound([(1, x, y)], "lower", alpha=alpha, n_boot=n_boot, seed=seed)
 
 
@@ -243,6 +242,7 @@ def ks_contrast_bound(
     = 100-1000); docs/power.md has the check's own sizes on such laws.
     """
     _check_side(side)
+    _check_alpha(alpha)
     if not terms:
         raise ValueError("a KS contrast needs at least one (coefficient, x, y) term")
     samples = [(c, _sample(x, "x"), _sample(y, "y")) for c, x, y in terms]
